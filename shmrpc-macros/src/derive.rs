@@ -1,0 +1,392 @@
+//! `#[derive(ShmData)]`: checks the type, then writes its wire twin (a `#[repr(C, packed)]`
+//! struct or an enum with the same discriminants, both deriving zerocopy's traits through
+//! `shmrpc::__private`), the conversions to and from it, its shape, and one layout assertion per
+//! field that names the padding, where it is and how many bytes, if there is any.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::{Data, DeriveInput, Fields, Ident, Type};
+
+use crate::ctxt::Errors;
+use crate::{naming, types};
+
+/// What `#[repr]` says.
+#[derive(Default)]
+struct Repr {
+    c: bool,
+    transparent: bool,
+    packed: Option<Span>,
+    int: Option<Ident>,
+}
+
+pub(crate) fn shm_data(input: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let input: DeriveInput = match syn::parse2(input) {
+        Ok(input) => input,
+        Err(e) => return e.to_compile_error(),
+    };
+    let repr = repr(&input, &mut errors);
+    let krate = krate(&input, &mut errors);
+    if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
+        errors.at(
+            &input.generics,
+            "a ShmData type cannot be generic: each instance would need its own checked layout; \
+             define one type per concrete field type",
+        );
+    }
+    let out = match &input.data {
+        Data::Struct(data) => structure(&input, &data.fields, &repr, &krate, &mut errors),
+        Data::Enum(data) => enumeration(&input, data, &repr, &krate, &mut errors),
+        Data::Union(u) => {
+            errors.at(
+                u.union_token,
+                "a union cannot derive ShmData: which field holds the value cannot be checked; use a \
+                 struct with a tag field, or a field-less enum",
+            );
+            TokenStream::new()
+        }
+    };
+    if errors.is_empty() {
+        out
+    } else {
+        errors.to_compile_errors()
+    }
+}
+
+fn repr(input: &DeriveInput, errors: &mut Errors) -> Repr {
+    let mut repr = Repr::default();
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("repr")) {
+        let result = attr.parse_nested_meta(|meta| {
+            let ident = meta
+                .path
+                .get_ident()
+                .map(|i| i.unraw().to_string())
+                .unwrap_or_default();
+            match ident.as_str() {
+                "C" => repr.c = true,
+                "transparent" => repr.transparent = true,
+                "packed" => {
+                    repr.packed = Some(meta.path.span());
+                    if meta.input.peek(syn::token::Paren) {
+                        let _content;
+                        syn::parenthesized!(_content in meta.input);
+                    }
+                }
+                "align" => {
+                    let _content;
+                    syn::parenthesized!(_content in meta.input);
+                }
+                _ => repr.int = meta.path.get_ident().cloned(),
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    repr
+}
+
+fn krate(input: &DeriveInput, errors: &mut Errors) -> syn::Path {
+    let mut krate: syn::Path = syn::parse_quote!(::shmrpc);
+    for attr in input.attrs.iter().filter(|a| a.path().is_ident("shmrpc")) {
+        let result = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("crate") {
+                let value: syn::LitStr = meta.value()?.parse()?;
+                krate = value.parse()?;
+                Ok(())
+            } else {
+                Err(meta
+                    .error("unknown argument; #[shmrpc(...)] takes `crate = \"<path to shmrpc>\"`"))
+            }
+        });
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    krate
+}
+
+/// The field's name in messages and shapes: `mean`, or `0` for a tuple struct.
+fn field_name(field: &syn::Field, index: usize) -> String {
+    field
+        .ident
+        .as_ref()
+        .map_or_else(|| index.to_string(), |i| i.unraw().to_string())
+}
+
+/// `mean`, or `0`, as a member expression.
+fn member(field: &syn::Field, index: usize) -> syn::Member {
+    match &field.ident {
+        Some(ident) => syn::Member::Named(ident.clone()),
+        None => syn::Member::Unnamed(syn::Index {
+            index: index as u32,
+            span: field.span(),
+        }),
+    }
+}
+
+fn structure(
+    input: &DeriveInput,
+    fields: &Fields,
+    repr: &Repr,
+    krate: &syn::Path,
+    errors: &mut Errors,
+) -> TokenStream {
+    let name = &input.ident;
+    if let Some(span) = repr.packed {
+        errors.at_span(
+            span,
+            "a packed struct cannot derive ShmData; remove `packed` and make the padding explicit \
+             with `_pad: [u8; N]` fields",
+        );
+    } else if !repr.c && !repr.transparent {
+        errors.at(
+            name,
+            format!(
+                "`{name}` needs a fixed field order and layout to be shared between processes: add \
+                 #[repr(C)] to it"
+            ),
+        );
+    }
+    let fields: Vec<&syn::Field> = fields.iter().collect();
+    if fields.is_empty() {
+        errors.at(
+            name,
+            format!("`{name}` has no fields, so it carries nothing; add fields or remove it"),
+        );
+    }
+    for field in &fields {
+        types::check(&field.ty, errors);
+    }
+    if !errors.is_empty() {
+        return TokenStream::new();
+    }
+    let private = quote!(#krate::__private);
+    let wire = naming::wire();
+    let tys: Vec<&Type> = fields.iter().map(|f| &f.ty).collect();
+    let members: Vec<syn::Member> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| member(f, i))
+        .collect();
+    let locals: Vec<Ident> = (0..fields.len())
+        .map(|i| naming::local(&format!("f{i}")))
+        .collect();
+    let names: Vec<String> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| field_name(f, i))
+        .collect();
+    let wire_fields = fields.iter().zip(&tys).map(|(f, ty)| {
+        let ident = f.ident.iter();
+        quote_spanned!(ty.span()=> pub #(#ident:)* <#ty as #krate::ShmData>::Wire)
+    });
+    let wire_def = if fields[0].ident.is_some() {
+        quote!(pub struct #wire { #(#wire_fields),* })
+    } else {
+        quote!(pub struct #wire(#(#wire_fields),*);)
+    };
+    let zc_path = format!(
+        "{}::__private::zerocopy",
+        quote!(#krate).to_string().replace(' ', "")
+    );
+    let layout = padding_checks(name, &members, &names, &tys, &private);
+    let name_str = name.unraw().to_string();
+    quote! {
+        const _: () = {
+            #[derive(
+                #private::zerocopy::TryFromBytes,
+                #private::zerocopy::IntoBytes,
+                #private::zerocopy::Immutable
+            )]
+            #[zerocopy(crate = #zc_path)]
+            #[repr(C, packed)]
+            #[allow(non_camel_case_types, non_snake_case, missing_docs, missing_debug_implementations)]
+            #wire_def
+
+            impl #krate::ShmData for #name {
+                type Wire = #wire;
+                const SHAPE: &'static #private::Shape = &#private::Shape::Struct {
+                    name: #name_str,
+                    size: #private::core::mem::size_of::<Self>(),
+                    fields: &[#(#private::Field {
+                        name: #names,
+                        offset: #private::core::mem::offset_of!(Self, #members),
+                        shape: <#tys as #krate::ShmData>::SHAPE,
+                    }),*],
+                };
+                #[inline]
+                fn into_wire(self) -> #wire {
+                    let #name { #(#members: #locals),* } = self;
+                    #wire { #(#members: #krate::ShmData::into_wire(#locals)),* }
+                }
+                #[inline]
+                fn from_wire(wire: #wire) -> Self {
+                    let #wire { #(#members: #locals),* } = wire;
+                    #name { #(#members: #krate::ShmData::from_wire(#locals)),* }
+                }
+            }
+
+            #layout
+        };
+    }
+}
+
+/// One assertion per field that there is no padding before it, and one for the end. Each names
+/// the gap in bytes (up to 15; larger gaps come only from `align`) and the fix.
+fn padding_checks(
+    name: &Ident,
+    members: &[syn::Member],
+    names: &[String],
+    tys: &[&Type],
+    private: &TokenStream,
+) -> TokenStream {
+    let size = |ty: &Type| quote!(#private::core::mem::size_of::<#ty>());
+    let offset = |m: &syn::Member| quote!(#private::core::mem::offset_of!(#name, #m));
+    let mut checks = Vec::new();
+    for i in 0..members.len() {
+        let end_of_previous = if i == 0 {
+            quote!(0usize)
+        } else {
+            let (o, s) = (offset(&members[i - 1]), size(tys[i - 1]));
+            quote!(#o + #s)
+        };
+        let here = offset(&members[i]);
+        let gap = quote!(#here - (#end_of_previous));
+        let place = format!("before field `{}`", names[i]);
+        let fix = format!("add a field `_pad: [u8; N]` just before `{}`", names[i]);
+        checks.push(gap_check(name, &gap, &place, &fix, tys[i].span(), private));
+    }
+    let (o, s) = (
+        offset(members.last().expect("fields")),
+        size(tys[tys.len() - 1]),
+    );
+    let tail = quote!(#private::core::mem::size_of::<#name>() - (#o + #s));
+    let place = format!("at its end, after field `{}`", names[names.len() - 1]);
+    let fix = "add a last field `_pad: [u8; N]`".to_owned();
+    checks.push(gap_check(name, &tail, &place, &fix, name.span(), private));
+    quote!(#(#checks)*)
+}
+
+fn gap_check(
+    name: &Ident,
+    gap: &TokenStream,
+    place: &str,
+    fix: &str,
+    span: Span,
+    private: &TokenStream,
+) -> TokenStream {
+    let arms = (1..=15usize).map(|n| {
+        let message = format!(
+            "`{name}` has {n} byte{} of padding {place}: padding bytes are undefined and cannot be \
+             shared between processes; {} (or order the fields largest first)",
+            if n == 1 { "" } else { "s" },
+            fix.replace("[u8; N]", &format!("[u8; {n}]")),
+        );
+        quote!(#n => #private::core::panic!(#message),)
+    });
+    let other = format!(
+        "`{name}` has padding {place}: padding bytes are undefined and cannot be shared between \
+         processes; {fix}"
+    );
+    quote_spanned! {span=>
+        const _: () = match #gap {
+            0 => {}
+            #(#arms)*
+            _ => #private::core::panic!(#other),
+        };
+    }
+}
+
+fn enumeration(
+    input: &DeriveInput,
+    data: &syn::DataEnum,
+    repr: &Repr,
+    krate: &syn::Path,
+    errors: &mut Errors,
+) -> TokenStream {
+    let name = &input.ident;
+    let int = repr
+        .int
+        .as_ref()
+        .filter(|i| matches!(i.to_string().as_str(), "u8" | "u16" | "u32" | "u64"));
+    if int.is_none() {
+        errors.at(
+            name,
+            format!(
+                "`{name}` needs a fixed size to be shared between processes: add #[repr(u8)], \
+                 #[repr(u16)], #[repr(u32)] or #[repr(u64)] to it"
+            ),
+        );
+    }
+    if data.variants.is_empty() {
+        errors.at(
+            name,
+            format!("`{name}` has no variants, so no value of it can be sent; add variants"),
+        );
+    }
+    for v in &data.variants {
+        if !matches!(v.fields, Fields::Unit) {
+            errors.at(
+                &v.fields,
+                format!(
+                    "variant `{}` carries data; a ShmData enum must be field-less. Use a #[repr(C)] \
+                     struct with a tag field and the data instead",
+                    v.ident
+                ),
+            );
+        }
+    }
+    let Some(int) = int.filter(|_| errors.is_empty()) else {
+        return TokenStream::new();
+    };
+    let private = quote!(#krate::__private);
+    let wire = naming::wire();
+    let variants: Vec<&Ident> = data.variants.iter().map(|v| &v.ident).collect();
+    let wire_variants = data.variants.iter().map(|v| {
+        let ident = &v.ident;
+        match &v.discriminant {
+            Some((_, expr)) => quote!(#ident = #expr),
+            None => quote!(#ident),
+        }
+    });
+    let variant_names: Vec<String> = variants.iter().map(|v| v.unraw().to_string()).collect();
+    let zc_path = format!(
+        "{}::__private::zerocopy",
+        quote!(#krate).to_string().replace(' ', "")
+    );
+    let name_str = name.unraw().to_string();
+    quote! {
+        const _: () = {
+            #[derive(
+                #private::zerocopy::TryFromBytes,
+                #private::zerocopy::IntoBytes,
+                #private::zerocopy::Immutable
+            )]
+            #[zerocopy(crate = #zc_path)]
+            #[repr(#int)]
+            #[allow(non_camel_case_types, missing_docs, missing_debug_implementations, dead_code)]
+            pub enum #wire { #(#wire_variants),* }
+
+            impl #krate::ShmData for #name {
+                type Wire = #wire;
+                const SHAPE: &'static #private::Shape = &#private::Shape::Enum {
+                    name: #name_str,
+                    repr: <#int as #krate::ShmData>::SHAPE,
+                    variants: &[#(#private::Variant { name: #variant_names, value: #name::#variants as u64 }),*],
+                };
+                #[inline]
+                fn into_wire(self) -> #wire {
+                    match self { #(#name::#variants => #wire::#variants),* }
+                }
+                #[inline]
+                fn from_wire(wire: #wire) -> Self {
+                    match wire { #(#wire::#variants => #name::#variants),* }
+                }
+            }
+        };
+    }
+}

@@ -1,0 +1,80 @@
+//! Every name the macros generate, in one place.
+
+use proc_macro2::{Ident, Span};
+use quote::format_ident;
+
+/// `CalculatorClient`
+pub(crate) fn client(service: &Ident) -> Ident {
+    format_ident!("{}Client", service)
+}
+
+/// `CalculatorServer`
+pub(crate) fn server(service: &Ident) -> Ident {
+    format_ident!("{}Server", service)
+}
+
+/// Inherent items of the generated client: a trait method may not take these names.
+pub(crate) const CLIENT_ITEMS: &[&str] = &["connect", "connect_with"];
+
+/// Prefix reserved for generated identifiers.
+pub(crate) const RESERVED_PREFIX: &str = "__shmrpc";
+
+fn hidden(name: String) -> Ident {
+    // Mixed-site hygiene: a user's identifier can never resolve to (or shadow) these.
+    Ident::new(&name, Span::mixed_site())
+}
+
+/// The codec of argument `index` of method `tag`.
+pub(crate) fn arg_codec(tag: u32, index: usize) -> Ident {
+    hidden(format!("__SHMRPC_M{tag}_ARG{index}"))
+}
+
+/// The codec of the result of method `tag`.
+pub(crate) fn reply_codec(tag: u32) -> Ident {
+    hidden(format!("__SHMRPC_M{tag}_REPLY"))
+}
+
+/// The request length of method `tag`.
+pub(crate) fn request_len(tag: u32) -> Ident {
+    hidden(format!("__SHMRPC_M{tag}_REQUEST_LEN"))
+}
+
+/// The slot bytes method `tag` needs (0 when compiled out).
+pub(crate) fn slot_need(tag: u32) -> Ident {
+    hidden(format!("__SHMRPC_M{tag}_NEED"))
+}
+
+/// The shape of method `tag` (`None` when compiled out).
+pub(crate) fn method_shape(tag: u32) -> Ident {
+    hidden(format!("__SHMRPC_M{tag}_SHAPE"))
+}
+
+/// The slot capacity of the service.
+pub(crate) fn capacity() -> Ident {
+    hidden("__SHMRPC_CAPACITY".into())
+}
+
+/// The interface static.
+pub(crate) fn interface() -> Ident {
+    hidden("__SHMRPC_INTERFACE".into())
+}
+
+/// The dispatch function.
+pub(crate) fn dispatch() -> Ident {
+    hidden("__shmrpc_dispatch".into())
+}
+
+/// A generated local variable.
+pub(crate) fn local(name: &str) -> Ident {
+    hidden(format!("__shmrpc_{name}"))
+}
+
+/// The decoded argument `index`.
+pub(crate) fn decoded_arg(index: usize) -> Ident {
+    hidden(format!("__shmrpc_arg{index}"))
+}
+
+/// The wire twin of a derived type.
+pub(crate) fn wire() -> Ident {
+    hidden("__ShmrpcWire".into())
+}

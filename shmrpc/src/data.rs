@@ -1,0 +1,306 @@
+//! What can cross a slot: [`ShmData`] types, and the results methods may return.
+//!
+//! Every `ShmData` type has a *wire* twin: for primitives the type itself, for arrays an array of
+//! the element's twin, for a derived struct a `#[repr(C, packed)]` copy with the same fields, for a
+//! derived enum a copy with the same discriminants. Zerocopy derives the byte conversions of the
+//! twin and validates every read (`try_read_from_bytes`: a `bool` byte of 2, a `char` above
+//! `0x10FFFF` or an unknown discriminant is refused), so no `unsafe` is needed anywhere to turn
+//! bytes into values. The user's own type never implements zerocopy's traits, so they never
+//! become part of its public API.
+
+use zerocopy::{Immutable, IntoBytes, TryFromBytes};
+
+use crate::interface::{ReplyShape, Shape};
+
+/// A value of fixed size and layout that can be copied through shared memory: the same bytes
+/// mean the same value in every process, 32- or 64-bit.
+///
+/// Implemented for `u8 u16 u32 u64 u128 i8 i16 i32 i64 i128 f32 f64 bool char`, for arrays
+/// `[T; N]` of `ShmData` types, and by `#[derive(ShmData)]` for a `#[repr(C)]` or
+/// `#[repr(transparent)]` struct of `ShmData` fields without padding, and for a field-less enum
+/// with `#[repr(u8|u16|u32|u64)]`. Not for `usize`/`isize`, whose size differs between 32- and
+/// 64-bit processes, nor for anything holding a pointer (`&T`, `String`, `Vec`, `Box`).
+///
+/// ```
+/// use shmrpc::ShmData;
+///
+/// #[derive(Clone, Copy, Debug, PartialEq, ShmData)]
+/// #[repr(C)]
+/// pub struct Point { pub x: f64, pub y: f64, pub id: u32, pub _pad: u32 }
+///
+/// #[derive(Clone, Copy, Debug, PartialEq, Eq, ShmData)]
+/// #[repr(u8)]
+/// pub enum Color { Red = 1, Green = 2 }
+/// ```
+///
+/// Implement it only through the derive: the hidden items are shmrpc's, and change between
+/// versions.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be carried in a shared-memory slot",
+    label = "not `ShmData`",
+    note = "shmrpc carries fixed-size plain data: u8..u128, i8..i128 (not usize/isize), f32, f64, \
+            bool, char, arrays [T; N] of those, and #[repr(C)] structs or #[repr(u8..u64)] enums \
+            with #[derive(shmrpc::ShmData)]",
+    note = "for text or a variable number of items (String, Vec, Box, &str, &[T]) use a fixed \
+            array such as [u8; N] with a length field"
+)]
+pub trait ShmData: Sized + 'static {
+    /// The twin zerocopy converts to and from bytes.
+    #[doc(hidden)]
+    type Wire: TryFromBytes + IntoBytes + Immutable + 'static;
+    /// What the type looks like, for the interface fingerprint.
+    #[doc(hidden)]
+    const SHAPE: &'static Shape;
+    #[doc(hidden)]
+    fn into_wire(self) -> Self::Wire;
+    #[doc(hidden)]
+    fn from_wire(wire: Self::Wire) -> Self;
+}
+
+macro_rules! primitive {
+    ($($t:ty),*) => {$(
+        impl ShmData for $t {
+            type Wire = $t;
+            const SHAPE: &'static Shape = &Shape::Primitive {
+                name: stringify!($t),
+                size: core::mem::size_of::<$t>(),
+            };
+            #[inline(always)]
+            fn into_wire(self) -> $t { self }
+            #[inline(always)]
+            fn from_wire(wire: $t) -> $t { wire }
+        }
+    )*};
+}
+
+primitive!(
+    u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, f32, f64, bool, char
+);
+
+impl<T: ShmData, const N: usize> ShmData for [T; N] {
+    type Wire = [T::Wire; N];
+    const SHAPE: &'static Shape = &Shape::Array {
+        element: T::SHAPE,
+        len: N,
+    };
+    #[inline]
+    fn into_wire(self) -> Self::Wire {
+        self.map(T::into_wire)
+    }
+    #[inline]
+    fn from_wire(wire: Self::Wire) -> Self {
+        wire.map(T::from_wire)
+    }
+}
+
+/// Why bytes were refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Invalid(pub &'static str);
+
+/// Writes `value` as bytes into `out`, which must be exactly its size.
+#[inline]
+pub(crate) fn encode<T: ShmData>(value: T, out: &mut [u8]) {
+    out.copy_from_slice(value.into_wire().as_bytes());
+}
+
+/// Reads and validates a value from exactly its size of bytes.
+#[inline]
+pub(crate) fn decode<T: ShmData>(bytes: &[u8]) -> Result<T, Invalid> {
+    match T::Wire::try_read_from_bytes(bytes) {
+        Ok(wire) => Ok(T::from_wire(wire)),
+        Err(zerocopy::TryReadError::Size(_)) => Err(Invalid("wrong length")),
+        Err(zerocopy::TryReadError::Validity(_)) => {
+            Err(Invalid("a value out of range for its type"))
+        }
+    }
+}
+
+/// What a method may return: `()`, a [`ShmData`] type, or `Result<T, E>` / `Option<T>` of
+/// `ShmData` types.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned through a shared-memory slot",
+    label = "not a result shmrpc can carry",
+    note = "a method may return (), a ShmData type, or Result<T, E> / Option<T> of ShmData types"
+)]
+pub trait Reply: Sized + 'static {
+    /// Bytes the encoded value takes.
+    #[doc(hidden)]
+    const SIZE: usize;
+    #[doc(hidden)]
+    const SHAPE: ReplyShape;
+    #[doc(hidden)]
+    fn encode(self, out: &mut [u8]);
+    #[doc(hidden)]
+    fn decode(bytes: &[u8]) -> Result<Self, Invalid>;
+}
+
+impl Reply for () {
+    const SIZE: usize = 0;
+    const SHAPE: ReplyShape = ReplyShape::Unit;
+    fn encode(self, _out: &mut [u8]) {}
+    fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
+        if bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(Invalid("wrong length"))
+        }
+    }
+}
+
+impl<T: ShmData> Reply for T {
+    const SIZE: usize = core::mem::size_of::<T::Wire>();
+    const SHAPE: ReplyShape = ReplyShape::Value(T::SHAPE);
+    #[inline]
+    fn encode(self, out: &mut [u8]) {
+        encode(self, out);
+    }
+    #[inline]
+    fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
+        decode(bytes)
+    }
+}
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
+/// A one-byte variant tag, then the variant's bytes, then zeros up to the larger variant.
+fn split_tagged(bytes: &[u8], size: usize) -> Result<(u8, &[u8]), Invalid> {
+    match bytes.split_first() {
+        Some((tag, rest)) if bytes.len() == size => Ok((*tag, rest)),
+        _ => Err(Invalid("wrong length")),
+    }
+}
+
+impl<T: ShmData, E: ShmData> Reply for Result<T, E> {
+    const SIZE: usize = 1 + max(
+        core::mem::size_of::<T::Wire>(),
+        core::mem::size_of::<E::Wire>(),
+    );
+    const SHAPE: ReplyShape = ReplyShape::Result(T::SHAPE, E::SHAPE);
+    fn encode(self, out: &mut [u8]) {
+        out.fill(0);
+        let (tag, rest) = out.split_first_mut().expect("SIZE >= 1");
+        match self {
+            Ok(v) => encode(v, &mut rest[..core::mem::size_of::<T::Wire>()]),
+            Err(e) => {
+                *tag = 1;
+                encode(e, &mut rest[..core::mem::size_of::<E::Wire>()]);
+            }
+        }
+    }
+    fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
+        match split_tagged(bytes, Self::SIZE)? {
+            (0, rest) => Ok(Ok(decode(&rest[..core::mem::size_of::<T::Wire>()])?)),
+            (1, rest) => Ok(Err(decode(&rest[..core::mem::size_of::<E::Wire>()])?)),
+            _ => Err(Invalid("a Result tag other than Ok or Err")),
+        }
+    }
+}
+
+impl<T: ShmData> Reply for Option<T> {
+    const SIZE: usize = 1 + core::mem::size_of::<T::Wire>();
+    const SHAPE: ReplyShape = ReplyShape::Option(T::SHAPE);
+    fn encode(self, out: &mut [u8]) {
+        out.fill(0);
+        if let Some(v) = self {
+            out[0] = 1;
+            encode(v, &mut out[1..]);
+        }
+    }
+    fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
+        match split_tagged(bytes, Self::SIZE)? {
+            (0, _) => Ok(None),
+            (1, rest) => Ok(Some(decode(rest)?)),
+            _ => Err(Invalid("an Option tag other than None or Some")),
+        }
+    }
+}
+
+/// How generated code encodes and decodes one argument type. Built by [`codec`], the one place
+/// where the type must be `ShmData`, so a wrong type is reported once, on its own span.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Codec<T> {
+    pub size: usize,
+    pub shape: &'static Shape,
+    pub encode: fn(T, &mut [u8]),
+    pub decode: fn(&[u8]) -> Result<T, Invalid>,
+}
+
+#[doc(hidden)]
+pub const fn codec<T: ShmData>() -> Codec<T> {
+    Codec {
+        size: core::mem::size_of::<T::Wire>(),
+        shape: T::SHAPE,
+        encode: encode::<T>,
+        decode: decode::<T>,
+    }
+}
+
+/// As [`Codec`], for a method's result.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ReplyCodec<R> {
+    pub size: usize,
+    pub shape: ReplyShape,
+    pub encode: fn(R, &mut [u8]),
+    pub decode: fn(&[u8]) -> Result<R, Invalid>,
+}
+
+#[doc(hidden)]
+pub const fn reply<R: Reply>() -> ReplyCodec<R> {
+    ReplyCodec {
+        size: R::SIZE,
+        shape: R::SHAPE,
+        encode: R::encode,
+        decode: R::decode,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip<R: Reply + PartialEq + std::fmt::Debug + Clone>(v: R) {
+        let mut buf = vec![0xEE; R::SIZE];
+        v.clone().encode(&mut buf);
+        assert_eq!(R::decode(&buf), Ok(v));
+    }
+
+    #[test]
+    fn primitives_arrays_and_results_round_trip() {
+        round_trip(-5i64);
+        round_trip(u128::MAX);
+        round_trip('é');
+        round_trip(true);
+        round_trip([1.5f64, -0.0, f64::INFINITY]);
+        round_trip([[1u8, 2], [3, 4]]);
+        round_trip(Ok::<u8, u64>(3));
+        round_trip(Err::<u8, u64>(u64::MAX));
+        round_trip(Some(7u16));
+        round_trip(None::<u16>);
+        round_trip(());
+    }
+
+    #[test]
+    fn invalid_bytes_are_refused_not_trusted() {
+        assert_eq!(
+            bool::decode(&[2]),
+            Err(Invalid("a value out of range for its type"))
+        );
+        assert!(char::decode(&0x11_0000u32.to_ne_bytes()).is_err());
+        assert!(char::decode(&0xD800u32.to_ne_bytes()).is_err());
+        assert!(<Option<u8>>::decode(&[2, 0]).is_err());
+        assert!(<Result<u8, u8>>::decode(&[7, 0]).is_err());
+        assert!(u32::decode(&[0, 0]).is_err());
+        assert!(<()>::decode(&[0]).is_err());
+    }
+
+    #[test]
+    fn sizes_are_the_same_on_32_and_64_bit() {
+        assert_eq!(<Result<u8, u64>>::SIZE, 9);
+        assert_eq!(<Option<[u32; 3]>>::SIZE, 13);
+        assert_eq!(<[u128; 2]>::SIZE, 32);
+    }
+}

@@ -1,0 +1,95 @@
+//! Test-only fault injection: makes this process kill or stop itself at a named protocol step.
+//!
+//! Compiled in only with the `fault-injection` feature, which only the test crate enables; in
+//! every other build `point` is an empty inline function. With the feature, the environment
+//! variable `SHMRPC_FAULT=<step>:<action>` (read once) picks one step, for example
+//! `client-locked:kill` or `server-took-request:stop`. Actions: `kill` (SIGKILL, the process
+//! dies at once), `stop` (SIGSTOP, it freezes), `sleep-<ms>`.
+
+/// A step of the call protocol at which a test may inject a fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// Client: holds the lock, nothing written yet.
+    ClientLocked,
+    /// Client: request bytes written, not yet marked as a request.
+    ClientWroteRequest,
+    /// Client: request marked and exec rung.
+    ClientRangExec,
+    /// Client: its response arrived, not yet read.
+    ClientGotResponse,
+    /// Client: about to release the lock.
+    ClientReleasing,
+    /// Server: took a request, not yet dispatched.
+    ServerTookRequest,
+    /// Server: the method returned, response not yet written.
+    ServerDispatched,
+    /// Server: response written, done not yet rung.
+    ServerWroteResponse,
+}
+
+impl Step {
+    /// Every step, in protocol order.
+    pub const ALL: [Step; 8] = [
+        Step::ClientLocked,
+        Step::ClientWroteRequest,
+        Step::ClientRangExec,
+        Step::ClientGotResponse,
+        Step::ClientReleasing,
+        Step::ServerTookRequest,
+        Step::ServerDispatched,
+        Step::ServerWroteResponse,
+    ];
+
+    /// The step's name in `SHMRPC_FAULT`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::ClientLocked => "client-locked",
+            Step::ClientWroteRequest => "client-wrote-request",
+            Step::ClientRangExec => "client-rang-exec",
+            Step::ClientGotResponse => "client-got-response",
+            Step::ClientReleasing => "client-releasing",
+            Step::ServerTookRequest => "server-took-request",
+            Step::ServerDispatched => "server-dispatched",
+            Step::ServerWroteResponse => "server-wrote-response",
+        }
+    }
+
+    /// Whether the step is on the client's side.
+    pub fn is_client(self) -> bool {
+        self.name().starts_with("client")
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub(crate) fn point(_step: Step) {}
+
+#[cfg(feature = "fault-injection")]
+pub(crate) fn point(step: Step) {
+    use std::sync::OnceLock;
+    static PLAN: OnceLock<Option<(String, String)>> = OnceLock::new();
+    let plan = PLAN.get_or_init(|| {
+        let spec = std::env::var("SHMRPC_FAULT").ok()?;
+        let (step, action) = spec.split_once(':')?;
+        Some((step.to_owned(), action.to_owned()))
+    });
+    let Some((name, action)) = plan else { return };
+    if name != step.name() {
+        return;
+    }
+    let me = rustix::process::getpid();
+    match action.as_str() {
+        "kill" => {
+            let _ = rustix::process::kill_process(me, rustix::process::Signal::KILL);
+        }
+        "stop" => {
+            let _ = rustix::process::kill_process(me, rustix::process::Signal::STOP);
+        }
+        other => {
+            if let Some(ms) = other.strip_prefix("sleep-").and_then(|ms| ms.parse().ok()) {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+            }
+        }
+    }
+}

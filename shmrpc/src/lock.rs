@@ -1,0 +1,250 @@
+//! The client lock: one client at a time uses the slot, and a dead holder never blocks anyone.
+//!
+//! The lock is one 64-bit word in the segment. Its low half holds the owner's pid and a
+//! `WAITERS` bit, and is the futex that waiters sleep on; its high half holds the owner's
+//! process tag (its start time), so that a pid the kernel has since given to another process is
+//! not mistaken for the owner. Zero pid bits mean free, whatever the other bits say.
+//!
+//! Taking a free lock is one compare-and-swap; releasing it is one swap, plus a futex wake only
+//! when someone sleeps. A waiter sleeps in slices of [`PROBE_INTERVAL`]; whenever a slice passes
+//! with the same owner, it asks the kernel whether that process still lives (`kill(pid, 0)` and
+//! `/proc/<pid>/stat`). A dead owner's lock is taken over with one compare-and-swap, so at most
+//! one waiter wins it. This works whatever the word holds: a value written by garbage names
+//! a process that does not exist, or one whose start time differs, and is taken over in turn.
+//!
+//! A `pthread_mutex_t` with `PTHREAD_MUTEX_ROBUST` was rejected: glibc keeps a robust mutex on a
+//! per-thread list linked *through the mutex*, so bytes written into the segment by another
+//! process would become pointers that glibc follows and writes through.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::sys;
+
+/// How long a waiter sleeps before it checks that the owner is still alive.
+pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(5);
+
+const PID_MASK: u64 = 0x3fff_ffff;
+const WAITERS: u64 = 1 << 31;
+
+/// Who holds the lock: a pid and the process's tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Owner(u64);
+
+impl Owner {
+    /// This process.
+    pub(crate) fn me() -> Self {
+        Owner((u64::from(sys::process_tag()) << 32) | (u64::from(sys::pid()) & PID_MASK))
+    }
+
+    fn of(word: u64) -> Self {
+        Owner(word & !WAITERS)
+    }
+
+    fn pid(self) -> u32 {
+        (self.0 & PID_MASK) as u32
+    }
+
+    fn tag(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+
+    fn alive(self) -> bool {
+        sys::process_alive(self.pid(), self.tag())
+    }
+}
+
+/// How an attempt to take the lock ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// Taken from a free lock.
+    Free,
+    /// Taken over from a holder that died (or from a word written by garbage).
+    FromDeadOwner,
+}
+
+/// The lock in a segment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lock<'a> {
+    word: &'a AtomicU64,
+    /// The low half of `word`, as the kernel sees it.
+    futex: &'a AtomicU32,
+}
+
+impl<'a> Lock<'a> {
+    /// `word` is the lock word; `futex` must be its low half.
+    pub(crate) fn new(word: &'a AtomicU64, futex: &'a AtomicU32) -> Self {
+        Lock { word, futex }
+    }
+
+    /// Takes the lock for `me`, waiting until `deadline` at most. `None`: timed out.
+    pub(crate) fn acquire(&self, me: Owner, deadline: Instant) -> Option<Acquired> {
+        let mut slept = false;
+        // The owner seen when the current wait began, and since when.
+        let mut watched: Option<(Owner, Instant)> = None;
+        let mut spins = 0u32;
+        loop {
+            let cur = self.word.load(Ordering::Relaxed);
+            if Owner::of(cur).pid() == 0 {
+                // After sleeping, someone else may sleep too: keep the WAITERS bit so that our
+                // release wakes them.
+                let new = me.0 | if slept { WAITERS } else { cur & WAITERS };
+                if self.cas(cur, new) {
+                    return Some(Acquired::Free);
+                }
+                continue;
+            }
+            if spins < 64 {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            let owner = Owner::of(cur);
+            match watched {
+                Some((o, since)) if o == owner => {
+                    if now.duration_since(since) >= PROBE_INTERVAL {
+                        if !owner.alive() {
+                            if self.cas(cur, me.0 | WAITERS) {
+                                return Some(Acquired::FromDeadOwner);
+                            }
+                            continue;
+                        }
+                        watched = Some((owner, now));
+                    }
+                }
+                _ => watched = Some((owner, now)),
+            }
+            if cur & WAITERS == 0 && !self.cas(cur, cur | WAITERS) {
+                continue;
+            }
+            let slice = PROBE_INTERVAL.min(deadline - now);
+            sys::futex_wait(self.futex, (cur | WAITERS) as u32, Some(slice));
+            slept = true;
+        }
+    }
+
+    fn cas(&self, from: u64, to: u64) -> bool {
+        self.word
+            .compare_exchange(from, to, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Releases the lock if `me` still holds it, waking one sleeper.
+    pub(crate) fn release(&self, me: Owner) {
+        let mut cur = self.word.load(Ordering::Relaxed);
+        loop {
+            if Owner::of(cur) != me {
+                // Taken over (we were thought dead) or overwritten: not ours to release.
+                return;
+            }
+            match self
+                .word
+                .compare_exchange(cur, 0, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => cur = now,
+            }
+        }
+        if cur & WAITERS != 0 {
+            sys::futex_wake(self.futex, 1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// A lock word in private memory, with its low half (little-endian only).
+    struct Word(Box<AtomicU64>);
+
+    impl Word {
+        fn new(v: u64) -> Self {
+            Word(Box::new(AtomicU64::new(v)))
+        }
+        fn lock(&self) -> Lock<'_> {
+            let ptr: *const AtomicU64 = &*self.0;
+            // SAFETY: (test only) the low half of an aligned AtomicU64 on a little-endian target.
+            let futex = unsafe { AtomicU32::from_ptr(ptr.cast_mut().cast()) };
+            Lock::new(&self.0, futex)
+        }
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(2)
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn free_lock_is_taken_and_released() {
+        let w = Word::new(0);
+        let me = Owner::me();
+        assert_eq!(w.lock().acquire(me, soon()), Some(Acquired::Free));
+        assert_eq!(Owner::of(w.0.load(Ordering::Relaxed)), me);
+        w.lock().release(me);
+        assert_eq!(w.0.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn a_nonexistent_owner_is_taken_over() {
+        // pid 0x3fff_fff0 exceeds any pid_max.
+        let w = Word::new(0x3fff_fff0);
+        let start = Instant::now();
+        assert_eq!(
+            w.lock().acquire(Owner::me(), soon()),
+            Some(Acquired::FromDeadOwner)
+        );
+        assert!(start.elapsed() < Duration::from_millis(100));
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn a_live_pid_with_another_start_time_is_taken_over() {
+        let me = Owner::me();
+        let impostor = Owner(me.0 ^ (0xdead_u64 << 32));
+        let w = Word::new(impostor.0);
+        assert_eq!(w.lock().acquire(me, soon()), Some(Acquired::FromDeadOwner));
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn a_live_owner_makes_waiters_time_out() {
+        let w = Word::new(Owner::me().0);
+        let t = Instant::now();
+        assert_eq!(
+            w.lock().acquire(Owner::me(), t + Duration::from_millis(30)),
+            None
+        );
+        assert!(t.elapsed() >= Duration::from_millis(30));
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn threads_exclude_each_other() {
+        let w = Arc::new(Word::new(0));
+        let inside = Arc::new(AtomicU32::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (w, inside) = (w.clone(), inside.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..2000 {
+                        let lock = w.lock();
+                        lock.acquire(Owner::me(), soon()).unwrap();
+                        assert_eq!(inside.fetch_add(1, Ordering::Relaxed), 0);
+                        inside.fetch_sub(1, Ordering::Relaxed);
+                        lock.release(Owner::me());
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+    }
+}

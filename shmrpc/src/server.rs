@@ -1,0 +1,347 @@
+//! The server side: the dispatch loop and its handle.
+//!
+//! The loop sleeps on the exec doorbell with no timeout (an idle server uses no CPU), takes a
+//! request by moving the slot from `Request` to `Processing` with one compare-and-swap, copies
+//! it out of the segment, and hands the private copy to the generated dispatch, which validates
+//! the method tag and every value before calling the method. A panic in the method is caught and
+//! answered as such. The loop keeps its own copy of the header and description, and puts them
+//! back whenever it is about to sleep and finds them changed.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::data::Invalid;
+use crate::interface::{self, Interface};
+use crate::layout::{SlotState, Status};
+use crate::name::ServiceName;
+use crate::options::ServerOptions;
+use crate::segment::{Segment, Slot};
+use crate::wait::{SpinPolicy, spin_until};
+use crate::{Error, fault};
+
+/// The generated dispatch: method tag, request bytes, reply buffer → reply length.
+pub type Dispatch = Box<dyn FnMut(u32, &[u8], &mut [u8]) -> Result<usize, Invalid> + Send>;
+
+/// Smallest slot a server offers, so that panic messages and refusals fit even when every
+/// method carries a few bytes. The segment is a page anyway.
+const MIN_CAPACITY: usize = 1024;
+
+/// How long `shutdown` waits for a method that is still running before it returns anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(60);
+
+/// A bound server, not yet serving. Dropping it removes the name.
+#[derive(Debug)]
+pub struct Server {
+    core: Option<Core>,
+}
+
+struct Core {
+    name: ServiceName,
+    segment: Arc<Segment>,
+    interface: &'static Interface,
+    description: String,
+    dispatch: Dispatch,
+    spin: SpinPolicy,
+    request: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Creates and publishes the segment of `name`; clients may connect once this returns.
+    pub fn bind(
+        name: &str,
+        options: ServerOptions,
+        interface: &'static Interface,
+        dispatch: Dispatch,
+    ) -> Result<Self, Error> {
+        let name = ServiceName::new(name)?;
+        let description = interface::describe(interface);
+        let capacity = interface.capacity.max(MIN_CAPACITY);
+        let segment = Segment::publish(
+            &name,
+            options.mode,
+            interface.fingerprint,
+            capacity,
+            &description,
+        )?;
+        Ok(Server {
+            core: Some(Core {
+                name,
+                segment: Arc::new(segment),
+                interface,
+                description,
+                dispatch,
+                spin: SpinPolicy::new(options.wait, options.spin_budget),
+                request: vec![0; capacity],
+                reply: vec![0; capacity],
+            }),
+        })
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &str {
+        self.core.as_ref().map_or("", |c| c.name.as_str())
+    }
+
+    /// Serves on a new thread until the returned handle is shut down or dropped.
+    pub fn spawn(mut self) -> Result<ServerHandle, Error> {
+        let core = self
+            .core
+            .take()
+            .expect("a Server holds its core until it serves");
+        let name = core.name.clone();
+        let segment = core.segment.clone();
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            exited: Mutex::new(false),
+            cv: Condvar::new(),
+        });
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("shmrpc-{}", name.as_str()))
+            .spawn(move || {
+                let _exit = ExitSignal(&thread_shared);
+                let mut core = core;
+                core.serve(&thread_shared.stop);
+                core.segment.unpublish(&core.name);
+            })
+            .map_err(|e| {
+                segment.unpublish(&name);
+                Error::io(
+                    format!("starting the server thread of `{}`", name.as_str()),
+                    e,
+                )
+            })?;
+        Ok(ServerHandle {
+            name,
+            segment,
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Serves on this thread, for ever.
+    pub fn run(mut self) -> Result<(), Error> {
+        let mut core = self
+            .core
+            .take()
+            .expect("a Server holds its core until it serves");
+        let never = AtomicBool::new(false);
+        core.serve(&never);
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(core) = self.core.take() {
+            core.segment.unpublish(&core.name);
+        }
+    }
+}
+
+impl Core {
+    fn serve(&mut self, stop: &AtomicBool) {
+        let segment = self.segment.clone();
+        let slot = segment.slot();
+        loop {
+            let seen = slot.exec.seen();
+            if stop.load(Ordering::Acquire) {
+                return;
+            }
+            if take(&slot) {
+                self.handle(&slot);
+                continue;
+            }
+            // Nothing to do: spin while the next request is likely to come soon, then sleep.
+            let idle_since = Instant::now();
+            let limit = self.spin.spin_for().map(|d| idle_since + d);
+            let arrived = limit.is_none_or(|l| l > idle_since)
+                && spin_until(limit, || {
+                    slot.state.load(Ordering::Relaxed) == SlotState::Request as u32
+                        || stop.load(Ordering::Relaxed)
+                });
+            if arrived {
+                self.spin.record(idle_since.elapsed(), true);
+                continue;
+            }
+            self.segment.repair(&self.description);
+            if !slot.exec.sleep(seen, None) {
+                self.spin.record(idle_since.elapsed(), false);
+            }
+        }
+    }
+
+    fn handle(&mut self, slot: &Slot<'_>) {
+        let seq = slot.req_seq.load(Ordering::Relaxed);
+        let tag = slot.method.load(Ordering::Relaxed);
+        let len = slot.req_len.load(Ordering::Relaxed) as usize;
+        fault::point(fault::Step::ServerTookRequest);
+        let (status, reply_len) = match self.interface.method(tag) {
+            _ if len > slot.capacity() => {
+                self.refuse(Status::BadRequest, "the request is longer than the slot")
+            }
+            None => self.refuse(Status::BadRequest, &format!("no method with tag {tag}")),
+            Some(_) => {
+                slot.read_payload(&mut self.request[..len]);
+                let (request, reply, dispatch) =
+                    (&self.request[..len], &mut self.reply, &mut self.dispatch);
+                match catch_unwind(AssertUnwindSafe(|| dispatch(tag, request, reply))) {
+                    Ok(Ok(n)) => (Status::Ok, n),
+                    Ok(Err(Invalid(why))) => self.refuse(Status::BadRequest, why),
+                    Err(panic) => self.refuse(Status::Panicked, &panic_message(&*panic)),
+                }
+            }
+        };
+        fault::point(fault::Step::ServerDispatched);
+        slot.write_payload(&self.reply[..reply_len]);
+        slot.status.store(status as u32, Ordering::Relaxed);
+        slot.resp_len.store(reply_len as u32, Ordering::Relaxed);
+        slot.resp_seq.store(seq, Ordering::Release);
+        slot.state
+            .store(SlotState::Response as u32, Ordering::Release);
+        fault::point(fault::Step::ServerWroteResponse);
+        slot.done.ring();
+    }
+
+    /// Writes `message` (cut to the slot) as the reply.
+    fn refuse(&mut self, status: Status, message: &str) -> (Status, usize) {
+        let mut end = message.len().min(self.reply.len());
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.reply[..end].copy_from_slice(&message.as_bytes()[..end]);
+        (status, end)
+    }
+}
+
+/// Takes the request in the slot, if there is one. A slot marked `Processing` while this loop
+/// is not processing, or holding no valid state, was written by someone else: set it free.
+fn take(slot: &Slot<'_>) -> bool {
+    match SlotState::from_raw(slot.state.load(Ordering::Acquire)) {
+        Some(SlotState::Request) => slot
+            .state
+            .compare_exchange(
+                SlotState::Request as u32,
+                SlotState::Processing as u32,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok(),
+        Some(SlotState::Processing) | None => {
+            slot.state.store(SlotState::Idle as u32, Ordering::Release);
+            slot.done.ring();
+            false
+        }
+        Some(SlotState::Idle | SlotState::Response) => false,
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+struct Shared {
+    stop: AtomicBool,
+    exited: Mutex<bool>,
+    cv: Condvar,
+}
+
+/// Tells the handle that the serving thread is done, however it ends.
+struct ExitSignal<'a>(&'a Shared);
+
+impl Drop for ExitSignal<'_> {
+    fn drop(&mut self) {
+        *self.0.exited.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        self.0.cv.notify_all();
+    }
+}
+
+/// A server running on its own thread. [`ServerHandle::shutdown`] (or dropping the handle)
+/// stops it and removes its name from the system.
+pub struct ServerHandle {
+    name: ServiceName,
+    segment: Arc<Segment>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("name", &self.name.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// The service name.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// Stops serving and removes the name, within 100 ms.
+    ///
+    /// New calls fail with `ServerNotRunning` from then on. A method that is still running is
+    /// let finish on its thread (its caller still gets the answer), but `shutdown` does not wait
+    /// for it beyond a short grace period.
+    pub fn shutdown(mut self) -> Result<(), Error> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), Error> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        self.shared.stop.store(true, Ordering::Release);
+        // The name goes now, whatever the thread is doing.
+        self.segment.unpublish(&self.name);
+        let slot = self.segment.slot();
+        slot.exec.ring();
+        slot.exec.knock();
+        let exited = self
+            .shared
+            .exited
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (exited, _) = self
+            .shared
+            .cv
+            .wait_timeout_while(exited, SHUTDOWN_GRACE, |exited| !*exited)
+            .unwrap_or_else(PoisonError::into_inner);
+        if *exited {
+            drop(exited);
+            thread.join().map_err(|_| {
+                Error::io(
+                    format!("shutting down `{}`", self.name.as_str()),
+                    std::io::Error::other("the server thread panicked"),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}

@@ -1,0 +1,135 @@
+//! Typed access to a mapped segment: the only code that turns offsets into memory accesses.
+//!
+//! Another process may write any byte of the segment at any time, so no Rust reference to plain
+//! (non-atomic) data ever points into it. Control words are reached as atomics, which are made
+//! for concurrent writers; payloads and the header are copied word by word with relaxed atomic
+//! loads into private memory, and only the copy is validated and used. Every access is bounds
+//! checked against the mapping, whose length the caller checked against the object's size.
+
+use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
+
+use crate::sys::Mapping;
+
+/// A mapped segment, seen as atomics and byte ranges.
+#[derive(Debug)]
+pub(crate) struct View {
+    map: Mapping,
+}
+
+impl View {
+    pub(crate) fn new(map: Mapping) -> Self {
+        // mmap returns page-aligned memory, so every naturally aligned offset is aligned.
+        assert_eq!(map.as_ptr() as usize % 4096, 0, "mappings are page aligned");
+        View { map }
+    }
+
+    fn check(&self, offset: usize, len: usize, align: usize) {
+        assert!(
+            offset
+                .checked_add(len)
+                .is_some_and(|end| end <= self.map.len())
+                && offset % align == 0,
+            "shmrpc bug: access of {len} bytes at offset {offset} outside a {}-byte segment",
+            self.map.len()
+        );
+    }
+
+    /// The 32-bit control word at `offset`.
+    pub(crate) fn u32(&self, offset: usize) -> &AtomicU32 {
+        self.check(offset, 4, 4);
+        // SAFETY: in bounds and 4-aligned (checked above; the mapping is page aligned); the
+        // memory stays mapped for as long as `self` is borrowed; and every access this process
+        // makes to it is atomic. Writes from other processes are outside this program, and an
+        // aligned 4-byte access is single-copy atomic on every supported CPU.
+        unsafe { AtomicU32::from_ptr(self.map.as_ptr().add(offset).cast()) }
+    }
+
+    /// The 64-bit control word at `offset`.
+    pub(crate) fn u64(&self, offset: usize) -> &AtomicU64 {
+        self.check(offset, 8, 8);
+        // SAFETY: as in `u32`, for an 8-aligned, 8-byte, in-bounds word.
+        unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(offset).cast()) }
+    }
+
+    fn u8(&self, offset: usize) -> &AtomicU8 {
+        self.check(offset, 1, 1);
+        // SAFETY: as in `u32`, for one in-bounds byte.
+        unsafe { AtomicU8::from_ptr(self.map.as_ptr().add(offset)) }
+    }
+
+    /// Copies `dst.len()` bytes starting at `offset` out of the segment. The bytes may be torn
+    /// if another process writes meanwhile; the caller validates the copy.
+    pub(crate) fn read(&self, offset: usize, dst: &mut [u8]) {
+        self.check(offset, dst.len(), 1);
+        let mut words = dst.chunks_exact_mut(8);
+        let mut at = offset;
+        if offset % 8 == 0 {
+            for chunk in &mut words {
+                chunk.copy_from_slice(&self.u64(at).load(Ordering::Relaxed).to_ne_bytes());
+                at += 8;
+            }
+            for b in words.into_remainder() {
+                *b = self.u8(at).load(Ordering::Relaxed);
+                at += 1;
+            }
+        } else {
+            for b in dst {
+                *b = self.u8(at).load(Ordering::Relaxed);
+                at += 1;
+            }
+        }
+    }
+
+    /// Copies `src` into the segment at `offset`. Publish it with a release store afterwards.
+    pub(crate) fn write(&self, offset: usize, src: &[u8]) {
+        self.check(offset, src.len(), 1);
+        let mut at = offset;
+        if offset % 8 == 0 {
+            let mut words = src.chunks_exact(8);
+            for chunk in &mut words {
+                let word = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
+                self.u64(at).store(word, Ordering::Relaxed);
+                at += 8;
+            }
+            for b in words.remainder() {
+                self.u8(at).store(*b, Ordering::Relaxed);
+                at += 1;
+            }
+        } else {
+            for b in src {
+                self.u8(at).store(*b, Ordering::Relaxed);
+                at += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_round_trip_at_any_offset_and_length() {
+        let fd = rustix::fs::memfd_create("view-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 4096).unwrap();
+        let view = View::new(Mapping::new(&fd, 4096).unwrap());
+        let src: Vec<u8> = (0..200u8).collect();
+        for offset in [0, 1, 8, 13, 64] {
+            for len in [0, 1, 7, 8, 9, 63, 64, 200] {
+                view.write(offset, &src[..len]);
+                let mut dst = vec![0xAA; len];
+                view.read(offset, &mut dst);
+                assert_eq!(dst, src[..len]);
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn out_of_bounds_is_refused() {
+        let fd = rustix::fs::memfd_create("view-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 4096).unwrap();
+        let view = View::new(Mapping::new(&fd, 4096).unwrap());
+        view.read(4090, &mut [0; 8]);
+    }
+}
