@@ -18,7 +18,7 @@ use crate::lock::{Lock, Owner, PROBE_INTERVAL};
 use crate::name::ServiceName;
 use crate::options::{ClientOptions, WaitStrategy};
 use crate::segment::{OpenError, Segment, Slot};
-use crate::wait::{SpinPolicy, spin_until};
+use crate::wait::{Ended, SpinPolicy, spin_until};
 use crate::{Error, fault};
 
 /// The untyped client behind every generated `XxxClient`.
@@ -42,15 +42,25 @@ struct Conn {
 
 /// How one attempt at a call ended, short of an error.
 enum Attempt {
-    /// The server answered; the reply is in the buffer.
-    Answered { status: Status, len: usize },
+    /// The server answered.
+    Answered(Answer),
     /// The server was gone before it took the request: safe to send again elsewhere.
     NotTaken,
 }
 
+/// What the server answered.
+enum Answer {
+    /// The method returned; this many reply bytes are in the buffer.
+    Reply(usize),
+    /// The server refused the request, for this reason.
+    Refused(String),
+    /// The method panicked with this message.
+    Panicked(String),
+}
+
 /// How a wait ended.
 enum WaitEnd {
-    Done { spun: bool },
+    Done(Ended),
     Deadline,
     ServerGone,
 }
@@ -187,10 +197,10 @@ impl Client {
             }
             encode(&mut buf[..request_len]);
             let mut resent = false;
-            let (status, len) = loop {
+            let answer = loop {
                 let conn = self.connection()?;
                 match self.exchange(&conn.segment, tag, method, request_len, buf, deadline) {
-                    Ok(Attempt::Answered { status, len }) => break (status, len),
+                    Ok(Attempt::Answered(answer)) => break answer,
                     Ok(Attempt::NotTaken) => {
                         conn.dead.store(true, Ordering::Relaxed);
                         // The request never reached a server: send it to the next one, once.
@@ -209,20 +219,21 @@ impl Client {
                     }
                 }
             };
-            match status {
-                Status::Ok if len == reply_len => {
+            let name = || self.name.as_str().to_owned();
+            match answer {
+                Answer::Reply(len) if len == reply_len => {
                     decode(&buf[..len]).map_err(|Invalid(why)| self.corrupted(why))
                 }
-                Status::Ok => Err(self.corrupted("a response of the wrong length")),
-                Status::BadRequest => Err(Error::BadRequest {
-                    name: self.name.as_str().to_owned(),
+                Answer::Reply(_) => Err(self.corrupted("a response of the wrong length")),
+                Answer::Refused(reason) => Err(Error::BadRequest {
+                    name: name(),
                     method,
-                    reason: String::from_utf8_lossy(&buf[..len]).into_owned(),
+                    reason,
                 }),
-                Status::Panicked => Err(Error::HandlerPanicked {
-                    name: self.name.as_str().to_owned(),
+                Answer::Panicked(message) => Err(Error::HandlerPanicked {
+                    name: name(),
                     method,
-                    message: String::from_utf8_lossy(&buf[..len]).into_owned(),
+                    message,
                 }),
             }
         })
@@ -280,7 +291,7 @@ impl Client {
                         )
                     };
                     match self.wait(segment, &slot, deadline, Some(Duration::ZERO), idle) {
-                        WaitEnd::Done { .. } => {}
+                        WaitEnd::Done(_) => {}
                         WaitEnd::Deadline => return Err(self.timeout(method)),
                         WaitEnd::ServerGone => return Ok(Attempt::NotTaken),
                     }
@@ -297,12 +308,12 @@ impl Client {
         slot.state
             .store(SlotState::Request as u32, Ordering::Release);
         slot.exec.ring();
-        let sent = Instant::now();
         fault::point(fault::Step::ClientRangExec);
 
         let answered = || slot.resp_seq.load(Ordering::Acquire) == seq;
-        match self.wait(segment, &slot, deadline, self.spin.spin_for(), answered) {
-            WaitEnd::Done { spun } => self.spin.record(sent.elapsed(), spun),
+        let spin = self.spin.spin_for();
+        match self.wait(segment, &slot, deadline, spin, answered) {
+            WaitEnd::Done(ended) => self.spin.record(spin.unwrap_or_default(), ended),
             WaitEnd::Deadline => {
                 // Withdraw the request if the server has not taken it; else its answer, when it
                 // comes, carries a sequence number nobody waits for.
@@ -324,15 +335,28 @@ impl Client {
 
         let status = Status::from_raw(slot.status.load(Ordering::Relaxed));
         let len = slot.resp_len.load(Ordering::Relaxed) as usize;
-        let (Some(status), true) = (status, len <= buf.len().min(slot.capacity())) else {
-            return Err(self.corrupted("a response with an unknown status or length"));
+        let answer = match status {
+            Some(Status::Ok) if len <= buf.len() => {
+                slot.read_payload(&mut buf[..len]);
+                Answer::Reply(len)
+            }
+            Some(status @ (Status::BadRequest | Status::Panicked)) if len <= slot.capacity() => {
+                let mut text = vec![0; len];
+                slot.read_payload(&mut text);
+                let text = String::from_utf8_lossy(&text).into_owned();
+                if status == Status::Panicked {
+                    Answer::Panicked(text)
+                } else {
+                    Answer::Refused(text)
+                }
+            }
+            _ => return Err(self.corrupted("a response with an unknown status or length")),
         };
-        slot.read_payload(&mut buf[..len]);
         if slot.resp_seq.load(Ordering::Acquire) != seq {
             return Err(self.corrupted("the response changed while it was read"));
         }
         let _ = cas_state(&slot, SlotState::Response, SlotState::Idle);
-        Ok(Attempt::Answered { status, len })
+        Ok(Attempt::Answered(answer))
     }
 
     /// Waits until `done()`, spinning first for `spin` (`None`: the whole wait), then sleeping on
@@ -353,7 +377,7 @@ impl Client {
             let now = Instant::now();
             if now >= deadline {
                 return if done() {
-                    WaitEnd::Done { spun: false }
+                    WaitEnd::Done(Ended::Sleeping(now - start))
                 } else {
                     WaitEnd::Deadline
                 };
@@ -362,7 +386,7 @@ impl Client {
                 probed = now;
                 if !segment.server_alive() {
                     return if done() {
-                        WaitEnd::Done { spun: false }
+                        WaitEnd::Done(Ended::Sleeping(now - start))
                     } else {
                         WaitEnd::ServerGone
                     };
@@ -376,13 +400,13 @@ impl Client {
                     .map_or(next_probe, |end| end.min(next_probe))
                     .min(deadline);
                 if spin_until(Some(limit), &done) {
-                    return WaitEnd::Done { spun: true };
+                    return WaitEnd::Done(Ended::Spinning);
                 }
                 continue;
             }
             let seen = slot.done.seen();
             if done() {
-                return WaitEnd::Done { spun: false };
+                return WaitEnd::Done(Ended::Sleeping(now - start));
             }
             let sleep = next_probe.min(deadline).saturating_duration_since(now);
             slot.done

@@ -324,7 +324,9 @@ pub(crate) fn first_difference(server: &str, client: &str) -> String {
                 return format!("server has `{s}` (method #{tag}), which this client lacks");
             }
             (None, Some(c)) => {
-                return format!("this client expects `{c}` (method #{tag}), which the server lacks");
+                return format!(
+                    "this client expects `{c}` (method #{tag}), which the server lacks"
+                );
             }
             _ => {}
         }

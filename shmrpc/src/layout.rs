@@ -302,8 +302,8 @@ mod tests {
 
     #[test]
     fn lines_do_not_overlap() {
-        assert!(header::LEN <= HEADER_LEN);
-        assert_eq!(PAYLOAD_OFFSET % LINE, 0);
+        const { assert!(header::LEN <= HEADER_LEN) };
+        const { assert!(PAYLOAD_OFFSET % LINE == 0) };
         let g = Geometry {
             capacity: 1,
             description_len: 0,

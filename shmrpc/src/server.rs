@@ -20,7 +20,7 @@ use crate::layout::{SlotState, Status};
 use crate::name::ServiceName;
 use crate::options::ServerOptions;
 use crate::segment::{Segment, Slot};
-use crate::wait::{SpinPolicy, spin_until};
+use crate::wait::{Ended, SpinPolicy, spin_until};
 use crate::{Error, fault};
 
 /// The generated dispatch: method tag, request bytes, reply buffer → reply length.
@@ -167,20 +167,22 @@ impl Core {
             }
             // Nothing to do: spin while the next request is likely to come soon, then sleep.
             let idle_since = Instant::now();
-            let limit = self.spin.spin_for().map(|d| idle_since + d);
-            let arrived = limit.is_none_or(|l| l > idle_since)
-                && spin_until(limit, || {
+            let spin = self.spin.spin_for();
+            let arrived = spin != Some(Duration::ZERO)
+                && spin_until(spin.map(|d| idle_since + d), || {
                     slot.state.load(Ordering::Relaxed) == SlotState::Request as u32
                         || stop.load(Ordering::Relaxed)
                 });
             if arrived {
-                self.spin.record(idle_since.elapsed(), true);
+                self.spin.record(spin.unwrap_or_default(), Ended::Spinning);
                 continue;
             }
             self.segment.repair(&self.description);
-            if !slot.exec.sleep(seen, None) {
-                self.spin.record(idle_since.elapsed(), false);
-            }
+            slot.exec.sleep(seen, None);
+            self.spin.record(
+                spin.unwrap_or_default(),
+                Ended::Sleeping(idle_since.elapsed()),
+            );
         }
     }
 

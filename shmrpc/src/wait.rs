@@ -1,11 +1,17 @@
 //! How long to spin before sleeping.
 //!
-//! Waking a sleeping process costs microseconds; spinning costs a core. Spinning pays only when
-//! the answer comes within the spin *and* the other side has a core to run on meanwhile. The
-//! adaptive policy keeps, per client or server, a moving average of how long waits lasted and a
-//! score of whether recent spins paid off; it spins for about twice the usual wait, never more
-//! than the budget, and stops spinning altogether while spins keep failing (a sign that the
-//! waiting process shares a core with the one it waits for), trying again now and then.
+//! Waking a sleeping process costs microseconds (tens on a virtual machine); spinning costs a
+//! core. Spinning pays when the event comes within the spin *and* the process it waits for has a
+//! core to run on meanwhile. The adaptive policy watches how each wait ended:
+//!
+//! - it ended while spinning: spinning paid, keep spinning;
+//! - it ended soon after the spin gave up and the waiter slept: spinning did not pay, and the
+//!   event came just after the waiter let go of its core — what happens when the two processes
+//!   share a core. Enough of these and the waiter stops spinning, retrying now and then;
+//! - it ended long after: the other side was idle. Neutral: one spin per idle period is cheap.
+//!
+//! It also skips the spin when recent waits lasted far longer than the budget (a slow method):
+//! the answer is not imminent, so the waiter sleeps at once.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,22 +25,31 @@ pub(crate) struct SpinPolicy {
     budget: Duration,
     /// Moving average of recent wait times, in nanoseconds.
     typical_ns: AtomicU64,
-    /// 0..=SCORE_MAX: high while spins succeed.
+    /// 0..=SCORE_MAX: high while spins pay off.
     score: AtomicU32,
     /// Counts waits while spinning is off, to retry spinning now and then.
     skipped: AtomicU32,
 }
 
-const SCORE_MAX: u32 = 8;
-const SCORE_SPIN: u32 = 2;
-const RETRY_EVERY: u32 = 64;
+const SCORE_MAX: u32 = 16;
+const SCORE_SPIN: u32 = 4;
+const RETRY_EVERY: u32 = 32;
+
+/// How a wait ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// While spinning.
+    Spinning,
+    /// While sleeping, this long after the wait began.
+    Sleeping(Duration),
+}
 
 impl SpinPolicy {
     pub(crate) fn new(strategy: WaitStrategy, budget: Duration) -> Self {
         SpinPolicy {
             strategy,
             budget,
-            typical_ns: AtomicU64::new(budget.as_nanos() as u64 / 4),
+            typical_ns: AtomicU64::new(0),
             score: AtomicU32::new(SCORE_MAX),
             skipped: AtomicU32::new(0),
         }
@@ -50,32 +65,44 @@ impl SpinPolicy {
             WaitStrategy::SpinOnly => None,
             WaitStrategy::ParkOnly => Some(Duration::ZERO),
             WaitStrategy::Adaptive => {
-                if self.score.load(Ordering::Relaxed) < SCORE_SPIN
-                    && self.skipped.fetch_add(1, Ordering::Relaxed) % RETRY_EVERY != 0
+                let retry = || self.skipped.fetch_add(1, Ordering::Relaxed) % RETRY_EVERY == 0;
+                let typical = Duration::from_nanos(self.typical_ns.load(Ordering::Relaxed));
+                if (self.score.load(Ordering::Relaxed) < SCORE_SPIN || typical > self.budget * 4)
+                    && !retry()
                 {
                     return Some(Duration::ZERO);
                 }
-                let typical = Duration::from_nanos(self.typical_ns.load(Ordering::Relaxed));
-                Some((typical * 2 + Duration::from_micros(1)).min(self.budget))
+                Some(self.budget)
             }
         }
     }
 
-    /// Records how a wait went: how long it took, and whether it ended while spinning.
-    pub(crate) fn record(&self, waited: Duration, while_spinning: bool) {
+    /// Records how a wait that spun for `spun` went.
+    pub(crate) fn record(&self, spun: Duration, ended: Ended) {
         if self.strategy != WaitStrategy::Adaptive {
             return;
         }
-        let ns = waited.as_nanos().min(u128::from(u64::MAX / 2)) as u64;
+        let waited = match ended {
+            Ended::Spinning => spun,
+            Ended::Sleeping(d) => d,
+        };
+        // Clamped, so that one idle period does not stop the spinning in the burst after it.
+        let ns = waited
+            .min(self.budget * 8)
+            .as_nanos()
+            .min(u128::from(u64::MAX / 16)) as u64;
         let old = self.typical_ns.load(Ordering::Relaxed);
         // A 1/8 moving average.
         self.typical_ns
             .store(old - old / 8 + ns / 8, Ordering::Relaxed);
         let score = self.score.load(Ordering::Relaxed);
-        let new = if while_spinning {
-            (score + 1).min(SCORE_MAX)
-        } else {
-            score.saturating_sub(2)
+        let new = match ended {
+            Ended::Spinning => (score + 1).min(SCORE_MAX),
+            // The event came soon after the spin gave up: spinning did not pay.
+            Ended::Sleeping(d) if spun > Duration::ZERO && d < spun + self.budget * 2 => {
+                score.saturating_sub(2)
+            }
+            Ended::Sleeping(_) => score,
         };
         self.score.store(new, Ordering::Relaxed);
     }
@@ -105,21 +132,49 @@ pub(crate) fn spin_until(limit: Option<Instant>, mut done: impl FnMut() -> bool)
 mod tests {
     use super::*;
 
-    #[test]
-    fn failing_spins_turn_spinning_off_and_it_comes_back() {
-        let p = SpinPolicy::new(WaitStrategy::Adaptive, Duration::from_micros(50));
-        assert!(p.spin_for().unwrap() > Duration::ZERO);
-        for _ in 0..8 {
-            p.record(Duration::from_micros(30), false);
-        }
-        let spins = (0..RETRY_EVERY * 2)
+    const BUDGET: Duration = Duration::from_micros(50);
+
+    fn spins(p: &SpinPolicy, n: u32) -> usize {
+        (0..n)
             .filter(|_| p.spin_for().unwrap() > Duration::ZERO)
-            .count();
-        assert!((1..=3).contains(&spins), "{spins}");
-        for _ in 0..8 {
-            p.record(Duration::from_micros(1), true);
+            .count()
+    }
+
+    #[test]
+    fn idle_periods_do_not_turn_spinning_off() {
+        let p = SpinPolicy::new(WaitStrategy::Adaptive, BUDGET);
+        for _ in 0..100 {
+            // A burst of quick calls after each idle period.
+            p.record(BUDGET, Ended::Sleeping(Duration::from_millis(10)));
+            assert!(p.spin_for().unwrap() > Duration::ZERO);
+            for _ in 0..10 {
+                p.record(Duration::from_micros(1), Ended::Spinning);
+            }
         }
-        assert!(p.spin_for().unwrap() > Duration::ZERO);
+        assert_eq!(spins(&p, 10), 10);
+    }
+
+    #[test]
+    fn events_just_after_giving_up_turn_spinning_off_and_it_comes_back() {
+        let p = SpinPolicy::new(WaitStrategy::Adaptive, BUDGET);
+        for _ in 0..10 {
+            p.record(BUDGET, Ended::Sleeping(BUDGET + Duration::from_micros(10)));
+        }
+        let n = spins(&p, RETRY_EVERY * 2);
+        assert!((1..=3).contains(&n), "{n}");
+        for _ in 0..SCORE_MAX {
+            p.record(Duration::from_micros(1), Ended::Spinning);
+        }
+        assert_eq!(spins(&p, 10), 10);
+    }
+
+    #[test]
+    fn slow_answers_are_not_spun_for() {
+        let p = SpinPolicy::new(WaitStrategy::Adaptive, BUDGET);
+        for _ in 0..64 {
+            p.record(Duration::ZERO, Ended::Sleeping(Duration::from_millis(5)));
+        }
+        assert!(spins(&p, RETRY_EVERY * 2) <= 2);
     }
 
     #[test]

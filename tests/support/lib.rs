@@ -1,1 +1,502 @@
-//! Test support.
+//! What the behaviour tests share: the services they call, the `peer` program that plays server
+//! or client in another process, and helpers to start, watch and kill processes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use shmrpc::{ShmData, shm_service};
+
+/// A struct with every kind of field.
+#[derive(Clone, Copy, Debug, PartialEq, ShmData)]
+#[repr(C)]
+pub struct Mixed {
+    pub wide: u128,
+    pub signed: i64,
+    pub float: f64,
+    pub chars: [char; 2],
+    pub small: i16,
+    pub byte: u8,
+    pub flag: bool,
+    pub kind: Kind,
+    pub _pad: u8,
+    pub nested: Inner,
+    pub _tail: [u8; 14],
+}
+
+/// A nested struct.
+#[derive(Clone, Copy, Debug, PartialEq, ShmData)]
+#[repr(C)]
+pub struct Inner {
+    pub a: u16,
+    pub b: i8,
+    pub c: u8,
+}
+
+/// A one-byte enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ShmData)]
+#[repr(u8)]
+pub enum Kind {
+    First = 1,
+    Second = 7,
+}
+
+/// A four-byte enum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ShmData)]
+#[repr(u32)]
+pub enum Fault {
+    Odd = 1,
+    Big = 2,
+}
+
+/// A wrapper struct.
+#[derive(Clone, Copy, Debug, PartialEq, ShmData)]
+#[repr(transparent)]
+pub struct Meters(pub f32);
+
+/// A tuple struct.
+#[derive(Clone, Copy, Debug, PartialEq, ShmData)]
+#[repr(C)]
+pub struct Pair(pub u32, pub u32);
+
+/// One method per allowed type: each returns its arguments, changed in a way the caller checks.
+#[shm_service]
+pub trait Types {
+    fn u8s(&self, a: u8, b: u8) -> u8;
+    fn u16s(&self, a: u16) -> u16;
+    fn u32s(&self, a: u32) -> u32;
+    fn u64s(&self, a: u64) -> u64;
+    fn u128s(&self, a: u128) -> u128;
+    fn i8s(&self, a: i8) -> i8;
+    fn i16s(&self, a: i16) -> i16;
+    fn i32s(&self, a: i32) -> i32;
+    fn i64s(&self, a: i64) -> i64;
+    fn i128s(&self, a: i128) -> i128;
+    fn f32s(&self, a: f32) -> f32;
+    fn f64s(&self, a: f64) -> f64;
+    fn bools(&self, a: bool) -> bool;
+    fn chars(&self, a: char) -> char;
+    fn arrays(&self, a: [u16; 5], b: [[i8; 2]; 3]) -> [u16; 5];
+    fn bytes(&self, a: [u8; 4096]) -> [u8; 4096];
+    fn mixed(&self, a: Mixed) -> Mixed;
+    /// Arguments of different alignments back to back.
+    fn packed(&self, a: u8, b: u64, c: u16, d: u128, e: bool) -> u128;
+    fn kinds(&self, a: Kind) -> Kind;
+    fn meters(&self, a: Meters) -> Meters;
+    fn pairs(&self, a: Pair) -> Pair;
+    fn results(&self, a: u32) -> Result<u32, Fault>;
+    fn options(&self, a: u64) -> Option<Mixed>;
+    fn unit(&self);
+    fn unit_args(&self, a: u32, b: char);
+}
+
+/// The server side of [`Types`].
+#[derive(Debug, Default)]
+pub struct TypesImpl {
+    pub units: AtomicU64,
+}
+
+impl Types for TypesImpl {
+    fn u8s(&self, a: u8, b: u8) -> u8 {
+        a.wrapping_add(b)
+    }
+    fn u16s(&self, a: u16) -> u16 {
+        !a
+    }
+    fn u32s(&self, a: u32) -> u32 {
+        !a
+    }
+    fn u64s(&self, a: u64) -> u64 {
+        !a
+    }
+    fn u128s(&self, a: u128) -> u128 {
+        !a
+    }
+    fn i8s(&self, a: i8) -> i8 {
+        a.wrapping_neg()
+    }
+    fn i16s(&self, a: i16) -> i16 {
+        a.wrapping_neg()
+    }
+    fn i32s(&self, a: i32) -> i32 {
+        a.wrapping_neg()
+    }
+    fn i64s(&self, a: i64) -> i64 {
+        a.wrapping_neg()
+    }
+    fn i128s(&self, a: i128) -> i128 {
+        a.wrapping_neg()
+    }
+    fn f32s(&self, a: f32) -> f32 {
+        -a
+    }
+    fn f64s(&self, a: f64) -> f64 {
+        -a
+    }
+    fn bools(&self, a: bool) -> bool {
+        !a
+    }
+    fn chars(&self, a: char) -> char {
+        char::from_u32(a as u32 + 1).unwrap_or('?')
+    }
+    fn arrays(&self, a: [u16; 5], b: [[i8; 2]; 3]) -> [u16; 5] {
+        let mut out = a;
+        out.reverse();
+        out[0] = out[0].wrapping_add(
+            b.iter()
+                .flatten()
+                .fold(0u16, |acc, &x| acc.wrapping_add(x as u16)),
+        );
+        out
+    }
+    fn bytes(&self, a: [u8; 4096]) -> [u8; 4096] {
+        a.map(|b| b ^ 0xFF)
+    }
+    fn mixed(&self, a: Mixed) -> Mixed {
+        changed(a)
+    }
+    fn packed(&self, a: u8, b: u64, c: u16, d: u128, e: bool) -> u128 {
+        (a as u128) ^ (b as u128) << 8 ^ (c as u128) << 72 ^ d ^ (e as u128) << 127
+    }
+    fn kinds(&self, a: Kind) -> Kind {
+        match a {
+            Kind::First => Kind::Second,
+            Kind::Second => Kind::First,
+        }
+    }
+    fn meters(&self, a: Meters) -> Meters {
+        Meters(a.0 * 2.0)
+    }
+    fn pairs(&self, a: Pair) -> Pair {
+        Pair(a.1, a.0)
+    }
+    fn results(&self, a: u32) -> Result<u32, Fault> {
+        match a {
+            a if a > 1000 => Err(Fault::Big),
+            a if a % 2 == 1 => Err(Fault::Odd),
+            a => Ok(a / 2),
+        }
+    }
+    fn options(&self, a: u64) -> Option<Mixed> {
+        (a != 0).then(|| sample_mixed(a))
+    }
+    fn unit(&self) {
+        self.units.fetch_add(1, Ordering::Relaxed);
+    }
+    fn unit_args(&self, a: u32, b: char) {
+        self.units.fetch_add(a as u64 + b as u64, Ordering::Relaxed);
+    }
+}
+
+/// A `Mixed` derived from a number.
+pub fn sample_mixed(seed: u64) -> Mixed {
+    Mixed {
+        wide: u128::MAX - seed as u128,
+        signed: -(seed as i64),
+        float: seed as f64 / 3.0,
+        chars: ['ß', char::from_u32(0x1F600).unwrap()],
+        small: -12345,
+        byte: seed as u8,
+        flag: seed % 2 == 0,
+        kind: if seed % 3 == 0 {
+            Kind::First
+        } else {
+            Kind::Second
+        },
+        _pad: 0,
+        nested: Inner {
+            a: 65535,
+            b: -128,
+            c: 255,
+        },
+        _tail: [0; 14],
+    }
+}
+
+/// What the `mixed` method does to its argument.
+pub fn changed(a: Mixed) -> Mixed {
+    Mixed {
+        wide: !a.wide,
+        signed: -a.signed,
+        flag: !a.flag,
+        ..a
+    }
+}
+
+/// Answers tagged with the caller's values, so that a crossed answer is seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ShmData)]
+#[repr(C)]
+pub struct Tagged {
+    pub client: u32,
+    pub thread: u32,
+    pub seq: u64,
+    pub server_pid: u32,
+    pub _pad: u32,
+}
+
+/// The service behaviour tests drive.
+#[shm_service]
+pub trait Work {
+    /// Returns the values it was given, plus the server's pid.
+    fn echo(&self, client: u32, thread: u32, seq: u64) -> Tagged;
+    /// Sleeps `ms` milliseconds, then returns `token`.
+    fn sleep(&self, ms: u32, token: u64) -> u64;
+    /// Panics with a message that contains `code`.
+    fn boom(&self, code: u32) -> u32;
+    /// `a + b`.
+    fn add(&self, a: i64, b: i64) -> i64;
+    /// How many calls this server has served.
+    fn served(&self) -> u64;
+}
+
+/// The server side of [`Work`].
+#[derive(Debug, Default)]
+pub struct WorkImpl {
+    served: AtomicU64,
+}
+
+impl Work for WorkImpl {
+    fn echo(&self, client: u32, thread: u32, seq: u64) -> Tagged {
+        self.served.fetch_add(1, Ordering::Relaxed);
+        Tagged {
+            client,
+            thread,
+            seq,
+            server_pid: std::process::id(),
+            _pad: 0,
+        }
+    }
+    fn sleep(&self, ms: u32, token: u64) -> u64 {
+        self.served.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(ms.into()));
+        token
+    }
+    fn boom(&self, code: u32) -> u32 {
+        panic!("boom {code}");
+    }
+    fn add(&self, a: i64, b: i64) -> i64 {
+        self.served.fetch_add(1, Ordering::Relaxed);
+        a.wrapping_add(b)
+    }
+    fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+}
+
+/// A service name no other test uses: `<what>-<pid>-<n>`.
+pub fn unique_name(what: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "t-{what}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The objects in `/dev/shm` that belong to service `name` (published or not).
+pub fn leftovers(name: &str) -> Vec<String> {
+    let prefix = format!("shmrpc.{name}");
+    std::fs::read_dir("/dev/shm")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|f| f == &prefix || f.starts_with(&format!("{prefix}~")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The `peer` program: next to the test executable's `deps` folder.
+pub fn peer_program() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    dir.join("peer")
+}
+
+/// A child process, killed (SIGKILL) and reaped when dropped.
+#[derive(Debug)]
+pub struct Peer {
+    pub child: Child,
+    pub stdout: BufReader<ChildStdout>,
+}
+
+impl Peer {
+    /// Runs `peer` with `args`, waiting until it prints `ready`.
+    pub fn start(args: &[&str]) -> Peer {
+        Self::start_with(args, &[])
+    }
+
+    /// As [`Peer::start`], with extra environment variables.
+    pub fn start_with(args: &[&str], env: &[(&str, &str)]) -> Peer {
+        let mut peer = Self::spawn(
+            Command::new(peer_program())
+                .args(args)
+                .envs(env.iter().copied()),
+        );
+        peer.expect_line("ready");
+        peer
+    }
+
+    /// Runs `command` with piped stdin/stdout, not waiting for anything.
+    pub fn spawn(command: &mut Command) -> Peer {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the peer program");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Peer { child, stdout }
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Reads lines until one equals `expected`; panics if output ends first.
+    pub fn expect_line(&mut self, expected: &str) {
+        let line = self.line();
+        assert_eq!(
+            line,
+            expected,
+            "peer {} said {line:?}, expected {expected:?}",
+            self.pid()
+        );
+    }
+
+    /// The next line of output, without its newline; empty at end of output.
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read peer output");
+        line.trim_end().to_owned()
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit by itself, at most `limit`; its exit code.
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+}
+
+impl Drop for Peer {
+    /// Closes the peer's stdin (a server then shuts down cleanly and removes its name), gives it
+    /// a moment, then kills it.
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        if self.wait(Duration::from_millis(300)).is_none() {
+            self.kill();
+        }
+    }
+}
+
+/// CPU time a process has used so far, in clock ticks (user + system), from `/proc`.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/<pid>/stat");
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("comm") + 2..]
+        .split(' ')
+        .collect();
+    // Fields 14 and 15 (utime, stime), counted from 1, are 11 and 12 after the state field.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// The kind of an error, as a word: `Timeout`, `ServerDied`, ...
+pub fn kind(e: &shmrpc::Error) -> &'static str {
+    use shmrpc::Error::*;
+    match e {
+        ServerNotRunning { .. } => "ServerNotRunning",
+        Timeout { .. } => "Timeout",
+        ServerDied { .. } => "ServerDied",
+        AlreadyRunning { .. } => "AlreadyRunning",
+        InterfaceMismatch { .. } => "InterfaceMismatch",
+        PermissionDenied { .. } => "PermissionDenied",
+        InvalidName { .. } => "InvalidName",
+        BadRequest { .. } => "BadRequest",
+        HandlerPanicked { .. } => "HandlerPanicked",
+        Corrupted { .. } => "Corrupted",
+        Io { .. } => "Io",
+        _ => "Other",
+    }
+}
+
+/// Calls every method of [`Types`] with values that exercise each type's edges, and checks
+/// each answer. Used in both directions (server in the test, client in `peer`, and the reverse).
+pub fn check_all_types(c: &TypesClient) -> Result<(), String> {
+    fn same<T: PartialEq + std::fmt::Debug>(
+        what: &str,
+        got: Result<T, shmrpc::Error>,
+        want: T,
+    ) -> Result<(), String> {
+        match got {
+            Ok(got) if got == want => Ok(()),
+            Ok(got) => Err(format!("{what}: got {got:?}, want {want:?}")),
+            Err(e) => Err(format!("{what}: {e}")),
+        }
+    }
+    same("u8", c.u8s(250, 10), 4)?;
+    same("u16", c.u16s(0x1234), !0x1234)?;
+    same("u32", c.u32s(u32::MAX), 0)?;
+    same("u64", c.u64s(1 << 63), !(1 << 63))?;
+    same("u128", c.u128s(u128::MAX - 5), 5)?;
+    same("i8", c.i8s(i8::MIN), i8::MIN)?;
+    same("i16", c.i16s(-300), 300)?;
+    same("i32", c.i32s(i32::MAX), -i32::MAX)?;
+    same("i64", c.i64s(-1), 1)?;
+    same("i128", c.i128s(i128::MIN + 1), i128::MAX)?;
+    same("f32", c.f32s(1.5), -1.5)?;
+    same("f64", c.f64s(f64::MIN_POSITIVE), -f64::MIN_POSITIVE)?;
+    let nan = c.f64s(f64::NAN).map_err(|e| e.to_string())?;
+    if !nan.is_nan() {
+        return Err(format!("f64 NaN came back as {nan}"));
+    }
+    same("bool", c.bools(true), false)?;
+    same("bool", c.bools(false), true)?;
+    same("char", c.chars('a'), 'b')?;
+    same("char", c.chars('\u{10FFFE}'), '\u{10FFFF}')?;
+    same(
+        "arrays",
+        c.arrays([1, 2, 3, 4, 5], [[1, 2], [3, -4], [5, 6]]),
+        [5 + 13, 4, 3, 2, 1],
+    )?;
+    let bytes: [u8; 4096] = std::array::from_fn(|i| (i * 7) as u8);
+    same("bytes", c.bytes(bytes), bytes.map(|b| b ^ 0xFF))?;
+    for seed in [0, 1, 2, 3, 255, u64::MAX] {
+        same(
+            "mixed",
+            c.mixed(sample_mixed(seed)),
+            changed(sample_mixed(seed)),
+        )?;
+    }
+    let want = TypesImpl::default().packed(0xAB, u64::MAX - 1, 0xBEEF, 1 << 100, true);
+    same(
+        "packed",
+        c.packed(0xAB, u64::MAX - 1, 0xBEEF, 1 << 100, true),
+        want,
+    )?;
+    same("enum", c.kinds(Kind::First), Kind::Second)?;
+    same("enum", c.kinds(Kind::Second), Kind::First)?;
+    same("transparent", c.meters(Meters(2.5)), Meters(5.0))?;
+    same("tuple struct", c.pairs(Pair(1, 2)), Pair(2, 1))?;
+    same("Result Ok", c.results(10), Ok(5))?;
+    same("Result Err", c.results(3), Err(Fault::Odd))?;
+    same("Result Err", c.results(5000), Err(Fault::Big))?;
+    same("Option Some", c.options(42), Some(sample_mixed(42)))?;
+    same("Option None", c.options(0), None)?;
+    same("unit", c.unit(), ())?;
+    same("unit args", c.unit_args(7, 'x'), ())?;
+    Ok(())
+}

@@ -1,1 +1,173 @@
-fn main() {}
+//! The other process of the behaviour tests: a server or a client of the test services.
+//!
+//! ```text
+//! peer server <work|types> <name> [mode=<octal>] [wait=<adaptive|spin|park>]
+//!     binds, prints `ready`, serves until stdin closes (then shuts down, prints `stopped`)
+//! peer echo <name> <client-id> <threads> <calls>
+//!     each thread makes <calls> echo calls with unique values; prints `ok <n>` or the problem
+//! peer types <name>          calls every method of Types and checks the answers
+//! peer idle <name>           connects, makes one call, prints `ready`, then waits on stdin
+//! peer connect <name>        prints `ok` or the error kind of connecting
+//! peer sleep <name> <ms> <token> <timeout-ms>
+//!     one call; prints `ok <value> <elapsed-ms>` or `<ErrorKind> <elapsed-ms>`
+//! peer loop <name> <client-id> <timeout-ms>
+//!     echo calls until killed, printing nothing; exits 3 on a crossed answer
+//! ```
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use shmrpc::{ClientOptions, ServerOptions, WaitStrategy};
+use shmrpc_tests::*;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            println!("error {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn opt<'a>(args: &[&'a str], key: &str) -> Option<&'a str> {
+    args.iter()
+        .find_map(|a| a.strip_prefix(key)?.strip_prefix('='))
+}
+
+fn wait_strategy(args: &[&str]) -> WaitStrategy {
+    match opt(args, "wait") {
+        Some("spin") => WaitStrategy::SpinOnly,
+        Some("park") => WaitStrategy::ParkOnly,
+        _ => WaitStrategy::Adaptive,
+    }
+}
+
+fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
+    match args {
+        ["server", service, name, rest @ ..] => {
+            let mut options = ServerOptions::default().wait(wait_strategy(rest));
+            if let Some(mode) = opt(rest, "mode") {
+                options = options.mode(
+                    u32::from_str_radix(mode.trim_start_matches("0o"), 8).expect("octal mode"),
+                );
+            }
+            let handle = match *service {
+                "work" => WorkServer::bind_with(name, WorkImpl::default(), options)?.spawn()?,
+                "types" => TypesServer::bind_with(name, TypesImpl::default(), options)?.spawn()?,
+                other => panic!("unknown service {other}"),
+            };
+            println!("ready");
+            // Serve until the test closes stdin (or kills us).
+            for line in std::io::stdin().lock().lines() {
+                if line.is_err() {
+                    break;
+                }
+            }
+            handle.shutdown()?;
+            println!("stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        ["echo", name, id, threads, calls] => {
+            let client = WorkClient::connect(name)?;
+            let (id, threads, calls): (u32, u32, u64) = (
+                id.parse().unwrap(),
+                threads.parse().unwrap(),
+                calls.parse().unwrap(),
+            );
+            let problems: Vec<String> = std::thread::scope(|s| {
+                let workers: Vec<_> = (0..threads)
+                    .map(|t| {
+                        let client = &client;
+                        s.spawn(move || {
+                            for seq in 0..calls {
+                                let seq = seq * 1_000_003 + u64::from(t);
+                                match client.echo(id, t, seq) {
+                                    Ok(r) if (r.client, r.thread, r.seq) == (id, t, seq) => {}
+                                    Ok(r) => {
+                                        return Some(format!(
+                                            "crossed: sent {id}/{t}/{seq}, got {r:?}"
+                                        ));
+                                    }
+                                    Err(e) => return Some(format!("failed: {e}")),
+                                }
+                            }
+                            None
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .filter_map(|w| w.join().unwrap())
+                    .collect()
+            });
+            if problems.is_empty() {
+                println!("ok {}", u64::from(threads) * calls);
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("{}", problems.join("; "));
+                Ok(ExitCode::from(1))
+            }
+        }
+        ["types", name] => {
+            let client = TypesClient::connect(name)?;
+            match check_all_types(&client) {
+                Ok(()) => println!("ok"),
+                Err(e) => println!("mismatch {e}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ["idle", name] => {
+            let client = WorkClient::connect(name)?;
+            client.add(1, 2)?;
+            println!("ready");
+            for line in std::io::stdin().lock().lines() {
+                if line.is_err() {
+                    break;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ["connect", name] => {
+            match WorkClient::connect(name).and_then(|c| c.add(40, 2)) {
+                Ok(42) => println!("ok"),
+                Ok(other) => println!("wrong {other}"),
+                Err(e) => println!("{} {e}", kind(&e)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ["sleep", name, ms, token, timeout] => {
+            let options =
+                ClientOptions::default().timeout(Duration::from_millis(timeout.parse().unwrap()));
+            let client = WorkClient::connect_with(name, options)?;
+            let start = Instant::now();
+            let result = client.sleep(ms.parse().unwrap(), token.parse().unwrap());
+            let ms = start.elapsed().as_millis();
+            match result {
+                Ok(v) => println!("ok {v} {ms}"),
+                Err(e) => println!("{} {ms}", kind(&e)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ["loop", name, id, timeout] => {
+            let options =
+                ClientOptions::default().timeout(Duration::from_millis(timeout.parse().unwrap()));
+            let client = WorkClient::connect_with(name, options)?;
+            let id: u32 = id.parse().unwrap();
+            println!("ready");
+            for seq in 0.. {
+                if let Ok(r) = client.echo(id, 0, seq)
+                    && (r.client, r.seq) != (id, seq)
+                {
+                    println!("crossed: sent {id}/{seq}, got {r:?}");
+                    return Ok(ExitCode::from(3));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => panic!("usage: see the top of tests/support/peer.rs; got {args:?}"),
+    }
+}

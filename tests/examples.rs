@@ -1,0 +1,86 @@
+//! Every example runs and ends well. `cargo test` builds the examples (it does not run them);
+//! these tests run the built programs.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use shmrpc_tests::*;
+
+fn example(name: &str) -> PathBuf {
+    let path = peer_program().with_file_name("examples").join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run the tests with `cargo test --workspace`",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn demo_runs_and_leaves_nothing() {
+    let out = Command::new(example("demo"))
+        .args(["--seconds", "1", "--clients", "2"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "demo failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("calls/s") && stdout.contains("p99"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("left in /dev/shm: nothing"), "{stdout}");
+}
+
+#[test]
+fn calculator_server_and_client_talk() {
+    let name = unique_name("example-calc");
+    let mut server = Peer::spawn(Command::new(example("calculator_server")).arg(&name));
+    assert!(server.line().starts_with(&format!("serving `{name}`")));
+    let out = Command::new(example("calculator_client"))
+        .arg(&name)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("add(2, 3)        = 5"), "{stdout}");
+    assert!(stdout.contains("Err(DivideByZero)"), "{stdout}");
+    server.kill();
+    // What the killed server left is taken over by the next bind.
+    let mut server = Peer::spawn(Command::new(example("calculator_server")).arg(&name));
+    assert!(server.line().starts_with("serving"));
+    server.kill();
+    std::fs::remove_file(format!("/dev/shm/shmrpc.{name}")).unwrap();
+}
+
+#[test]
+fn monitor_first_instance_serves_and_a_client_takes_over() {
+    let name = unique_name("example-monitor");
+    let mut first =
+        Peer::spawn(Command::new(example("monitor")).args(["--name", &name, "--seconds", "4"]));
+    assert!(first.line().contains("I am the monitor"));
+    let mut second =
+        Peer::spawn(Command::new(example("monitor")).args(["--name", &name, "--seconds", "3"]));
+    assert!(second.line().contains("reporting to it"));
+    assert!(second.line().contains("heartbeat 1 delivered"));
+    first.kill();
+    let mut lines = Vec::new();
+    loop {
+        let line = second.line();
+        if line.is_empty() || line.contains("I am the monitor") {
+            lines.push(line);
+            break;
+        }
+        lines.push(line);
+    }
+    assert!(
+        lines.last().unwrap().contains("I am the monitor"),
+        "{lines:?}"
+    );
+    assert_eq!(second.wait(Duration::from_secs(5)), Some(0));
+    assert!(leftovers(&name).is_empty());
+}

@@ -1,0 +1,28 @@
+//! Behaviour 8: a panicking method yields `HandlerPanicked` to its caller; the server keeps
+//! serving.
+
+use shmrpc_tests::*;
+
+#[test]
+fn a_panic_is_reported_and_the_server_goes_on() {
+    let name = unique_name("panic");
+    let _server = Peer::start(&["server", "work", &name]);
+    let client = WorkClient::connect(&name).unwrap();
+    for code in [1, 2, 3] {
+        match client.boom(code) {
+            Err(shmrpc::Error::HandlerPanicked {
+                method, message, ..
+            }) => {
+                assert_eq!(method, "boom");
+                assert_eq!(message, format!("boom {code}"));
+            }
+            other => panic!("expected HandlerPanicked, got {other:?}"),
+        }
+        assert_eq!(client.add(code.into(), 1).unwrap(), i64::from(code) + 1);
+    }
+    let message = client.boom(7).unwrap_err().to_string();
+    assert!(
+        message.contains("boom 7") && message.contains("panicked"),
+        "{message}"
+    );
+}
