@@ -68,18 +68,27 @@ pub(crate) fn point(_step: Step) {}
 #[cfg(feature = "fault-injection")]
 pub(crate) fn point(step: Step) {
     use std::sync::OnceLock;
-    static PLAN: OnceLock<Option<(String, String)>> = OnceLock::new();
+    use std::sync::atomic::{AtomicU64, Ordering};
+    struct Plan {
+        step: String,
+        action: String,
+        nth: u64,
+    }
+    static PLAN: OnceLock<Option<Plan>> = OnceLock::new();
+    static REACHED: AtomicU64 = AtomicU64::new(0);
     let plan = PLAN.get_or_init(|| {
         let spec = std::env::var("SHMRPC_FAULT").ok()?;
-        let (step, action) = spec.split_once(':')?;
-        Some((step.to_owned(), action.to_owned()))
+        let mut parts = spec.split(':');
+        let (step, action) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+        let nth = parts.next().map_or(Some(1), |n| n.parse().ok())?;
+        Some(Plan { step, action, nth })
     });
-    let Some((name, action)) = plan else { return };
-    if name != step.name() {
+    let Some(plan) = plan else { return };
+    if plan.step != step.name() || REACHED.fetch_add(1, Ordering::Relaxed) + 1 != plan.nth {
         return;
     }
     let me = rustix::process::getpid();
-    match action.as_str() {
+    match plan.action.as_str() {
         "kill" => {
             let _ = rustix::process::kill_process(me, rustix::process::Signal::KILL);
         }

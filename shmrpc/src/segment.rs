@@ -166,10 +166,12 @@ impl Segment {
         image: HeaderImage,
         description: &str,
     ) -> Result<Segment, Error> {
+        // Errors name the object users know, not the private name it has until published.
+        let object = name.object();
         let fd = sys::create_exclusive(temp, mode)
-            .map_err(|e| os_error(name, temp, "cannot create", e))?;
+            .map_err(|e| os_error(name, &object, "cannot create", e))?;
         let build = || -> Result<Segment, Error> {
-            if !sys::try_lock(&fd).map_err(|e| os_error(name, temp, "cannot lock", e))? {
+            if !sys::try_lock(&fd).map_err(|e| os_error(name, &object, "cannot lock", e))? {
                 return Err(Error::io(
                     "locking a new object",
                     io::Error::other("locked by another"),
@@ -187,10 +189,10 @@ impl Segment {
                 } else {
                     e
                 };
-                os_error(name, temp, "cannot allocate", e)
+                os_error(name, &object, "cannot allocate", e)
             })?;
-            let map =
-                sys::Mapping::new(&fd, len).map_err(|e| os_error(name, temp, "cannot map", e))?;
+            let map = sys::Mapping::new(&fd, len)
+                .map_err(|e| os_error(name, &object, "cannot map", e))?;
             let segment = Segment {
                 fd,
                 view: View::new(map),
@@ -287,7 +289,12 @@ impl Segment {
                     layout::PROTOCOL_VERSION
                 )));
             }
-            Err(HeaderError::Garbage(what)) => return Err(OpenError::Corrupted(what.to_owned())),
+            Err(HeaderError::Garbage(what)) => {
+                // The doorbells sit at fixed offsets: wake the server, which repairs the header
+                // before it sleeps again.
+                Doorbell::new(view.u32(layout::EXEC_OFFSET + layout::exec::BELL)).knock();
+                return Err(OpenError::Corrupted(what.to_owned()));
+            }
         };
         if image.geometry.total_len() as u64 != size {
             return Err(OpenError::Corrupted(
@@ -296,7 +303,11 @@ impl Segment {
         }
         let segment = Segment { fd, view, image };
         if segment.server_state().load(Ordering::Acquire) != ServerState::Ready as u32 {
-            return Err(OpenError::NotRunning);
+            // A live server whose state word says otherwise was written over: have it repaired.
+            segment.slot().exec.knock();
+            return Err(OpenError::Corrupted(
+                "the server's state word is not `ready`".into(),
+            ));
         }
         Ok(segment)
     }

@@ -30,6 +30,9 @@ pub type Dispatch = Box<dyn FnMut(u32, &[u8], &mut [u8]) -> Result<usize, Invali
 /// method carries a few bytes. The segment is a page anyway.
 const MIN_CAPACITY: usize = 1024;
 
+/// How often a busy server checks its header for damage (an idle one checks before sleeping).
+const REPAIR_INTERVAL: Duration = Duration::from_millis(100);
+
 /// How long `shutdown` waits for a method that is still running before it returns anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(60);
 
@@ -156,6 +159,7 @@ impl Core {
     fn serve(&mut self, stop: &AtomicBool) {
         let segment = self.segment.clone();
         let slot = segment.slot();
+        let mut checked = Instant::now();
         loop {
             let seen = slot.exec.seen();
             if stop.load(Ordering::Acquire) {
@@ -163,6 +167,12 @@ impl Core {
             }
             if take(&slot) {
                 self.handle(&slot);
+                // A server that never runs out of work must still put back a damaged header,
+                // or new clients could not connect.
+                if checked.elapsed() >= REPAIR_INTERVAL {
+                    self.segment.repair(&self.description);
+                    checked = Instant::now();
+                }
                 continue;
             }
             // Nothing to do: spin while the next request is likely to come soon, then sleep.
@@ -178,6 +188,7 @@ impl Core {
                 continue;
             }
             self.segment.repair(&self.description);
+            checked = Instant::now();
             slot.exec.sleep(seen, None);
             self.spin.record(
                 spin.unwrap_or_default(),

@@ -284,6 +284,23 @@ impl Work for WorkImpl {
     }
 }
 
+/// A service with a 1 MiB slot.
+#[shm_service(capacity = 1048576)]
+pub trait Big {
+    /// Sums the bytes.
+    fn sum(&self, data: [u8; 65536]) -> u64;
+}
+
+/// The server side of [`Big`].
+#[derive(Debug, Default)]
+pub struct BigImpl;
+
+impl Big for BigImpl {
+    fn sum(&self, data: [u8; 65536]) -> u64 {
+        data.iter().map(|&b| u64::from(b)).sum()
+    }
+}
+
 /// A service name no other test uses: `<what>-<pid>-<n>`.
 pub fn unique_name(what: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
@@ -378,6 +395,29 @@ impl Peer {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Waits for the process to end, at most `limit`; the signal that killed it, if any.
+    pub fn killed_by(&mut self, limit: Duration) -> Option<i32> {
+        use std::os::unix::process::ExitStatusExt;
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.signal();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        None
+    }
+
+    /// Sends `signal` (a name such as `STOP` or `CONT`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(ok.success(), "kill -{signal} {}", self.pid());
     }
 
     /// Waits for the process to exit by itself, at most `limit`; its exit code.
@@ -499,4 +539,32 @@ pub fn check_all_types(c: &TypesClient) -> Result<(), String> {
     same("unit", c.unit(), ())?;
     same("unit args", c.unit_args(7, 'x'), ())?;
     Ok(())
+}
+
+/// A small deterministic random number generator (xorshift64*), for tests.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    pub fn fill(&mut self, bytes: &mut [u8]) {
+        for b in bytes {
+            *b = self.next() as u8;
+        }
+    }
 }

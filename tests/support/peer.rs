@@ -1,7 +1,7 @@
 //! The other process of the behaviour tests: a server or a client of the test services.
 //!
 //! ```text
-//! peer server <work|types> <name> [mode=<octal>] [wait=<adaptive|spin|park>]
+//! peer server <work|types|big> <name> [mode=<octal>] [wait=<adaptive|spin|park>]
 //!     binds, prints `ready`, serves until stdin closes (then shuts down, prints `stopped`)
 //! peer echo <name> <client-id> <threads> <calls>
 //!     each thread makes <calls> echo calls with unique values; prints `ok <n>` or the problem
@@ -11,7 +11,12 @@
 //! peer sleep <name> <ms> <token> <timeout-ms>
 //!     one call; prints `ok <value> <elapsed-ms>` or `<ErrorKind> <elapsed-ms>`
 //! peer loop <name> <client-id> <timeout-ms>
-//!     echo calls until killed, printing nothing; exits 3 on a crossed answer
+//!     prints `ready`, then echo calls until killed; prints `crossed ...` and exits 3 on a
+//!     crossed answer
+//! peer churn <name> <client-id> <timeout-ms>
+//!     echo calls until stdin closes, through server deaths and restarts, then prints
+//!     `ok=<n> died=<n> notrunning=<n> timeout=<n> other=<n> crossed=<n>` (and the first
+//!     unexpected error, if any)
 //! ```
 
 use std::io::BufRead;
@@ -58,6 +63,7 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
             let handle = match *service {
                 "work" => WorkServer::bind_with(name, WorkImpl::default(), options)?.spawn()?,
                 "types" => TypesServer::bind_with(name, TypesImpl::default(), options)?.spawn()?,
+                "big" => BigServer::bind_with(name, BigImpl, options)?.spawn()?,
                 other => panic!("unknown service {other}"),
             };
             println!("ready");
@@ -166,6 +172,54 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
                     return Ok(ExitCode::from(3));
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        ["churn", name, id, timeout] => {
+            use std::sync::atomic::{AtomicBool, Ordering};
+            let stop = std::sync::Arc::new(AtomicBool::new(false));
+            let watcher = stop.clone();
+            std::thread::spawn(move || {
+                let _ = std::io::stdin().read_line(&mut String::new());
+                watcher.store(true, Ordering::Relaxed);
+            });
+            let options =
+                ClientOptions::default().timeout(Duration::from_millis(timeout.parse().unwrap()));
+            let id: u32 = id.parse().unwrap();
+            let client = loop {
+                match WorkClient::connect_with(name, options.clone()) {
+                    Ok(client) => break client,
+                    Err(_) if !stop.load(Ordering::Relaxed) => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            println!("ready");
+            let mut counts = [0u64; 6];
+            let mut first_other = None;
+            let mut seq = 0;
+            while !stop.load(Ordering::Relaxed) {
+                seq += 1;
+                match client.echo(id, 0, seq) {
+                    Ok(r) if (r.client, r.seq) == (id, seq) => counts[0] += 1,
+                    Ok(_) => counts[5] += 1,
+                    Err(shmrpc::Error::ServerDied { .. }) => counts[1] += 1,
+                    Err(shmrpc::Error::ServerNotRunning { .. }) => {
+                        counts[2] += 1;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(shmrpc::Error::Timeout { .. }) => counts[3] += 1,
+                    Err(e) => {
+                        counts[4] += 1;
+                        first_other.get_or_insert(e.to_string());
+                    }
+                }
+            }
+            let [ok, died, notrunning, timeout, other, crossed] = counts;
+            println!(
+                "ok={ok} died={died} notrunning={notrunning} timeout={timeout} other={other} crossed={crossed} {}",
+                first_other.unwrap_or_default()
+            );
             Ok(ExitCode::SUCCESS)
         }
         _ => panic!("usage: see the top of tests/support/peer.rs; got {args:?}"),
