@@ -76,15 +76,15 @@ fn capacity_is_a_size(service: &Service, errors: &mut Errors) {
 }
 
 fn receiver_is_shared_ref(method: &Method, errors: &mut Errors) {
-    match method.receiver {
+    match &method.receiver {
         Receiver::SharedRef => {}
-        Receiver::MutRef(span) => errors.at_span(
-            span,
+        Receiver::MutRef(receiver) => errors.at(
+            receiver,
             "a service method takes `&self`, not `&mut self`: the server calls it through a shared \
              reference; keep mutable state behind a Mutex or atomics inside the service",
         ),
-        Receiver::Other(span) => errors.at_span(
-            span,
+        Receiver::Other(receiver) => errors.at(
+            receiver,
             "a service method takes `&self`: the server keeps the service and calls it by reference; \
              change the receiver to `&self`",
         ),

@@ -1,7 +1,10 @@
-//! `#[derive(ShmData)]`: checks the type, then writes its wire twin (a `#[repr(C, packed)]`
-//! struct or an enum with the same discriminants, both deriving zerocopy's traits through
-//! `shmrpc::__private`), the conversions to and from it, its shape, and one layout assertion per
-//! field that names the padding, where it is and how many bytes, if there is any.
+//! `#[derive(ShmData)]`: checks the type, then writes how it turns into bytes and back, field by
+//! field at the field's offset (or, for an enum, by checking the value against the declared
+//! discriminants), its shape, and one layout assertion per field that names the padding, where it
+//! is and how many bytes, if there is any.
+//!
+//! Each field type goes through one `const` codec, the only place it must be `ShmData`: a field
+//! of a wrong type is one error, on that field, in shmrpc's words.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -165,73 +168,57 @@ fn structure(
         return TokenStream::new();
     }
     let private = quote!(#krate::__private);
-    let wire = naming::wire();
     let tys: Vec<&Type> = fields.iter().map(|f| &f.ty).collect();
     let members: Vec<syn::Member> = fields
         .iter()
         .enumerate()
         .map(|(i, f)| member(f, i))
         .collect();
-    let locals: Vec<Ident> = (0..fields.len())
-        .map(|i| naming::local(&format!("f{i}")))
-        .collect();
     let names: Vec<String> = fields
         .iter()
         .enumerate()
         .map(|(i, f)| field_name(f, i))
         .collect();
-    let wire_fields = fields.iter().zip(&tys).map(|(f, ty)| {
-        let ident = f.ident.iter();
-        quote_spanned!(ty.span()=> pub #(#ident:)* <#ty as #krate::ShmData>::Wire)
+    let codecs: Vec<Ident> = (0..fields.len())
+        .map(|i| naming::local(&format!("FIELD{i}")))
+        .collect();
+    let codec_defs = codecs.iter().zip(&tys).map(|(codec, ty)| {
+        let codec_fn = naming::respan(quote!(#private::codec::<#ty>), ty.span());
+        quote_spanned!(ty.span()=> const #codec: #private::Codec<#ty> = #codec_fn();)
     });
-    let wire_def = if fields[0].ident.is_some() {
-        quote!(pub struct #wire { #(#wire_fields),* })
-    } else {
-        quote!(pub struct #wire(#(#wire_fields),*);)
-    };
-    let zc_path = format!(
-        "{}::__private::zerocopy",
-        quote!(#krate).to_string().replace(' ', "")
-    );
+    let offsets: Vec<TokenStream> = members
+        .iter()
+        .map(|m| quote!(#private::core::mem::offset_of!(#name, #m)))
+        .collect();
     let layout = padding_checks(name, &members, &names, &tys, &private);
     let name_str = name.unraw().to_string();
     quote! {
         const _: () = {
-            #[derive(
-                #private::zerocopy::TryFromBytes,
-                #private::zerocopy::IntoBytes,
-                #private::zerocopy::Immutable
-            )]
-            #[zerocopy(crate = #zc_path)]
-            #[repr(C, packed)]
-            #[allow(non_camel_case_types, non_snake_case, missing_docs, missing_debug_implementations)]
-            #wire_def
+            #(#codec_defs)*
 
             impl #krate::ShmData for #name {
-                type Wire = #wire;
+                const SIZE: usize = 0 #(+ #codecs.size)*;
                 const SHAPE: &'static #private::Shape = &#private::Shape::Struct {
                     name: #name_str,
                     size: #private::core::mem::size_of::<Self>(),
-                    fields: &[#(#private::Field {
-                        name: #names,
-                        offset: #private::core::mem::offset_of!(Self, #members),
-                        shape: <#tys as #krate::ShmData>::SHAPE,
-                    }),*],
+                    fields: &[#(#private::Field { name: #names, offset: #offsets, shape: #codecs.shape }),*],
                 };
                 #[inline]
-                fn into_wire(self) -> #wire {
-                    let #name { #(#members: #locals),* } = self;
-                    #wire { #(#members: #krate::ShmData::into_wire(#locals)),* }
+                fn encode(&self, out: &mut [u8]) {
+                    #((#codecs.encode)(&self.#members, &mut out[#offsets..][..#codecs.size]);)*
                 }
                 #[inline]
-                fn from_wire(wire: #wire) -> Self {
-                    let #wire { #(#members: #locals),* } = wire;
-                    #name { #(#members: #krate::ShmData::from_wire(#locals)),* }
+                fn decode(bytes: &[u8]) -> #private::core::result::Result<Self, #private::Invalid> {
+                    if bytes.len() != <Self as #krate::ShmData>::SIZE {
+                        return #private::core::result::Result::Err(#private::Invalid("wrong length"));
+                    }
+                    #private::core::result::Result::Ok(#name {
+                        #(#members: (#codecs.decode)(&bytes[#offsets..][..#codecs.size])?,)*
+                    })
                 }
             }
-
-            #layout
         };
+        #layout
     }
 }
 
@@ -258,7 +245,14 @@ fn padding_checks(
         let gap = quote!(#here - (#end_of_previous));
         let place = format!("before field `{}`", names[i]);
         let fix = format!("add a field `_pad: [u8; N]` just before `{}`", names[i]);
-        checks.push(gap_check(name, &gap, &place, &fix, tys[i].span(), private));
+        checks.push(gap_check(
+            name,
+            &gap,
+            &place,
+            &fix,
+            members[i].span(),
+            private,
+        ));
     }
     let (o, s) = (
         offset(members.last().expect("fields")),
@@ -267,7 +261,14 @@ fn padding_checks(
     let tail = quote!(#private::core::mem::size_of::<#name>() - (#o + #s));
     let place = format!("at its end, after field `{}`", names[names.len() - 1]);
     let fix = "add a last field `_pad: [u8; N]`".to_owned();
-    checks.push(gap_check(name, &tail, &place, &fix, name.span(), private));
+    checks.push(gap_check(
+        name,
+        &tail,
+        &place,
+        &fix,
+        members[members.len() - 1].span(),
+        private,
+    ));
     quote!(#(#checks)*)
 }
 
@@ -279,6 +280,8 @@ fn gap_check(
     span: Span,
     private: &TokenStream,
 ) -> TokenStream {
+    // Every token carries the field's span, so that the error points at the field.
+    let panic = naming::respan(quote!(#private::core::panic!), span);
     let arms = (1..=15usize).map(|n| {
         let message = format!(
             "`{name}` has {n} byte{} of padding {place}: padding bytes are undefined and cannot be \
@@ -286,7 +289,7 @@ fn gap_check(
             if n == 1 { "" } else { "s" },
             fix.replace("[u8; N]", &format!("[u8; {n}]")),
         );
-        quote!(#n => #private::core::panic!(#message),)
+        quote_spanned!(span=> #n => #panic(#message),)
     });
     let other = format!(
         "`{name}` has padding {place}: padding bytes are undefined and cannot be shared between \
@@ -296,7 +299,7 @@ fn gap_check(
         const _: () = match #gap {
             0 => {}
             #(#arms)*
-            _ => #private::core::panic!(#other),
+            _ => #panic(#other),
         };
     }
 }
@@ -344,47 +347,35 @@ fn enumeration(
         return TokenStream::new();
     };
     let private = quote!(#krate::__private);
-    let wire = naming::wire();
     let variants: Vec<&Ident> = data.variants.iter().map(|v| &v.ident).collect();
-    let wire_variants = data.variants.iter().map(|v| {
-        let ident = &v.ident;
-        match &v.discriminant {
-            Some((_, expr)) => quote!(#ident = #expr),
-            None => quote!(#ident),
-        }
-    });
+    let values: Vec<Ident> = (0..variants.len())
+        .map(|i| naming::local(&format!("VALUE{i}")))
+        .collect();
     let variant_names: Vec<String> = variants.iter().map(|v| v.unraw().to_string()).collect();
-    let zc_path = format!(
-        "{}::__private::zerocopy",
-        quote!(#krate).to_string().replace(' ', "")
-    );
     let name_str = name.unraw().to_string();
+    let message = format!("a value that is none of the variants of `{name_str}`");
     quote! {
         const _: () = {
-            #[derive(
-                #private::zerocopy::TryFromBytes,
-                #private::zerocopy::IntoBytes,
-                #private::zerocopy::Immutable
-            )]
-            #[zerocopy(crate = #zc_path)]
-            #[repr(#int)]
-            #[allow(non_camel_case_types, missing_docs, missing_debug_implementations, dead_code)]
-            pub enum #wire { #(#wire_variants),* }
+            #(const #values: #int = #name::#variants as #int;)*
 
             impl #krate::ShmData for #name {
-                type Wire = #wire;
+                const SIZE: usize = <#int as #krate::ShmData>::SIZE;
                 const SHAPE: &'static #private::Shape = &#private::Shape::Enum {
                     name: #name_str,
                     repr: <#int as #krate::ShmData>::SHAPE,
-                    variants: &[#(#private::Variant { name: #variant_names, value: #name::#variants as u64 }),*],
+                    variants: &[#(#private::Variant { name: #variant_names, value: #values as u64 }),*],
                 };
                 #[inline]
-                fn into_wire(self) -> #wire {
-                    match self { #(#name::#variants => #wire::#variants),* }
+                fn encode(&self, out: &mut [u8]) {
+                    let value: #int = match self { #(#name::#variants => #values,)* };
+                    <#int as #krate::ShmData>::encode(&value, out);
                 }
                 #[inline]
-                fn from_wire(wire: #wire) -> Self {
-                    match wire { #(#wire::#variants => #name::#variants),* }
+                fn decode(bytes: &[u8]) -> #private::core::result::Result<Self, #private::Invalid> {
+                    match <#int as #krate::ShmData>::decode(bytes)? {
+                        #(#values => #private::core::result::Result::Ok(#name::#variants),)*
+                        _ => #private::core::result::Result::Err(#private::Invalid(#message)),
+                    }
                 }
             }
         };

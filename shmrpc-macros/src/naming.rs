@@ -74,7 +74,21 @@ pub(crate) fn decoded_arg(index: usize) -> Ident {
     hidden(format!("__shmrpc_arg{index}"))
 }
 
-/// The wire twin of a derived type.
-pub(crate) fn wire() -> Ident {
-    hidden("__ShmrpcWire".into())
+/// `tokens` with every span set to `span`, so that an error raised inside them (a failed
+/// `const` assertion, a missing trait) points at the user's code that caused it.
+pub(crate) fn respan(tokens: proc_macro2::TokenStream, span: Span) -> proc_macro2::TokenStream {
+    use proc_macro2::{Group, TokenTree};
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(g) = &tree {
+                let mut group = Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tree = TokenTree::Group(group);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }

@@ -1,9 +1,8 @@
 //! From the trait's syntax to a plain model of the service. Nothing is rejected here unless it
 //! cannot be modelled; `check` decides what is allowed.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use syn::ext::IdentExt;
-use syn::spanned::Spanned;
 use syn::{
     Attribute, FnArg, Ident, ItemTrait, LitInt, Pat, ReturnType, Signature, TraitItem, Type,
 };
@@ -50,9 +49,9 @@ pub(crate) enum Receiver {
     /// `&self`
     SharedRef,
     /// `&mut self`
-    MutRef(Span),
+    MutRef(syn::Receiver),
     /// `self`, `mut self`, `self: Box<Self>` and the like.
-    Other(Span),
+    Other(syn::Receiver),
     /// No receiver: an associated function.
     Missing,
 }
@@ -157,8 +156,8 @@ fn method(tag: u32, attrs: &[Attribute], sig: &Signature) -> Method {
 fn receiver_kind(r: &syn::Receiver) -> Receiver {
     match (&r.reference, r.colon_token) {
         (Some(_), None) if r.mutability.is_none() => Receiver::SharedRef,
-        (Some(_), None) => Receiver::MutRef(r.span()),
-        _ => Receiver::Other(r.span()),
+        (Some(_), None) => Receiver::MutRef(r.clone()),
+        _ => Receiver::Other(r.clone()),
     }
 }
 

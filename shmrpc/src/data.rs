@@ -1,14 +1,14 @@
 //! What can cross a slot: [`ShmData`] types, and the results methods may return.
 //!
-//! Every `ShmData` type has a *wire* twin: for primitives the type itself, for arrays an array of
-//! the element's twin, for a derived struct a `#[repr(C, packed)]` copy with the same fields, for a
-//! derived enum a copy with the same discriminants. Zerocopy derives the byte conversions of the
-//! twin and validates every read (`try_read_from_bytes`: a `bool` byte of 2, a `char` above
-//! `0x10FFFF` or an unknown discriminant is refused), so no `unsafe` is needed anywhere to turn
-//! bytes into values. The user's own type never implements zerocopy's traits, so they never
-//! become part of its public API.
+//! A `ShmData` type writes itself into bytes and reads itself back from bytes that are validated
+//! as they are read: primitives through zerocopy (`try_read_from_bytes`: a `bool` byte of 2 or a
+//! `char` above `0x10FFFF` is refused), arrays of primitives in one zerocopy conversion, derived
+//! structs field by field at their offsets, derived enums by checking the value against the
+//! declared discriminants. Values are built with safe code from validated parts, so no `unsafe`
+//! is needed anywhere to turn bytes into values, and the user's types never implement zerocopy's
+//! traits (which would make them part of their public API).
 
-use zerocopy::{Immutable, IntoBytes, TryFromBytes};
+use zerocopy::{IntoBytes, TryFromBytes};
 
 use crate::interface::{ReplyShape, Shape};
 
@@ -45,30 +45,79 @@ use crate::interface::{ReplyShape, Shape};
             array such as [u8; N] with a length field"
 )]
 pub trait ShmData: Sized + 'static {
-    /// The twin zerocopy converts to and from bytes.
+    /// Bytes a value takes in a slot.
     #[doc(hidden)]
-    type Wire: TryFromBytes + IntoBytes + Immutable + 'static;
+    const SIZE: usize;
     /// What the type looks like, for the interface fingerprint.
     #[doc(hidden)]
     const SHAPE: &'static Shape;
+    /// Writes the value into `out`, which is exactly `SIZE` bytes.
     #[doc(hidden)]
-    fn into_wire(self) -> Self::Wire;
+    fn encode(&self, out: &mut [u8]);
+    /// Reads and validates a value from exactly `SIZE` bytes.
     #[doc(hidden)]
-    fn from_wire(wire: Self::Wire) -> Self;
+    fn decode(bytes: &[u8]) -> Result<Self, Invalid>;
+
+    /// `encode` for an array of these; element by element unless overridden.
+    #[doc(hidden)]
+    #[inline]
+    fn encode_array<const N: usize>(items: &[Self; N], out: &mut [u8]) {
+        for (item, out) in items.iter().zip(out.chunks_exact_mut(Self::SIZE.max(1))) {
+            item.encode(out);
+        }
+    }
+
+    /// `decode` for an array of these; element by element unless overridden.
+    #[doc(hidden)]
+    #[inline]
+    fn decode_array<const N: usize>(bytes: &[u8]) -> Result<[Self; N], Invalid> {
+        if bytes.len() != N * Self::SIZE {
+            return Err(Invalid("wrong length"));
+        }
+        let size = Self::SIZE;
+        let items: [Option<Self>; N] =
+            core::array::from_fn(|i| Self::decode(&bytes[i * size..][..size]).ok());
+        if items.iter().any(Option::is_none) {
+            return Err(Invalid("a value out of range for its type"));
+        }
+        Ok(items.map(|item| item.expect("every item was checked above")))
+    }
+}
+
+fn validated<T: TryFromBytes>(
+    read: Result<T, zerocopy::TryReadError<&[u8], T>>,
+) -> Result<T, Invalid> {
+    match read {
+        Ok(value) => Ok(value),
+        Err(zerocopy::TryReadError::Size(_)) => Err(Invalid("wrong length")),
+        Err(_) => Err(Invalid("a value out of range for its type")),
+    }
 }
 
 macro_rules! primitive {
     ($($t:ty),*) => {$(
         impl ShmData for $t {
-            type Wire = $t;
+            const SIZE: usize = core::mem::size_of::<$t>();
             const SHAPE: &'static Shape = &Shape::Primitive {
                 name: stringify!($t),
                 size: core::mem::size_of::<$t>(),
             };
-            #[inline(always)]
-            fn into_wire(self) -> $t { self }
-            #[inline(always)]
-            fn from_wire(wire: $t) -> $t { wire }
+            #[inline]
+            fn encode(&self, out: &mut [u8]) {
+                out.copy_from_slice(self.as_bytes());
+            }
+            #[inline]
+            fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
+                validated(<$t>::try_read_from_bytes(bytes))
+            }
+            #[inline]
+            fn encode_array<const N: usize>(items: &[Self; N], out: &mut [u8]) {
+                out.copy_from_slice(items.as_bytes());
+            }
+            #[inline]
+            fn decode_array<const N: usize>(bytes: &[u8]) -> Result<[Self; N], Invalid> {
+                validated(<[$t; N]>::try_read_from_bytes(bytes))
+            }
         }
     )*};
 }
@@ -78,42 +127,24 @@ primitive!(
 );
 
 impl<T: ShmData, const N: usize> ShmData for [T; N] {
-    type Wire = [T::Wire; N];
+    const SIZE: usize = T::SIZE * N;
     const SHAPE: &'static Shape = &Shape::Array {
         element: T::SHAPE,
         len: N,
     };
     #[inline]
-    fn into_wire(self) -> Self::Wire {
-        self.map(T::into_wire)
+    fn encode(&self, out: &mut [u8]) {
+        T::encode_array(self, out);
     }
     #[inline]
-    fn from_wire(wire: Self::Wire) -> Self {
-        wire.map(T::from_wire)
+    fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
+        T::decode_array(bytes)
     }
 }
 
 /// Why bytes were refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Invalid(pub &'static str);
-
-/// Writes `value` as bytes into `out`, which must be exactly its size.
-#[inline]
-pub(crate) fn encode<T: ShmData>(value: T, out: &mut [u8]) {
-    out.copy_from_slice(value.into_wire().as_bytes());
-}
-
-/// Reads and validates a value from exactly its size of bytes.
-#[inline]
-pub(crate) fn decode<T: ShmData>(bytes: &[u8]) -> Result<T, Invalid> {
-    match T::Wire::try_read_from_bytes(bytes) {
-        Ok(wire) => Ok(T::from_wire(wire)),
-        Err(zerocopy::TryReadError::Size(_)) => Err(Invalid("wrong length")),
-        Err(zerocopy::TryReadError::Validity(_)) => {
-            Err(Invalid("a value out of range for its type"))
-        }
-    }
-}
 
 /// What a method may return: `()`, a [`ShmData`] type, or `Result<T, E>` / `Option<T>` of
 /// `ShmData` types.
@@ -148,15 +179,15 @@ impl Reply for () {
 }
 
 impl<T: ShmData> Reply for T {
-    const SIZE: usize = core::mem::size_of::<T::Wire>();
+    const SIZE: usize = T::SIZE;
     const SHAPE: ReplyShape = ReplyShape::Value(T::SHAPE);
     #[inline]
     fn encode(self, out: &mut [u8]) {
-        encode(self, out);
+        ShmData::encode(&self, out);
     }
     #[inline]
     fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
-        decode(bytes)
+        <T as ShmData>::decode(bytes)
     }
 }
 
@@ -173,45 +204,42 @@ fn split_tagged(bytes: &[u8], size: usize) -> Result<(u8, &[u8]), Invalid> {
 }
 
 impl<T: ShmData, E: ShmData> Reply for Result<T, E> {
-    const SIZE: usize = 1 + max(
-        core::mem::size_of::<T::Wire>(),
-        core::mem::size_of::<E::Wire>(),
-    );
+    const SIZE: usize = 1 + max(T::SIZE, E::SIZE);
     const SHAPE: ReplyShape = ReplyShape::Result(T::SHAPE, E::SHAPE);
     fn encode(self, out: &mut [u8]) {
         out.fill(0);
         let (tag, rest) = out.split_first_mut().expect("SIZE >= 1");
         match self {
-            Ok(v) => encode(v, &mut rest[..core::mem::size_of::<T::Wire>()]),
+            Ok(v) => v.encode(&mut rest[..T::SIZE]),
             Err(e) => {
                 *tag = 1;
-                encode(e, &mut rest[..core::mem::size_of::<E::Wire>()]);
+                e.encode(&mut rest[..E::SIZE]);
             }
         }
     }
     fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
         match split_tagged(bytes, Self::SIZE)? {
-            (0, rest) => Ok(Ok(decode(&rest[..core::mem::size_of::<T::Wire>()])?)),
-            (1, rest) => Ok(Err(decode(&rest[..core::mem::size_of::<E::Wire>()])?)),
+            (0, rest) => Ok(Ok(T::decode(&rest[..T::SIZE])?)),
+            (1, rest) => Ok(Err(E::decode(&rest[..E::SIZE])?)),
             _ => Err(Invalid("a Result tag other than Ok or Err")),
         }
     }
 }
 
 impl<T: ShmData> Reply for Option<T> {
-    const SIZE: usize = 1 + core::mem::size_of::<T::Wire>();
+    const SIZE: usize = 1 + T::SIZE;
     const SHAPE: ReplyShape = ReplyShape::Option(T::SHAPE);
     fn encode(self, out: &mut [u8]) {
         out.fill(0);
         if let Some(v) = self {
             out[0] = 1;
-            encode(v, &mut out[1..]);
+            v.encode(&mut out[1..]);
         }
     }
     fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
         match split_tagged(bytes, Self::SIZE)? {
             (0, _) => Ok(None),
-            (1, rest) => Ok(Some(decode(rest)?)),
+            (1, rest) => Ok(Some(T::decode(rest)?)),
             _ => Err(Invalid("an Option tag other than None or Some")),
         }
     }
@@ -224,17 +252,17 @@ impl<T: ShmData> Reply for Option<T> {
 pub struct Codec<T> {
     pub size: usize,
     pub shape: &'static Shape,
-    pub encode: fn(T, &mut [u8]),
+    pub encode: fn(&T, &mut [u8]),
     pub decode: fn(&[u8]) -> Result<T, Invalid>,
 }
 
 #[doc(hidden)]
 pub const fn codec<T: ShmData>() -> Codec<T> {
     Codec {
-        size: core::mem::size_of::<T::Wire>(),
+        size: T::SIZE,
         shape: T::SHAPE,
-        encode: encode::<T>,
-        decode: decode::<T>,
+        encode: T::encode,
+        decode: T::decode,
     }
 }
 
@@ -286,21 +314,21 @@ mod tests {
     #[test]
     fn invalid_bytes_are_refused_not_trusted() {
         assert_eq!(
-            bool::decode(&[2]),
+            <bool as Reply>::decode(&[2]),
             Err(Invalid("a value out of range for its type"))
         );
-        assert!(char::decode(&0x11_0000u32.to_ne_bytes()).is_err());
-        assert!(char::decode(&0xD800u32.to_ne_bytes()).is_err());
+        assert!(<char as Reply>::decode(&0x11_0000u32.to_ne_bytes()).is_err());
+        assert!(<char as Reply>::decode(&0xD800u32.to_ne_bytes()).is_err());
         assert!(<Option<u8>>::decode(&[2, 0]).is_err());
         assert!(<Result<u8, u8>>::decode(&[7, 0]).is_err());
-        assert!(u32::decode(&[0, 0]).is_err());
+        assert!(<u32 as Reply>::decode(&[0, 0]).is_err());
         assert!(<()>::decode(&[0]).is_err());
     }
 
     #[test]
     fn sizes_are_the_same_on_32_and_64_bit() {
-        assert_eq!(<Result<u8, u64>>::SIZE, 9);
-        assert_eq!(<Option<[u32; 3]>>::SIZE, 13);
-        assert_eq!(<[u128; 2]>::SIZE, 32);
+        assert_eq!(<Result<u8, u64> as Reply>::SIZE, 9);
+        assert_eq!(<Option<[u32; 3]> as Reply>::SIZE, 13);
+        assert_eq!(<[u128; 2] as ShmData>::SIZE, 32);
     }
 }

@@ -86,7 +86,7 @@ pub mod __private {
 
     /// Writes one argument at `offset`.
     #[inline]
-    pub fn put<T>(codec: &crate::data::Codec<T>, value: T, buf: &mut [u8], offset: usize) {
+    pub fn put<T>(codec: &crate::data::Codec<T>, value: &T, buf: &mut [u8], offset: usize) {
         (codec.encode)(value, &mut buf[offset..offset + codec.size]);
     }
 

@@ -85,7 +85,7 @@ fn method(cx: &Cx<'_>, m: &Method) -> TokenStream {
         let codec = naming::arg_codec(tag, i);
         let ident = &a.ident;
         quote! {
-            #private::put(&#codec, #ident, #buf, #at);
+            #private::put(&#codec, &#ident, #buf, #at);
             #at += #codec.size;
         }
     });

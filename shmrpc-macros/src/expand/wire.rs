@@ -125,8 +125,9 @@ fn capacity(cx: &Cx<'_>) -> TokenStream {
              slot for the largest method",
             m.wire_name, lit
         );
+        let assert = naming::respan(quote!(#private::core::assert!), m.sig.ident.span());
         quote_spanned! {m.sig.ident.span()=>
-            const _: () = #private::core::assert!(#need <= #name, #message);
+            const _: () = #assert(#need <= #name, #message);
         }
     });
     quote! {

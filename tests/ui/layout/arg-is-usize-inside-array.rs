@@ -1,0 +1,6 @@
+#[shmrpc::shm_service]
+pub trait Store {
+    fn put(&self, indices: [usize; 4]);
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[shmrpc::shm_service]
+pub trait Store {
+    fn get(&self, index: usize) -> u64;
+}
+
+fn main() {}

@@ -1,0 +1,7 @@
+#[derive(shmrpc::ShmData)]
+pub enum Color {
+    Red,
+    Green,
+}
+
+fn main() {}

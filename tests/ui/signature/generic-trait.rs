@@ -1,0 +1,6 @@
+#[shmrpc::shm_service]
+pub trait Store<T> {
+    fn get(&self, key: u64) -> u64;
+}
+
+fn main() {}

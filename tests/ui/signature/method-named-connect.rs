@@ -1,0 +1,6 @@
+#[shmrpc::shm_service]
+pub trait Network {
+    fn connect(&self, port: u16) -> bool;
+}
+
+fn main() {}
