@@ -90,7 +90,7 @@ pub(crate) fn expand(cx: &Cx<'_>) -> (TokenStream, TokenStream) {
             }
         }
 
-        fn #dispatch<S: #service + ?Sized>(
+        fn #dispatch<S: #service + ?#private::core::marker::Sized>(
             #svc: &S,
             #tag: u32,
             #request: &[u8],
