@@ -190,7 +190,7 @@ fn structure(
         .iter()
         .map(|m| quote!(#private::core::mem::offset_of!(#name, #m)))
         .collect();
-    let layout = padding_checks(name, &members, &names, &tys, &private);
+    let layout = padding_checks(name, &members, &tys, &private);
     let name_str = name.unraw().to_string();
     quote! {
         const _: () = {
@@ -222,86 +222,34 @@ fn structure(
     }
 }
 
-/// One assertion per field that there is no padding before it, and one for the end. Each names
-/// the gap in bytes (up to 15; larger gaps come only from `align`) and the fix.
+/// One assertion per field that there is no padding before it, and one for the end. The
+/// messages (with the gap in bytes and the field to add) are in the runtime's `const fn`s, which
+/// report at the call: the field.
 fn padding_checks(
     name: &Ident,
     members: &[syn::Member],
-    names: &[String],
     tys: &[&Type],
     private: &TokenStream,
 ) -> TokenStream {
     let size = |ty: &Type| quote!(#private::core::mem::size_of::<#ty>());
     let offset = |m: &syn::Member| quote!(#private::core::mem::offset_of!(#name, #m));
     let mut checks = Vec::new();
-    for i in 0..members.len() {
+    for (i, member) in members.iter().enumerate() {
         let end_of_previous = if i == 0 {
             quote!(0usize)
         } else {
             let (o, s) = (offset(&members[i - 1]), size(tys[i - 1]));
             quote!(#o + #s)
         };
-        let here = offset(&members[i]);
-        let gap = quote!(#here - (#end_of_previous));
-        let place = format!("before field `{}`", names[i]);
-        let fix = format!("add a field `_pad: [u8; N]` just before `{}`", names[i]);
-        checks.push(gap_check(
-            name,
-            &gap,
-            &place,
-            &fix,
-            members[i].span(),
-            private,
-        ));
+        let here = offset(member);
+        let check = quote!(const _: () = #private::no_padding_before(#here - (#end_of_previous)););
+        checks.push(naming::respan(check, member.span()));
     }
-    let (o, s) = (
-        offset(members.last().expect("fields")),
-        size(tys[tys.len() - 1]),
-    );
-    let tail = quote!(#private::core::mem::size_of::<#name>() - (#o + #s));
-    let place = format!("at its end, after field `{}`", names[names.len() - 1]);
-    let fix = "add a last field `_pad: [u8; N]`".to_owned();
-    checks.push(gap_check(
-        name,
-        &tail,
-        &place,
-        &fix,
-        members[members.len() - 1].span(),
-        private,
-    ));
+    let last = members.last().expect("fields");
+    let (o, s) = (offset(last), size(tys[tys.len() - 1]));
+    let check = quote!(const _: () = #private::no_padding_after(#private::core::mem::size_of::<#name>() - (#o + #s)););
+    checks.push(naming::respan(check, last.span()));
     quote!(#(#checks)*)
-}
-
-fn gap_check(
-    name: &Ident,
-    gap: &TokenStream,
-    place: &str,
-    fix: &str,
-    span: Span,
-    private: &TokenStream,
-) -> TokenStream {
-    // Every token carries the field's span, so that the error points at the field.
-    let panic = naming::respan(quote!(#private::core::panic!), span);
-    let arms = (1..=15usize).map(|n| {
-        let message = format!(
-            "`{name}` has {n} byte{} of padding {place}: padding bytes are undefined and cannot be \
-             shared between processes; {} (or order the fields largest first)",
-            if n == 1 { "" } else { "s" },
-            fix.replace("[u8; N]", &format!("[u8; {n}]")),
-        );
-        quote_spanned!(span=> #n => #panic(#message),)
-    });
-    let other = format!(
-        "`{name}` has padding {place}: padding bytes are undefined and cannot be shared between \
-         processes; {fix}"
-    );
-    quote_spanned! {span=>
-        const _: () = match #gap {
-            0 => {}
-            #(#arms)*
-            _ => #panic(#other),
-        };
-    }
 }
 
 fn enumeration(

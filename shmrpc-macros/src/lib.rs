@@ -12,6 +12,9 @@ mod naming;
 mod parse;
 mod types;
 
+#[cfg(test)]
+mod snapshots;
+
 use proc_macro::TokenStream;
 
 /// See `shmrpc::shm_service`.

@@ -286,6 +286,120 @@ pub const fn reply<R: Reply>() -> ReplyCodec<R> {
     }
 }
 
+/// Fails compilation, at the derive's field, when there is padding before that field.
+#[doc(hidden)]
+#[track_caller]
+pub const fn no_padding_before(gap: usize) {
+    match gap {
+        0 => {}
+        1 => panic!(
+            "1 byte of padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; 1]` just before it (or order the fields largest first)"
+        ),
+        2 => panic!(
+            "2 bytes of padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; 2]` just before it (or order the fields largest first)"
+        ),
+        3 => panic!(
+            "3 bytes of padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; 3]` just before it (or order the fields largest first)"
+        ),
+        4 => panic!(
+            "4 bytes of padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; 4]` just before it (or order the fields largest first)"
+        ),
+        5 => panic!(
+            "5 bytes of padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; 5]` just before it (or order the fields largest first)"
+        ),
+        6 => panic!(
+            "6 bytes of padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; 6]` just before it (or order the fields largest first)"
+        ),
+        7 => panic!(
+            "7 bytes of padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; 7]` just before it (or order the fields largest first)"
+        ),
+        8 => panic!(
+            "8 bytes of padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; 8]` just before it (or order the fields largest first)"
+        ),
+        9 => panic!(
+            "9 bytes of padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; 9]` just before it (or order the fields largest first)"
+        ),
+        10 => panic!(
+            "10 bytes of padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; 10]` just before it (or order the fields largest first)"
+        ),
+        11 => panic!(
+            "11 bytes of padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; 11]` just before it (or order the fields largest first)"
+        ),
+        12 => panic!(
+            "12 bytes of padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; 12]` just before it (or order the fields largest first)"
+        ),
+        13 => panic!(
+            "13 bytes of padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; 13]` just before it (or order the fields largest first)"
+        ),
+        14 => panic!(
+            "14 bytes of padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; 14]` just before it (or order the fields largest first)"
+        ),
+        15 => panic!(
+            "15 bytes of padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; 15]` just before it (or order the fields largest first)"
+        ),
+        _ => panic!(
+            "padding before this field: padding bytes are undefined and cannot be shared between processes; add a field `_pad: [u8; N]` just before it"
+        ),
+    }
+}
+
+/// Fails compilation, at the derive's last field, when there is padding at the end.
+#[doc(hidden)]
+#[track_caller]
+pub const fn no_padding_after(gap: usize) {
+    match gap {
+        0 => {}
+        1 => panic!(
+            "1 byte of padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; 1]` (or order the fields largest first)"
+        ),
+        2 => panic!(
+            "2 bytes of padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; 2]` (or order the fields largest first)"
+        ),
+        3 => panic!(
+            "3 bytes of padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; 3]` (or order the fields largest first)"
+        ),
+        4 => panic!(
+            "4 bytes of padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; 4]` (or order the fields largest first)"
+        ),
+        5 => panic!(
+            "5 bytes of padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; 5]` (or order the fields largest first)"
+        ),
+        6 => panic!(
+            "6 bytes of padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; 6]` (or order the fields largest first)"
+        ),
+        7 => panic!(
+            "7 bytes of padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; 7]` (or order the fields largest first)"
+        ),
+        8 => panic!(
+            "8 bytes of padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; 8]` (or order the fields largest first)"
+        ),
+        9 => panic!(
+            "9 bytes of padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; 9]` (or order the fields largest first)"
+        ),
+        10 => panic!(
+            "10 bytes of padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; 10]` (or order the fields largest first)"
+        ),
+        11 => panic!(
+            "11 bytes of padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; 11]` (or order the fields largest first)"
+        ),
+        12 => panic!(
+            "12 bytes of padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; 12]` (or order the fields largest first)"
+        ),
+        13 => panic!(
+            "13 bytes of padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; 13]` (or order the fields largest first)"
+        ),
+        14 => panic!(
+            "14 bytes of padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; 14]` (or order the fields largest first)"
+        ),
+        15 => panic!(
+            "15 bytes of padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; 15]` (or order the fields largest first)"
+        ),
+        _ => panic!(
+            "padding after this last field: padding bytes are undefined and cannot be shared between processes; add a last field `_pad: [u8; N]`"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,7 +76,9 @@ pub use shmrpc_macros::ShmData;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::client::Client;
-    pub use crate::data::{Codec, Invalid, Reply, ReplyCodec, codec, reply};
+    pub use crate::data::{
+        Codec, Invalid, Reply, ReplyCodec, codec, no_padding_after, no_padding_before, reply,
+    };
     pub use crate::fault::Step as FaultStep;
     pub use crate::interface::{Field, Interface, MethodShape, ReplyShape, Shape, Variant};
     pub use crate::server::{Dispatch, Server};

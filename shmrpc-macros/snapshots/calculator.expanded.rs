@@ -1,0 +1,746 @@
+#[repr(C)]
+pub struct Stats {
+    pub mean: f64,
+    pub max: f64,
+    pub count: u32,
+    pub _pad: u32,
+}
+const _: () = {
+    const __shmrpc_FIELD0: ::shmrpc::__private::Codec<f64> = ::shmrpc::__private::codec::<
+        f64,
+    >();
+    const __shmrpc_FIELD1: ::shmrpc::__private::Codec<f64> = ::shmrpc::__private::codec::<
+        f64,
+    >();
+    const __shmrpc_FIELD2: ::shmrpc::__private::Codec<u32> = ::shmrpc::__private::codec::<
+        u32,
+    >();
+    const __shmrpc_FIELD3: ::shmrpc::__private::Codec<u32> = ::shmrpc::__private::codec::<
+        u32,
+    >();
+    impl ::shmrpc::ShmData for Stats {
+        const SIZE: usize = 0 + __shmrpc_FIELD0.size + __shmrpc_FIELD1.size
+            + __shmrpc_FIELD2.size + __shmrpc_FIELD3.size;
+        const SHAPE: &'static ::shmrpc::__private::Shape = &::shmrpc::__private::Shape::Struct {
+            name: "Stats",
+            size: ::shmrpc::__private::core::mem::size_of::<Self>(),
+            fields: &[
+                ::shmrpc::__private::Field {
+                    name: "mean",
+                    offset: ::shmrpc::__private::core::mem::offset_of!(Stats, mean),
+                    shape: __shmrpc_FIELD0.shape,
+                },
+                ::shmrpc::__private::Field {
+                    name: "max",
+                    offset: ::shmrpc::__private::core::mem::offset_of!(Stats, max),
+                    shape: __shmrpc_FIELD1.shape,
+                },
+                ::shmrpc::__private::Field {
+                    name: "count",
+                    offset: ::shmrpc::__private::core::mem::offset_of!(Stats, count),
+                    shape: __shmrpc_FIELD2.shape,
+                },
+                ::shmrpc::__private::Field {
+                    name: "_pad",
+                    offset: ::shmrpc::__private::core::mem::offset_of!(Stats, _pad),
+                    shape: __shmrpc_FIELD3.shape,
+                },
+            ],
+        };
+        #[inline]
+        fn encode(&self, out: &mut [u8]) {
+            (__shmrpc_FIELD0
+                .encode)(
+                &self.mean,
+                &mut out[::shmrpc::__private::core::mem::offset_of!(
+                    Stats, mean
+                )..][..__shmrpc_FIELD0.size],
+            );
+            (__shmrpc_FIELD1
+                .encode)(
+                &self.max,
+                &mut out[::shmrpc::__private::core::mem::offset_of!(
+                    Stats, max
+                )..][..__shmrpc_FIELD1.size],
+            );
+            (__shmrpc_FIELD2
+                .encode)(
+                &self.count,
+                &mut out[::shmrpc::__private::core::mem::offset_of!(
+                    Stats, count
+                )..][..__shmrpc_FIELD2.size],
+            );
+            (__shmrpc_FIELD3
+                .encode)(
+                &self._pad,
+                &mut out[::shmrpc::__private::core::mem::offset_of!(
+                    Stats, _pad
+                )..][..__shmrpc_FIELD3.size],
+            );
+        }
+        #[inline]
+        fn decode(
+            bytes: &[u8],
+        ) -> ::shmrpc::__private::core::result::Result<
+            Self,
+            ::shmrpc::__private::Invalid,
+        > {
+            if bytes.len() != <Self as ::shmrpc::ShmData>::SIZE {
+                return ::shmrpc::__private::core::result::Result::Err(
+                    ::shmrpc::__private::Invalid("wrong length"),
+                );
+            }
+            ::shmrpc::__private::core::result::Result::Ok(Stats {
+                mean: (__shmrpc_FIELD0
+                    .decode)(
+                    &bytes[::shmrpc::__private::core::mem::offset_of!(
+                        Stats, mean
+                    )..][..__shmrpc_FIELD0.size],
+                )?,
+                max: (__shmrpc_FIELD1
+                    .decode)(
+                    &bytes[::shmrpc::__private::core::mem::offset_of!(
+                        Stats, max
+                    )..][..__shmrpc_FIELD1.size],
+                )?,
+                count: (__shmrpc_FIELD2
+                    .decode)(
+                    &bytes[::shmrpc::__private::core::mem::offset_of!(
+                        Stats, count
+                    )..][..__shmrpc_FIELD2.size],
+                )?,
+                _pad: (__shmrpc_FIELD3
+                    .decode)(
+                    &bytes[::shmrpc::__private::core::mem::offset_of!(
+                        Stats, _pad
+                    )..][..__shmrpc_FIELD3.size],
+                )?,
+            })
+        }
+    }
+};
+const _: () = ::shmrpc::__private::no_padding_before(
+    ::shmrpc::__private::core::mem::offset_of!(Stats, mean) - (0usize),
+);
+const _: () = ::shmrpc::__private::no_padding_before(
+    ::shmrpc::__private::core::mem::offset_of!(Stats, max)
+        - (::shmrpc::__private::core::mem::offset_of!(Stats, mean)
+            + ::shmrpc::__private::core::mem::size_of::<f64>()),
+);
+const _: () = ::shmrpc::__private::no_padding_before(
+    ::shmrpc::__private::core::mem::offset_of!(Stats, count)
+        - (::shmrpc::__private::core::mem::offset_of!(Stats, max)
+            + ::shmrpc::__private::core::mem::size_of::<f64>()),
+);
+const _: () = ::shmrpc::__private::no_padding_before(
+    ::shmrpc::__private::core::mem::offset_of!(Stats, _pad)
+        - (::shmrpc::__private::core::mem::offset_of!(Stats, count)
+            + ::shmrpc::__private::core::mem::size_of::<u32>()),
+);
+const _: () = ::shmrpc::__private::no_padding_after(
+    ::shmrpc::__private::core::mem::size_of::<Stats>()
+        - (::shmrpc::__private::core::mem::offset_of!(Stats, _pad)
+            + ::shmrpc::__private::core::mem::size_of::<u32>()),
+);
+#[repr(u32)]
+pub enum MathError {
+    DivideByZero = 1,
+    Overflow = 2,
+}
+const _: () = {
+    const __shmrpc_VALUE0: u32 = MathError::DivideByZero as u32;
+    const __shmrpc_VALUE1: u32 = MathError::Overflow as u32;
+    impl ::shmrpc::ShmData for MathError {
+        const SIZE: usize = <u32 as ::shmrpc::ShmData>::SIZE;
+        const SHAPE: &'static ::shmrpc::__private::Shape = &::shmrpc::__private::Shape::Enum {
+            name: "MathError",
+            repr: <u32 as ::shmrpc::ShmData>::SHAPE,
+            variants: &[
+                ::shmrpc::__private::Variant {
+                    name: "DivideByZero",
+                    value: __shmrpc_VALUE0 as u64,
+                },
+                ::shmrpc::__private::Variant {
+                    name: "Overflow",
+                    value: __shmrpc_VALUE1 as u64,
+                },
+            ],
+        };
+        #[inline]
+        fn encode(&self, out: &mut [u8]) {
+            let value: u32 = match self {
+                MathError::DivideByZero => __shmrpc_VALUE0,
+                MathError::Overflow => __shmrpc_VALUE1,
+            };
+            <u32 as ::shmrpc::ShmData>::encode(&value, out);
+        }
+        #[inline]
+        fn decode(
+            bytes: &[u8],
+        ) -> ::shmrpc::__private::core::result::Result<
+            Self,
+            ::shmrpc::__private::Invalid,
+        > {
+            match <u32 as ::shmrpc::ShmData>::decode(bytes)? {
+                __shmrpc_VALUE0 => {
+                    ::shmrpc::__private::core::result::Result::Ok(
+                        MathError::DivideByZero,
+                    )
+                }
+                __shmrpc_VALUE1 => {
+                    ::shmrpc::__private::core::result::Result::Ok(MathError::Overflow)
+                }
+                _ => {
+                    ::shmrpc::__private::core::result::Result::Err(
+                        ::shmrpc::__private::Invalid(
+                            "a value that is none of the variants of `MathError`",
+                        ),
+                    )
+                }
+            }
+        }
+    }
+};
+/// Doc comments and `#[cfg]` on methods are carried through.
+pub trait Calculator {
+    fn add(&self, a: i64, b: i64) -> i64;
+    fn div(&self, a: i64, b: i64) -> Result<i64, MathError>;
+    fn stats(&self, samples: [f64; 32], n: u32) -> Stats;
+    fn find(&self, key: u64) -> Option<u64>;
+    fn reset(&self);
+}
+/**Client of the [`Calculator`] shared-memory service, generated by `#[shm_service]`.
+
+`connect` opens the service by name; each method makes one blocking call with the client's timeout. `Send + Sync`: share one client between threads. When the server restarts, the same client carries on with the new one.*/
+pub struct CalculatorClient {
+    inner: ::shmrpc::__private::Client,
+}
+/**Server of the [`Calculator`] shared-memory service, generated by `#[shm_service]`.
+
+`bind` publishes the name (clients may connect as soon as it returns); `spawn` serves on a thread of its own until the returned handle is shut down or dropped; `run` serves on the calling thread. Dropping a server that never served removes the name.*/
+pub struct CalculatorServer<S> {
+    inner: ::shmrpc::__private::Server,
+    service: ::shmrpc::__private::core::marker::PhantomData<fn() -> S>,
+}
+const _: () = {
+    const __SHMRPC_M0_ARG0: ::shmrpc::__private::Codec<i64> = ::shmrpc::__private::codec::<
+        i64,
+    >();
+    const __SHMRPC_M0_ARG1: ::shmrpc::__private::Codec<i64> = ::shmrpc::__private::codec::<
+        i64,
+    >();
+    const __SHMRPC_M0_REPLY: ::shmrpc::__private::ReplyCodec<i64> = ::shmrpc::__private::reply::<
+        i64,
+    >();
+    const __SHMRPC_M0_REQUEST_LEN: usize = 0 + __SHMRPC_M0_ARG0.size
+        + __SHMRPC_M0_ARG1.size;
+    const __SHMRPC_M0_NEED: usize = ::shmrpc::__private::max(
+        __SHMRPC_M0_REQUEST_LEN,
+        __SHMRPC_M0_REPLY.size,
+    );
+    const __SHMRPC_M0_SHAPE: ::shmrpc::__private::core::option::Option<
+        ::shmrpc::__private::MethodShape,
+    > = ::shmrpc::__private::core::option::Option::Some(::shmrpc::__private::MethodShape {
+        name: "add",
+        tag: 0u32,
+        args: &[__SHMRPC_M0_ARG0.shape, __SHMRPC_M0_ARG1.shape],
+        reply: __SHMRPC_M0_REPLY.shape,
+    });
+    const __SHMRPC_M1_ARG0: ::shmrpc::__private::Codec<i64> = ::shmrpc::__private::codec::<
+        i64,
+    >();
+    const __SHMRPC_M1_ARG1: ::shmrpc::__private::Codec<i64> = ::shmrpc::__private::codec::<
+        i64,
+    >();
+    const __SHMRPC_M1_REPLY: ::shmrpc::__private::ReplyCodec<Result<i64, MathError>> = ::shmrpc::__private::reply::<
+        Result<i64, MathError>,
+    >();
+    const __SHMRPC_M1_REQUEST_LEN: usize = 0 + __SHMRPC_M1_ARG0.size
+        + __SHMRPC_M1_ARG1.size;
+    const __SHMRPC_M1_NEED: usize = ::shmrpc::__private::max(
+        __SHMRPC_M1_REQUEST_LEN,
+        __SHMRPC_M1_REPLY.size,
+    );
+    const __SHMRPC_M1_SHAPE: ::shmrpc::__private::core::option::Option<
+        ::shmrpc::__private::MethodShape,
+    > = ::shmrpc::__private::core::option::Option::Some(::shmrpc::__private::MethodShape {
+        name: "div",
+        tag: 1u32,
+        args: &[__SHMRPC_M1_ARG0.shape, __SHMRPC_M1_ARG1.shape],
+        reply: __SHMRPC_M1_REPLY.shape,
+    });
+    const __SHMRPC_M2_ARG0: ::shmrpc::__private::Codec<[f64; 32]> = ::shmrpc::__private::codec::<
+        [f64; 32],
+    >();
+    const __SHMRPC_M2_ARG1: ::shmrpc::__private::Codec<u32> = ::shmrpc::__private::codec::<
+        u32,
+    >();
+    const __SHMRPC_M2_REPLY: ::shmrpc::__private::ReplyCodec<Stats> = ::shmrpc::__private::reply::<
+        Stats,
+    >();
+    const __SHMRPC_M2_REQUEST_LEN: usize = 0 + __SHMRPC_M2_ARG0.size
+        + __SHMRPC_M2_ARG1.size;
+    const __SHMRPC_M2_NEED: usize = ::shmrpc::__private::max(
+        __SHMRPC_M2_REQUEST_LEN,
+        __SHMRPC_M2_REPLY.size,
+    );
+    const __SHMRPC_M2_SHAPE: ::shmrpc::__private::core::option::Option<
+        ::shmrpc::__private::MethodShape,
+    > = ::shmrpc::__private::core::option::Option::Some(::shmrpc::__private::MethodShape {
+        name: "stats",
+        tag: 2u32,
+        args: &[__SHMRPC_M2_ARG0.shape, __SHMRPC_M2_ARG1.shape],
+        reply: __SHMRPC_M2_REPLY.shape,
+    });
+    const __SHMRPC_M3_ARG0: ::shmrpc::__private::Codec<u64> = ::shmrpc::__private::codec::<
+        u64,
+    >();
+    const __SHMRPC_M3_REPLY: ::shmrpc::__private::ReplyCodec<Option<u64>> = ::shmrpc::__private::reply::<
+        Option<u64>,
+    >();
+    const __SHMRPC_M3_REQUEST_LEN: usize = 0 + __SHMRPC_M3_ARG0.size;
+    const __SHMRPC_M3_NEED: usize = ::shmrpc::__private::max(
+        __SHMRPC_M3_REQUEST_LEN,
+        __SHMRPC_M3_REPLY.size,
+    );
+    const __SHMRPC_M3_SHAPE: ::shmrpc::__private::core::option::Option<
+        ::shmrpc::__private::MethodShape,
+    > = ::shmrpc::__private::core::option::Option::Some(::shmrpc::__private::MethodShape {
+        name: "find",
+        tag: 3u32,
+        args: &[__SHMRPC_M3_ARG0.shape],
+        reply: __SHMRPC_M3_REPLY.shape,
+    });
+    const __SHMRPC_M4_REPLY: ::shmrpc::__private::ReplyCodec<()> = ::shmrpc::__private::reply::<
+        (),
+    >();
+    const __SHMRPC_M4_REQUEST_LEN: usize = 0;
+    const __SHMRPC_M4_NEED: usize = ::shmrpc::__private::max(
+        __SHMRPC_M4_REQUEST_LEN,
+        __SHMRPC_M4_REPLY.size,
+    );
+    const __SHMRPC_M4_SHAPE: ::shmrpc::__private::core::option::Option<
+        ::shmrpc::__private::MethodShape,
+    > = ::shmrpc::__private::core::option::Option::Some(::shmrpc::__private::MethodShape {
+        name: "reset",
+        tag: 4u32,
+        args: &[],
+        reply: __SHMRPC_M4_REPLY.shape,
+    });
+    const __SHMRPC_CAPACITY: usize = ::shmrpc::__private::max(
+        ::shmrpc::__private::max(
+            ::shmrpc::__private::max(
+                ::shmrpc::__private::max(
+                    ::shmrpc::__private::max(0usize, __SHMRPC_M0_NEED),
+                    __SHMRPC_M1_NEED,
+                ),
+                __SHMRPC_M2_NEED,
+            ),
+            __SHMRPC_M3_NEED,
+        ),
+        __SHMRPC_M4_NEED,
+    );
+    static __SHMRPC_INTERFACE: ::shmrpc::__private::Interface = ::shmrpc::__private::Interface::new(
+        "Calculator",
+        &[
+            __SHMRPC_M0_SHAPE,
+            __SHMRPC_M1_SHAPE,
+            __SHMRPC_M2_SHAPE,
+            __SHMRPC_M3_SHAPE,
+            __SHMRPC_M4_SHAPE,
+        ],
+        __SHMRPC_CAPACITY,
+    );
+    impl CalculatorClient {
+        /// Connects to the server of `name` with the default options (timeout 5 s).
+        ///
+        /// Fails at once with `ServerNotRunning` if no live server serves the name, and with
+        /// `InterfaceMismatch` if it serves another interface.
+        pub fn connect(
+            name: &str,
+        ) -> ::shmrpc::__private::core::result::Result<Self, ::shmrpc::Error> {
+            Self::connect_with(
+                name,
+                ::shmrpc::__private::core::default::Default::default(),
+            )
+        }
+        /// Connects to the server of `name` with `options`.
+        pub fn connect_with(
+            name: &str,
+            options: ::shmrpc::ClientOptions,
+        ) -> ::shmrpc::__private::core::result::Result<Self, ::shmrpc::Error> {
+            ::shmrpc::__private::core::result::Result::Ok(Self {
+                inner: ::shmrpc::__private::Client::connect(
+                    name,
+                    options,
+                    &__SHMRPC_INTERFACE,
+                )?,
+            })
+        }
+        ///Calls [`Calculator::add`] in the server.
+        pub fn add(
+            &self,
+            a: i64,
+            b: i64,
+        ) -> ::shmrpc::__private::core::result::Result<i64, ::shmrpc::Error> {
+            self.inner
+                .call(
+                    0u32,
+                    "add",
+                    __SHMRPC_M0_REQUEST_LEN,
+                    __SHMRPC_M0_REPLY.size,
+                    |__shmrpc_buf: &mut [u8]| {
+                        let mut __shmrpc_at = 0usize;
+                        ::shmrpc::__private::put(
+                            &__SHMRPC_M0_ARG0,
+                            &a,
+                            __shmrpc_buf,
+                            __shmrpc_at,
+                        );
+                        __shmrpc_at += __SHMRPC_M0_ARG0.size;
+                        ::shmrpc::__private::put(
+                            &__SHMRPC_M0_ARG1,
+                            &b,
+                            __shmrpc_buf,
+                            __shmrpc_at,
+                        );
+                        __shmrpc_at += __SHMRPC_M0_ARG1.size;
+                        let _ = __shmrpc_at;
+                    },
+                    __SHMRPC_M0_REPLY.decode,
+                )
+        }
+        ///Calls [`Calculator::div`] in the server.
+        pub fn div(
+            &self,
+            a: i64,
+            b: i64,
+        ) -> ::shmrpc::__private::core::result::Result<
+            Result<i64, MathError>,
+            ::shmrpc::Error,
+        > {
+            self.inner
+                .call(
+                    1u32,
+                    "div",
+                    __SHMRPC_M1_REQUEST_LEN,
+                    __SHMRPC_M1_REPLY.size,
+                    |__shmrpc_buf: &mut [u8]| {
+                        let mut __shmrpc_at = 0usize;
+                        ::shmrpc::__private::put(
+                            &__SHMRPC_M1_ARG0,
+                            &a,
+                            __shmrpc_buf,
+                            __shmrpc_at,
+                        );
+                        __shmrpc_at += __SHMRPC_M1_ARG0.size;
+                        ::shmrpc::__private::put(
+                            &__SHMRPC_M1_ARG1,
+                            &b,
+                            __shmrpc_buf,
+                            __shmrpc_at,
+                        );
+                        __shmrpc_at += __SHMRPC_M1_ARG1.size;
+                        let _ = __shmrpc_at;
+                    },
+                    __SHMRPC_M1_REPLY.decode,
+                )
+        }
+        ///Calls [`Calculator::stats`] in the server.
+        pub fn stats(
+            &self,
+            samples: [f64; 32],
+            n: u32,
+        ) -> ::shmrpc::__private::core::result::Result<Stats, ::shmrpc::Error> {
+            self.inner
+                .call(
+                    2u32,
+                    "stats",
+                    __SHMRPC_M2_REQUEST_LEN,
+                    __SHMRPC_M2_REPLY.size,
+                    |__shmrpc_buf: &mut [u8]| {
+                        let mut __shmrpc_at = 0usize;
+                        ::shmrpc::__private::put(
+                            &__SHMRPC_M2_ARG0,
+                            &samples,
+                            __shmrpc_buf,
+                            __shmrpc_at,
+                        );
+                        __shmrpc_at += __SHMRPC_M2_ARG0.size;
+                        ::shmrpc::__private::put(
+                            &__SHMRPC_M2_ARG1,
+                            &n,
+                            __shmrpc_buf,
+                            __shmrpc_at,
+                        );
+                        __shmrpc_at += __SHMRPC_M2_ARG1.size;
+                        let _ = __shmrpc_at;
+                    },
+                    __SHMRPC_M2_REPLY.decode,
+                )
+        }
+        ///Calls [`Calculator::find`] in the server.
+        pub fn find(
+            &self,
+            key: u64,
+        ) -> ::shmrpc::__private::core::result::Result<Option<u64>, ::shmrpc::Error> {
+            self.inner
+                .call(
+                    3u32,
+                    "find",
+                    __SHMRPC_M3_REQUEST_LEN,
+                    __SHMRPC_M3_REPLY.size,
+                    |__shmrpc_buf: &mut [u8]| {
+                        let mut __shmrpc_at = 0usize;
+                        ::shmrpc::__private::put(
+                            &__SHMRPC_M3_ARG0,
+                            &key,
+                            __shmrpc_buf,
+                            __shmrpc_at,
+                        );
+                        __shmrpc_at += __SHMRPC_M3_ARG0.size;
+                        let _ = __shmrpc_at;
+                    },
+                    __SHMRPC_M3_REPLY.decode,
+                )
+        }
+        ///Calls [`Calculator::reset`] in the server.
+        pub fn reset(
+            &self,
+        ) -> ::shmrpc::__private::core::result::Result<(), ::shmrpc::Error> {
+            self.inner
+                .call(
+                    4u32,
+                    "reset",
+                    __SHMRPC_M4_REQUEST_LEN,
+                    __SHMRPC_M4_REPLY.size,
+                    |__shmrpc_buf: &mut [u8]| {
+                        let _ = __shmrpc_buf;
+                    },
+                    __SHMRPC_M4_REPLY.decode,
+                )
+        }
+    }
+    impl ::shmrpc::__private::core::fmt::Debug for CalculatorClient {
+        fn fmt(
+            &self,
+            f: &mut ::shmrpc::__private::core::fmt::Formatter<'_>,
+        ) -> ::shmrpc::__private::core::fmt::Result {
+            f.debug_struct("CalculatorClient")
+                .field("name", &self.inner.name())
+                .finish_non_exhaustive()
+        }
+    }
+    impl<
+        S: Calculator + ::shmrpc::__private::core::marker::Send + 'static,
+    > CalculatorServer<S> {
+        /// Publishes `name` and prepares to serve `service` on it, with the default options
+        /// (mode `0o600`: only this user may connect).
+        ///
+        /// Fails with `AlreadyRunning` if a live server serves the name; takes over what a
+        /// dead server left behind.
+        pub fn bind(
+            name: &str,
+            service: S,
+        ) -> ::shmrpc::__private::core::result::Result<Self, ::shmrpc::Error> {
+            Self::bind_with(
+                name,
+                service,
+                ::shmrpc::__private::core::default::Default::default(),
+            )
+        }
+        /// Publishes `name` with `options`.
+        pub fn bind_with(
+            name: &str,
+            service: S,
+            options: ::shmrpc::ServerOptions,
+        ) -> ::shmrpc::__private::core::result::Result<Self, ::shmrpc::Error> {
+            let dispatch: ::shmrpc::__private::Dispatch = ::shmrpc::__private::std::boxed::Box::new(move |
+                __shmrpc_tag: u32,
+                __shmrpc_request: &[u8],
+                __shmrpc_reply: &mut [u8]|
+            {
+                __shmrpc_dispatch(
+                    &service,
+                    __shmrpc_tag,
+                    __shmrpc_request,
+                    __shmrpc_reply,
+                )
+            });
+            ::shmrpc::__private::core::result::Result::Ok(Self {
+                inner: ::shmrpc::__private::Server::bind(
+                    name,
+                    options,
+                    &__SHMRPC_INTERFACE,
+                    dispatch,
+                )?,
+                service: ::shmrpc::__private::core::marker::PhantomData,
+            })
+        }
+        /// Serves on a new thread; the handle stops it (`shutdown`, or drop).
+        pub fn spawn(
+            self,
+        ) -> ::shmrpc::__private::core::result::Result<
+            ::shmrpc::ServerHandle,
+            ::shmrpc::Error,
+        > {
+            self.inner.spawn()
+        }
+        /// Serves on this thread, for ever.
+        pub fn run(
+            self,
+        ) -> ::shmrpc::__private::core::result::Result<(), ::shmrpc::Error> {
+            self.inner.run()
+        }
+        /// The service name.
+        pub fn name(&self) -> &str {
+            self.inner.name()
+        }
+    }
+    impl<S> ::shmrpc::__private::core::fmt::Debug for CalculatorServer<S> {
+        fn fmt(
+            &self,
+            f: &mut ::shmrpc::__private::core::fmt::Formatter<'_>,
+        ) -> ::shmrpc::__private::core::fmt::Result {
+            f.debug_struct("CalculatorServer")
+                .field("name", &self.inner.name())
+                .finish_non_exhaustive()
+        }
+    }
+    fn __shmrpc_dispatch<S: Calculator + ?::shmrpc::__private::core::marker::Sized>(
+        __shmrpc_service: &S,
+        __shmrpc_tag: u32,
+        __shmrpc_request: &[u8],
+        __shmrpc_reply: &mut [u8],
+    ) -> ::shmrpc::__private::core::result::Result<usize, ::shmrpc::__private::Invalid> {
+        match __shmrpc_tag {
+            0u32 => {
+                ::shmrpc::__private::check_len(
+                    __shmrpc_request,
+                    __SHMRPC_M0_REQUEST_LEN,
+                )?;
+                let mut __shmrpc_at = 0usize;
+                let __shmrpc_arg0 = ::shmrpc::__private::get(
+                    &__SHMRPC_M0_ARG0,
+                    __shmrpc_request,
+                    __shmrpc_at,
+                )?;
+                __shmrpc_at += __SHMRPC_M0_ARG0.size;
+                let __shmrpc_arg1 = ::shmrpc::__private::get(
+                    &__SHMRPC_M0_ARG1,
+                    __shmrpc_request,
+                    __shmrpc_at,
+                )?;
+                __shmrpc_at += __SHMRPC_M0_ARG1.size;
+                let _ = __shmrpc_at;
+                (__SHMRPC_M0_REPLY
+                    .encode)(
+                    <S as Calculator>::add(
+                        __shmrpc_service,
+                        __shmrpc_arg0,
+                        __shmrpc_arg1,
+                    ),
+                    &mut __shmrpc_reply[..__SHMRPC_M0_REPLY.size],
+                );
+                ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M0_REPLY.size)
+            }
+            1u32 => {
+                ::shmrpc::__private::check_len(
+                    __shmrpc_request,
+                    __SHMRPC_M1_REQUEST_LEN,
+                )?;
+                let mut __shmrpc_at = 0usize;
+                let __shmrpc_arg0 = ::shmrpc::__private::get(
+                    &__SHMRPC_M1_ARG0,
+                    __shmrpc_request,
+                    __shmrpc_at,
+                )?;
+                __shmrpc_at += __SHMRPC_M1_ARG0.size;
+                let __shmrpc_arg1 = ::shmrpc::__private::get(
+                    &__SHMRPC_M1_ARG1,
+                    __shmrpc_request,
+                    __shmrpc_at,
+                )?;
+                __shmrpc_at += __SHMRPC_M1_ARG1.size;
+                let _ = __shmrpc_at;
+                (__SHMRPC_M1_REPLY
+                    .encode)(
+                    <S as Calculator>::div(
+                        __shmrpc_service,
+                        __shmrpc_arg0,
+                        __shmrpc_arg1,
+                    ),
+                    &mut __shmrpc_reply[..__SHMRPC_M1_REPLY.size],
+                );
+                ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M1_REPLY.size)
+            }
+            2u32 => {
+                ::shmrpc::__private::check_len(
+                    __shmrpc_request,
+                    __SHMRPC_M2_REQUEST_LEN,
+                )?;
+                let mut __shmrpc_at = 0usize;
+                let __shmrpc_arg0 = ::shmrpc::__private::get(
+                    &__SHMRPC_M2_ARG0,
+                    __shmrpc_request,
+                    __shmrpc_at,
+                )?;
+                __shmrpc_at += __SHMRPC_M2_ARG0.size;
+                let __shmrpc_arg1 = ::shmrpc::__private::get(
+                    &__SHMRPC_M2_ARG1,
+                    __shmrpc_request,
+                    __shmrpc_at,
+                )?;
+                __shmrpc_at += __SHMRPC_M2_ARG1.size;
+                let _ = __shmrpc_at;
+                (__SHMRPC_M2_REPLY
+                    .encode)(
+                    <S as Calculator>::stats(
+                        __shmrpc_service,
+                        __shmrpc_arg0,
+                        __shmrpc_arg1,
+                    ),
+                    &mut __shmrpc_reply[..__SHMRPC_M2_REPLY.size],
+                );
+                ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M2_REPLY.size)
+            }
+            3u32 => {
+                ::shmrpc::__private::check_len(
+                    __shmrpc_request,
+                    __SHMRPC_M3_REQUEST_LEN,
+                )?;
+                let mut __shmrpc_at = 0usize;
+                let __shmrpc_arg0 = ::shmrpc::__private::get(
+                    &__SHMRPC_M3_ARG0,
+                    __shmrpc_request,
+                    __shmrpc_at,
+                )?;
+                __shmrpc_at += __SHMRPC_M3_ARG0.size;
+                let _ = __shmrpc_at;
+                (__SHMRPC_M3_REPLY
+                    .encode)(
+                    <S as Calculator>::find(__shmrpc_service, __shmrpc_arg0),
+                    &mut __shmrpc_reply[..__SHMRPC_M3_REPLY.size],
+                );
+                ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M3_REPLY.size)
+            }
+            4u32 => {
+                ::shmrpc::__private::check_len(
+                    __shmrpc_request,
+                    __SHMRPC_M4_REQUEST_LEN,
+                )?;
+                (__SHMRPC_M4_REPLY
+                    .encode)(
+                    <S as Calculator>::reset(__shmrpc_service),
+                    &mut __shmrpc_reply[..__SHMRPC_M4_REPLY.size],
+                );
+                ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M4_REPLY.size)
+            }
+            _ => {
+                ::shmrpc::__private::core::result::Result::Err(
+                    ::shmrpc::__private::Invalid("no method with this tag"),
+                )
+            }
+        }
+    }
+};
