@@ -120,7 +120,7 @@ const _: () = {
     }
 };
 const _: () = ::shmrpc::__private::no_padding_before(
-    ::shmrpc::__private::core::mem::offset_of!(Stats, mean) - (0usize),
+    ::shmrpc::__private::core::mem::offset_of!(Stats, mean),
 );
 const _: () = ::shmrpc::__private::no_padding_before(
     ::shmrpc::__private::core::mem::offset_of!(Stats, max)

@@ -49,7 +49,7 @@ const _: () = {
     }
 };
 const _: () = ::rpc::__private::no_padding_before(
-    ::rpc::__private::core::mem::offset_of!(Id, 0) - (0usize),
+    ::rpc::__private::core::mem::offset_of!(Id, 0),
 );
 const _: () = ::rpc::__private::no_padding_after(
     ::rpc::__private::core::mem::size_of::<Id>()

@@ -235,14 +235,15 @@ fn padding_checks(
     let offset = |m: &syn::Member| quote!(#private::core::mem::offset_of!(#name, #m));
     let mut checks = Vec::new();
     for (i, member) in members.iter().enumerate() {
-        let end_of_previous = if i == 0 {
-            quote!(0usize)
+        let here = offset(member);
+        // These tokens get the field's span, so lints see them as the user's: keep them plain.
+        let gap = if i == 0 {
+            here
         } else {
             let (o, s) = (offset(&members[i - 1]), size(tys[i - 1]));
-            quote!(#o + #s)
+            quote!(#here - (#o + #s))
         };
-        let here = offset(member);
-        let check = quote!(const _: () = #private::no_padding_before(#here - (#end_of_previous)););
+        let check = quote!(const _: () = #private::no_padding_before(#gap););
         checks.push(naming::respan(check, member.span()));
     }
     let last = members.last().expect("fields");
