@@ -26,7 +26,7 @@ pub use name::MAX_NAME_LEN;
 pub use options::{ClientOptions, DEFAULT_SPIN_BUDGET, ServerOptions, WaitStrategy};
 pub use server::ServerHandle;
 
-/// Turns a trait into a shared-memory service: a typed client, a server and their wire format.
+/// Turns a trait into a shared-memory service: a typed client, a server, and their wire format.
 ///
 /// ```
 /// #[shmrpc::shm_service]
@@ -36,40 +36,113 @@ pub use server::ServerHandle;
 /// }
 /// ```
 ///
-/// # What it generates
+/// The trait itself is kept exactly as written; the server's type implements it.
 ///
-/// For `trait Calculator` (the trait itself is kept as written; the server's type implements it):
+/// # Generated items
+///
+/// For `trait Calculator`, with the trait's visibility:
 ///
 /// | item | what it is |
 /// |---|---|
-/// | `CalculatorClient` | `Send + Sync` client; `connect(name)`, `connect_with(name, ClientOptions)`, and one method per trait method, same name and arguments, returning `Result<R, shmrpc::Error>` |
-/// | `CalculatorServer<S>` | `bind(name, service)`, `bind_with(name, service, ServerOptions)`, `spawn() -> ServerHandle`, `run()`, `name()` |
+/// | `struct CalculatorClient` | the client; `Send + Sync` and `Debug` |
+/// | `CalculatorClient::connect(name: &str) -> Result<Self, Error>` | connects with [`ClientOptions::default()`] (timeout 5 s) |
+/// | `CalculatorClient::connect_with(name: &str, options: ClientOptions) -> Result<Self, Error>` | connects with `options` |
+/// | `CalculatorClient::<method>(&self, <args>) -> Result<R, Error>` | one per trait method: same name, arguments and docs; one blocking call |
+/// | `struct CalculatorServer<S>` | the server of a `S: Calculator + Send + 'static`; `Debug` |
+/// | `CalculatorServer::bind(name: &str, service: S) -> Result<Self, Error>` | publishes the name with [`ServerOptions::default()`] (mode `0o600`) |
+/// | `CalculatorServer::bind_with(name: &str, service: S, options: ServerOptions) -> Result<Self, Error>` | publishes with `options` |
+/// | `CalculatorServer::spawn(self) -> Result<ServerHandle, Error>` | serves on a new thread until the [`ServerHandle`] is shut down or dropped |
+/// | `CalculatorServer::run(self) -> Result<(), Error>` | serves on this thread, for ever |
+/// | `CalculatorServer::name(&self) -> &str` | the service name |
 ///
-/// The wire format (argument and result encodings, the interface fingerprint and description)
-/// lives in a `const _: () = { … };` block and is not nameable.
+/// Everything else (argument and result codecs, the slot size, the interface fingerprint and
+/// description, the dispatch function) is in a `const _: () = { ... };` block: nothing else is
+/// added to your module's namespace.
 ///
-/// # Rules
+/// # Arguments of the attribute
 ///
-/// - Methods take `&self` and arguments by value, each of a type that implements [`ShmData`];
-///   they return `()`, a `ShmData` type, or `Result<T, E>` / `Option<T>` of `ShmData` types.
-/// - No generics, lifetimes, associated items, `async fn`, `unsafe fn`, default bodies, patterns
-///   as arguments, or methods named like the client's own items (`connect`, `connect_with`).
-/// - `usize` and `isize` are refused: their size differs between 32- and 64-bit processes.
-/// - The largest request or response must fit the slot: `#[shm_service(capacity = N)]` sets the
-///   slot size in bytes (default: what the largest method needs), and a method that does not fit
-///   is a compile error naming it.
-/// - Doc comments and `#[cfg]` on methods are carried through; a method's tag is its position in
-///   the trait, compiled in or not.
+/// - `capacity = <bytes>`: the slot size. By default, what the largest method's request or
+///   response needs. A method that does not fit a given capacity is a compile error naming it.
+/// - `crate = "<path>"`: where the runtime is, if you renamed the `shmrpc` dependency
+///   (`#[shm_service(crate = "::rpc")]`).
 ///
-/// Every mistake is reported at once, each on its own span, and the trait is still emitted so
-/// that the `impl` of it does not fail as well.
+/// # Rules, and the compile error for each
+///
+/// | rule | if broken |
+/// |---|---|
+/// | the attribute is on a trait | "#[shm_service] goes on a trait" |
+/// | no generics, lifetimes or `where` on the trait or its methods | "a service trait cannot be generic", "a service method cannot be generic or have lifetimes" |
+/// | only methods: no associated types, constants or macros | "associated types are not allowed in a service trait" |
+/// | every method takes `&self` | "a service method takes `&self`" (`&mut self`: keep state behind a `Mutex` or atomics) |
+/// | no `async`, `unsafe`, `const` or `extern` methods | "`async fn` is not supported: shmrpc calls are blocking, with a deadline" |
+/// | arguments are plain names | "a service method's argument must be a plain name" |
+/// | no method named `connect` or `connect_with`, nothing starting with `__shmrpc` | "would clash with the generated client's own `connect`" |
+/// | argument types implement [`ShmData`] | "`String` cannot be carried in a shared-memory slot", with what to use instead |
+/// | no `usize`/`isize` anywhere in a signature | "`usize` differs between 32- and 64-bit processes ...; use `u64`" |
+/// | no references, pointers, slices, tuples, `impl Trait`, `dyn Trait` or function pointers | a message per kind, saying what to pass instead |
+/// | the result is `()`, a `ShmData` type, or `Result<T, E>` / `Option<T>` of `ShmData` types | "`...` cannot be returned through a shared-memory slot" |
+/// | each method fits `capacity` | "method `large` does not fit the slot" |
+///
+/// Every mistake is reported at once, each on its own span, and the trait is still emitted as
+/// written, so that its `impl` does not fail as well:
+///
+/// ```compile_fail
+/// #[shmrpc::shm_service]
+/// pub trait Store {
+///     fn get(&self, index: usize) -> u64;          // error: `usize` differs between 32- and 64-bit processes
+///     fn put(&mut self, key: u64, value: String);  // errors: `&mut self`, and `String`
+/// }
+/// ```
+///
+/// # What a call can return
+///
+/// Every client method returns `Result<R, shmrpc::Error>`; a method's own error (the `E` of a
+/// `Result<T, E>` result) arrives inside `Ok`. See [`Error`] for each variant.
+///
+/// # On the wire
+///
+/// A request is the method's tag (its position in the trait, counting methods compiled out by
+/// `#[cfg]`) and the arguments' bytes back to back; a response is the result's bytes (`Result`
+/// and `Option` with a one-byte tag first). The server validates the tag, the length and every
+/// value before calling the method. Client and server compare a 128-bit fingerprint of the whole
+/// interface (trait name, method names, tags, and every type's size, field names and offsets,
+/// recursively) at `connect`; a mismatch is [`Error::InterfaceMismatch`] naming the first
+/// difference.
 pub use shmrpc_macros::shm_service;
 
-/// Derives [`ShmData`] for a `#[repr(C)]`/`#[repr(transparent)]` struct of `ShmData` fields
-/// without padding, or a field-less enum with `#[repr(u8|u16|u32|u64)]`.
+/// Derives [`ShmData`](trait@ShmData): for a `#[repr(C)]`/`#[repr(transparent)]` struct of
+/// `ShmData` fields without padding, or a field-less enum with `#[repr(u8|u16|u32|u64)]`.
 ///
-/// See [`ShmData`](trait@ShmData) for an example. Padding, a missing `#[repr]`, `usize` fields,
-/// generics and data-carrying enums are compile errors that say what to write instead.
+/// ```
+/// use shmrpc::ShmData;
+///
+/// #[derive(Clone, Copy, Debug, ShmData)]
+/// #[repr(C)]
+/// pub struct Reading { pub at_ns: u64, pub value: f32, pub sensor: u16, pub ok: bool, pub _pad: u8 }
+///
+/// #[derive(Clone, Copy, Debug, ShmData)]
+/// #[repr(u16)]
+/// pub enum Unit { Celsius = 1, Kelvin = 2 }
+/// ```
+///
+/// Padding is refused because its bytes are undefined; the error says where it is, how many
+/// bytes, and the field to add:
+///
+/// ```compile_fail
+/// #[derive(shmrpc::ShmData)]
+/// #[repr(C)]
+/// pub struct Sample {
+///     pub flag: u8,
+///     pub value: u64, // error: 7 bytes of padding before this field: ... add a field `_pad: [u8; 7]` just before it
+/// }
+/// ```
+///
+/// Also refused, each with a message saying what to write instead: a missing `#[repr(C)]`,
+/// `#[repr(packed)]`, generics, fields that are not `ShmData` (`usize`, `String`, references,
+/// pointers, ...), enums with data or without an unsigned integer `#[repr]`, and unions. When
+/// values are read from shared memory, an enum value that is none of its variants is refused.
+///
+/// If you renamed the `shmrpc` dependency, say where it is: `#[shmrpc(crate = "::rpc")]`.
 pub use shmrpc_macros::ShmData;
 
 /// What generated code needs. Not part of the API: it changes in any release.

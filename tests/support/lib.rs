@@ -568,3 +568,69 @@ impl Rng {
         }
     }
 }
+
+/// Other definitions of the test services, as a client built from an older or newer version of
+/// the trait would have them.
+pub mod other_versions {
+    use shmrpc::{ShmData, shm_service};
+
+    /// `Work` with `add` taking `i32`s.
+    pub mod narrow_add {
+        #[super::shm_service]
+        pub trait Work {
+            fn echo(&self, client: u32, thread: u32, seq: u64) -> crate::Tagged;
+            fn sleep(&self, ms: u32, token: u64) -> u64;
+            fn boom(&self, code: u32) -> u32;
+            fn add(&self, a: i32, b: i32) -> i32;
+            fn served(&self) -> u64;
+        }
+    }
+
+    /// `Work` with a method more.
+    pub mod extra_method {
+        #[super::shm_service]
+        pub trait Work {
+            fn echo(&self, client: u32, thread: u32, seq: u64) -> crate::Tagged;
+            fn sleep(&self, ms: u32, token: u64) -> u64;
+            fn boom(&self, code: u32) -> u32;
+            fn add(&self, a: i64, b: i64) -> i64;
+            fn served(&self) -> u64;
+            fn reset(&self);
+        }
+    }
+
+    /// `Tagged` with two fields swapped: same size, same types, different layout.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, ShmData)]
+    #[repr(C)]
+    pub struct Tagged {
+        pub thread: u32,
+        pub client: u32,
+        pub seq: u64,
+        pub server_pid: u32,
+        pub _pad: u32,
+    }
+
+    /// `Work` whose `echo` returns the reordered `Tagged`.
+    pub mod reordered_struct {
+        #[super::shm_service]
+        pub trait Work {
+            fn echo(&self, client: u32, thread: u32, seq: u64) -> super::Tagged;
+            fn sleep(&self, ms: u32, token: u64) -> u64;
+            fn boom(&self, code: u32) -> u32;
+            fn add(&self, a: i64, b: i64) -> i64;
+            fn served(&self) -> u64;
+        }
+    }
+
+    /// The same methods under another trait name.
+    pub mod renamed_trait {
+        #[super::shm_service]
+        pub trait Labour {
+            fn echo(&self, client: u32, thread: u32, seq: u64) -> crate::Tagged;
+            fn sleep(&self, ms: u32, token: u64) -> u64;
+            fn boom(&self, code: u32) -> u32;
+            fn add(&self, a: i64, b: i64) -> i64;
+            fn served(&self) -> u64;
+        }
+    }
+}

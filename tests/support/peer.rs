@@ -8,6 +8,7 @@
 //! peer types <name>          calls every method of Types and checks the answers
 //! peer idle <name>           connects, makes one call, prints `ready`, then waits on stdin
 //! peer connect <name>        prints `ok` or the error kind of connecting
+//! peer connect-narrow <name> as `connect`, with a client built from `Work` whose `add` takes i32
 //! peer sleep <name> <ms> <token> <timeout-ms>
 //!     one call; prints `ok <value> <elapsed-ms>` or `<ErrorKind> <elapsed-ms>`
 //! peer loop <name> <client-id> <timeout-ms>
@@ -141,6 +142,14 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
             match WorkClient::connect(name).and_then(|c| c.add(40, 2)) {
                 Ok(42) => println!("ok"),
                 Ok(other) => println!("wrong {other}"),
+                Err(e) => println!("{} {e}", kind(&e)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ["connect-narrow", name] => {
+            use shmrpc_tests::other_versions::narrow_add::WorkClient;
+            match WorkClient::connect(name).and_then(|c| c.add(40, 2)) {
+                Ok(v) => println!("ok {v}"),
                 Err(e) => println!("{} {e}", kind(&e)),
             }
             Ok(ExitCode::SUCCESS)
