@@ -13,12 +13,16 @@ use std::time::{Duration, Instant};
 use shmrpc::ClientOptions;
 use shmrpc_tests::*;
 
-/// Offsets of protocol version 1 (see shmrpc/src/layout.rs).
+/// Offsets of protocol version 2 for the `Work` service (1024-byte slot; see
+/// shmrpc/src/layout.rs).
 const LOCK: u64 = 256;
-const EXEC_BELL: u64 = 384;
-const STATE: u64 = 388;
-const DONE_BELL: u64 = 512;
-const RESP_SEQ: u64 = 520;
+const TAKEN: u64 = 384;
+const EXEC_BELL: u64 = 512;
+const REQ_SEQ: u64 = 520;
+const WITHDRAWN: u64 = 536;
+const DONE_BELL: u64 = 512 + 1152;
+const RESP_SEQ: u64 = DONE_BELL + 8;
+const DESCRIPTION: u64 = DONE_BELL + 1152;
 
 fn object(name: &str) -> File {
     std::fs::OpenOptions::new()
@@ -114,8 +118,17 @@ fn random_bytes_anywhere_for_seconds_then_service_resumes_within_1s() {
 
 #[test]
 fn each_control_word_written_over_is_repaired_or_ignored() {
-    let name = unique_name("targeted");
-    let server = Peer::start(&["server", "work", &name]);
+    control_words_written_over("adaptive");
+}
+
+#[test]
+fn a_server_that_only_spins_repairs_too() {
+    control_words_written_over("spin");
+}
+
+fn control_words_written_over(wait: &str) {
+    let name = unique_name(&format!("targeted-{wait}"));
+    let server = Peer::start(&["server", "work", &name, &format!("wait={wait}")]);
     let file = object(&name);
     let header_len = 72;
     let damage: &[(&str, u64, &[u8])] = &[
@@ -131,16 +144,25 @@ fn each_control_word_written_over_is_repaired_or_ignored() {
         ),
         ("lock word all ones", LOCK, &u64::MAX.to_le_bytes()),
         (
-            "slot marked in progress while the server is idle",
-            STATE,
-            &2u32.to_le_bytes(),
+            "lock held by init, with no start time",
+            LOCK,
+            &1u64.to_le_bytes(),
         ),
         (
-            "slot marked with a request nobody sent",
-            STATE,
-            &1u32.to_le_bytes(),
+            "a request nobody sent",
+            REQ_SEQ,
+            &0x5151_5151u64.to_le_bytes(),
         ),
-        ("slot state out of range", STATE, &77u32.to_le_bytes()),
+        (
+            "the last request withdrawn after the fact",
+            WITHDRAWN,
+            &u64::MAX.to_le_bytes(),
+        ),
+        (
+            "the taken sequence number scribbled",
+            TAKEN,
+            &0x7777u64.to_le_bytes(),
+        ),
         (
             "exec doorbell scribbled",
             EXEC_BELL,
@@ -157,12 +179,12 @@ fn each_control_word_written_over_is_repaired_or_ignored() {
             &u64::MAX.to_le_bytes(),
         ),
         ("header zeroed", 0, &[0; 72][..header_len]),
-        ("description zeroed", 640 + 1024, &[0; 64]),
+        ("description zeroed", DESCRIPTION, &[0; 64]),
     ];
     for (what, at, bytes) in damage {
         file.write_at(bytes, *at).unwrap();
         let took = time_to_recover(&name, Duration::from_secs(1));
-        eprintln!("{what:<56} service back in {took:?}");
+        eprintln!("[{wait}] {what:<56} service back in {took:?}");
     }
     let client = WorkClient::connect(&name).unwrap();
     for i in 0..100 {

@@ -1,1 +1,466 @@
-//! Benchmark support (see the benches).
+//! What the benchmark needs: the echo service, the other processes (the benchmark runs itself
+//! again in a role chosen by an environment variable), one transport per way of making a round
+//! trip, and a latency histogram.
+//!
+//! Every transport moves the same payload both ways: 8 bytes, 1 KiB or 64 KiB.
+
+#![allow(missing_debug_implementations)] // benchmark plumbing, not an API
+
+pub mod floor;
+#[cfg(feature = "peers")]
+pub mod iceoryx;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use shmrpc::{ClientOptions, ServerOptions, WaitStrategy, shm_service};
+
+/// The benchmarked service: each method returns its argument.
+#[shm_service]
+pub trait Echo {
+    fn echo8(&self, x: u64) -> u64;
+    fn echo1k(&self, x: [u8; 1024]) -> [u8; 1024];
+    fn echo64k(&self, x: [u8; 65536]) -> [u8; 65536];
+}
+
+struct EchoImpl;
+
+impl Echo for EchoImpl {
+    fn echo8(&self, x: u64) -> u64 {
+        x
+    }
+    fn echo1k(&self, x: [u8; 1024]) -> [u8; 1024] {
+        x
+    }
+    fn echo64k(&self, x: [u8; 65536]) -> [u8; 65536] {
+        x
+    }
+}
+
+/// How many bytes go each way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    B8,
+    K1,
+    K64,
+}
+
+impl Payload {
+    pub const ALL: [Payload; 3] = [Payload::B8, Payload::K1, Payload::K64];
+
+    pub fn bytes(self) -> usize {
+        match self {
+            Payload::B8 => 8,
+            Payload::K1 => 1024,
+            Payload::K64 => 65536,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Payload::B8 => "8 B",
+            Payload::K1 => "1 KiB",
+            Payload::K64 => "64 KiB",
+        }
+    }
+
+    fn parse(s: &str) -> Payload {
+        match s {
+            "8" => Payload::B8,
+            "1024" => Payload::K1,
+            _ => Payload::K64,
+        }
+    }
+}
+
+/// A way of waiting, by name.
+pub fn strategy_name(w: WaitStrategy) -> &'static str {
+    match w {
+        WaitStrategy::SpinOnly => "spin",
+        WaitStrategy::ParkOnly => "park",
+        _ => "adaptive",
+    }
+}
+
+fn strategy(name: &str) -> WaitStrategy {
+    match name {
+        "spin" => WaitStrategy::SpinOnly,
+        "park" => WaitStrategy::ParkOnly,
+        _ => WaitStrategy::Adaptive,
+    }
+}
+
+/// The environment variable that gives a re-executed benchmark its role.
+pub const ROLE: &str = "SHMRPC_BENCH_ROLE";
+
+/// If this process was started in a role, plays it and exits.
+pub fn play_role_if_any() {
+    let Ok(role) = std::env::var(ROLE) else { return };
+    let args: Vec<&str> = role.split_whitespace().collect();
+    match args.as_slice() {
+        ["server", name, wait] => {
+            let options = ServerOptions::default().wait(strategy(wait));
+            let handle = EchoServer::bind_with(name, EchoImpl, options).unwrap().spawn().unwrap();
+            println!("ready");
+            let _ = std::io::stdin().read_line(&mut String::new());
+            handle.shutdown().unwrap();
+        }
+        ["spin-echo", size] => floor_echo(size.parse().unwrap(), false),
+        ["futex-echo", size] => floor_echo(size.parse().unwrap(), true),
+        ["stream-echo", size] => stream_echo(size.parse().unwrap()),
+        ["load", name, payload, wait] => load(name, Payload::parse(payload), strategy(wait)),
+        #[cfg(feature = "peers")]
+        ["iceoryx-server", name] => iceoryx::serve(name),
+        other => panic!("unknown benchmark role {other:?}"),
+    }
+    std::process::exit(0);
+}
+
+/// One request/response round trip, and what it costs to set up and tear down.
+pub trait Transport {
+    fn round_trip(&mut self);
+}
+
+/// A child process that is killed when dropped.
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn role(role: &str) -> Command {
+    let mut c = Command::new(std::env::current_exe().expect("current exe"));
+    c.env(ROLE, role);
+    c
+}
+
+/// shmrpc: an echo server process, this process as its client.
+pub struct Shmrpc {
+    client: EchoClient,
+    payload: Payload,
+    x: u64,
+    k1: [u8; 1024],
+    k64: Box<[u8; 65536]>,
+    _server: Option<Peer>,
+}
+
+impl Shmrpc {
+    pub fn start(payload: Payload, wait: WaitStrategy) -> Self {
+        let name = format!("bench-{}-{}", std::process::id(), strategy_name(wait));
+        let server = start_server(&name, wait);
+        let client = EchoClient::connect_with(&name, ClientOptions::default().wait(wait)).unwrap();
+        Shmrpc { client, payload, x: 0, k1: [7; 1024], k64: Box::new([9; 65536]), _server: Some(server) }
+    }
+}
+
+fn start_server(name: &str, wait: WaitStrategy) -> Peer {
+    let mut child = role(&format!("server {name} {}", strategy_name(wait)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    Peer(child)
+}
+
+impl Transport for Shmrpc {
+    fn round_trip(&mut self) {
+        match self.payload {
+            Payload::B8 => {
+                self.x += 1;
+                assert_eq!(self.client.echo8(self.x).unwrap(), self.x);
+            }
+            Payload::K1 => self.k1 = self.client.echo1k(self.k1).unwrap(),
+            Payload::K64 => *self.k64 = self.client.echo64k(*self.k64).unwrap(),
+        }
+    }
+}
+
+/// The floor: request and response words in a shared page, spinning (or sleeping on a futex)
+/// on both sides, the payload copied in and out.
+pub struct Floor {
+    page: floor::SharedPage,
+    seq: u64,
+    buf: Vec<u8>,
+    futex: bool,
+    _echo: Peer,
+}
+
+impl Floor {
+    pub fn start(payload: Payload, futex: bool) -> Self {
+        let size = payload.bytes();
+        let page = floor::SharedPage::create(size).unwrap();
+        let fd: OwnedFd = page.fd().try_clone_to_owned().unwrap();
+        let kind = if futex { "futex-echo" } else { "spin-echo" };
+        let echo = role(&format!("{kind} {size}")).stdin(Stdio::from(fd)).spawn().unwrap();
+        Floor { page, seq: 0, buf: vec![5; size], futex, _echo: Peer(echo) }
+    }
+}
+
+impl Transport for Floor {
+    fn round_trip(&mut self) {
+        self.seq += 1;
+        self.page.write(&self.buf);
+        self.page.request().store(self.seq, Ordering::Release);
+        if self.futex {
+            rustix::thread::futex::wake(self.page.futex(self.page.request()), rustix::thread::futex::Flags::empty(), 1)
+                .unwrap();
+        }
+        loop {
+            let r = self.page.response().load(Ordering::Acquire);
+            if r == self.seq {
+                break;
+            }
+            if self.futex {
+                let _ = rustix::thread::futex::wait(
+                    self.page.futex(self.page.response()),
+                    rustix::thread::futex::Flags::empty(),
+                    r as u32,
+                    None,
+                );
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        self.page.read(&mut self.buf);
+    }
+}
+
+fn floor_echo(size: usize, futex: bool) {
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().unwrap();
+    let page = floor::SharedPage::open(fd, size).unwrap();
+    let mut buf = vec![0; size];
+    let mut last = 0;
+    loop {
+        let q = page.request().load(Ordering::Acquire);
+        if q == last {
+            if futex {
+                let _ = rustix::thread::futex::wait(
+                    page.futex(page.request()),
+                    rustix::thread::futex::Flags::empty(),
+                    q as u32,
+                    None,
+                );
+            } else {
+                std::hint::spin_loop();
+            }
+            continue;
+        }
+        last = q;
+        page.read(&mut buf);
+        page.write(&buf);
+        page.response().store(q, Ordering::Release);
+        if futex {
+            rustix::thread::futex::wake(page.futex(page.response()), rustix::thread::futex::Flags::empty(), 1).unwrap();
+        }
+    }
+}
+
+/// A byte stream to an echo process: a Unix socket, or a pair of pipes.
+pub struct Stream {
+    to: Box<dyn Write + Send>,
+    from: Box<dyn Read + Send>,
+    buf: Vec<u8>,
+    _echo: Peer,
+}
+
+impl Stream {
+    pub fn unix_socket(payload: Payload) -> Self {
+        let size = payload.bytes();
+        let (mine, theirs) = UnixStream::pair().unwrap();
+        let theirs_out = theirs.try_clone().unwrap();
+        let echo = role(&format!("stream-echo {size}"))
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::from(OwnedFd::from(theirs_out)))
+            .spawn()
+            .unwrap();
+        let from = mine.try_clone().unwrap();
+        Stream { to: Box::new(mine), from: Box::new(from), buf: vec![3; size], _echo: Peer(echo) }
+    }
+
+    pub fn pipe(payload: Payload) -> Self {
+        let size = payload.bytes();
+        let mut echo = role(&format!("stream-echo {size}")).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let to: ChildStdin = echo.stdin.take().unwrap();
+        let from: ChildStdout = echo.stdout.take().unwrap();
+        Stream { to: Box::new(to), from: Box::new(from), buf: vec![3; size], _echo: Peer(echo) }
+    }
+}
+
+impl Transport for Stream {
+    fn round_trip(&mut self) {
+        self.to.write_all(&self.buf).unwrap();
+        self.from.read_exact(&mut self.buf).unwrap();
+    }
+}
+
+fn stream_echo(size: usize) {
+    let mut input = std::io::stdin().lock();
+    let mut output = std::io::stdout().lock();
+    let mut buf = vec![0; size];
+    while input.read_exact(&mut buf).is_ok() {
+        if output.write_all(&buf).and_then(|()| output.flush()).is_err() {
+            break;
+        }
+    }
+}
+
+/// Latencies, 16 buckets per power of two of nanoseconds (about 4% resolution).
+#[derive(Clone)]
+pub struct Histogram {
+    counts: Vec<u64>,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram { counts: vec![0; 64 * 16] }
+    }
+}
+
+impl Histogram {
+    fn bucket(ns: u64) -> usize {
+        let ns = ns.max(1);
+        let log = 63 - ns.leading_zeros() as usize;
+        let sub = if log >= 4 { ((ns >> (log - 4)) & 15) as usize } else { 0 };
+        log * 16 + sub
+    }
+
+    fn value(bucket: usize) -> u64 {
+        let (log, sub) = (bucket / 16, bucket % 16);
+        if log >= 4 { (16 + sub as u64) << (log - 4) } else { 1 << log }
+    }
+
+    pub fn record(&mut self, d: Duration) {
+        self.counts[Self::bucket(d.as_nanos() as u64)] += 1;
+    }
+
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    pub fn percentile(&self, p: f64) -> Duration {
+        let target = (self.count() as f64 * p).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (bucket, n) in self.counts.iter().enumerate() {
+            seen += n;
+            if seen >= target {
+                return Duration::from_nanos(Self::value(bucket));
+            }
+        }
+        Duration::ZERO
+    }
+
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+    }
+
+    fn to_line(&self) -> String {
+        let items: Vec<String> =
+            self.counts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(b, n)| format!("{b}:{n}")).collect();
+        items.join(" ")
+    }
+
+    fn from_line(line: &str) -> Histogram {
+        let mut h = Histogram::default();
+        for item in line.split_whitespace() {
+            if let Some((b, n)) = item.split_once(':') {
+                h.counts[b.parse::<usize>().unwrap()] += n.parse::<u64>().unwrap();
+            }
+        }
+        h
+    }
+}
+
+/// A load-generating client process: calls until its stdin closes, then reports its histogram.
+fn load(name: &str, payload: Payload, wait: WaitStrategy) {
+    let mut t = Shmrpc {
+        client: EchoClient::connect_with(name, ClientOptions::default().wait(wait)).unwrap(),
+        payload,
+        x: 0,
+        k1: [1; 1024],
+        k64: Box::new([1; 65536]),
+        _server: None,
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let _ = std::io::stdin().read_line(&mut String::new());
+        flag.store(true, Ordering::Relaxed);
+    });
+    println!("ready");
+    let mut h = Histogram::default();
+    let mut last = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        t.round_trip();
+        let now = Instant::now();
+        h.record(now - last);
+        last = now;
+    }
+    println!("{}", h.to_line());
+}
+
+/// Throughput and latency of `clients` processes calling one server for `time`.
+pub fn many_clients(clients: usize, payload: Payload, wait: WaitStrategy, time: Duration) -> (f64, Histogram) {
+    let name = format!("bench-many-{}-{clients}", std::process::id());
+    let _server = start_server(&name, wait);
+    let mut loaders: Vec<Child> = (0..clients)
+        .map(|_| {
+            role(&format!("load {name} {} {}", payload.bytes(), strategy_name(wait)))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut outputs: Vec<BufReader<ChildStdout>> =
+        loaders.iter_mut().map(|c| BufReader::new(c.stdout.take().unwrap())).collect();
+    for out in &mut outputs {
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+    }
+    let start = Instant::now();
+    std::thread::sleep(time);
+    for c in &mut loaders {
+        drop(c.stdin.take());
+    }
+    let elapsed = start.elapsed();
+    let mut total = Histogram::default();
+    for (out, mut child) in outputs.into_iter().zip(loaders) {
+        let mut line = String::new();
+        BufReader::new(out.into_inner()).read_line(&mut line).unwrap();
+        total.merge(&Histogram::from_line(&line));
+        child.wait().unwrap();
+    }
+    (total.count() as f64 / elapsed.as_secs_f64(), total)
+}
+
+/// Runs `t` in a closed loop for `time` after a warm-up; its latency histogram.
+pub fn measure(t: &mut dyn Transport, time: Duration) -> Histogram {
+    let warm = Instant::now();
+    while warm.elapsed() < time / 5 {
+        t.round_trip();
+    }
+    let mut h = Histogram::default();
+    let start = Instant::now();
+    let mut last = start;
+    while last.duration_since(start) < time {
+        t.round_trip();
+        let now = Instant::now();
+        h.record(now - last);
+        last = now;
+    }
+    h
+}

@@ -1,10 +1,17 @@
 //! The client side of a call.
 //!
-//! A call takes the client lock, waits until the slot is free (a dead or timed-out caller may
-//! have left a request the server is still working on), writes its request with a fresh sequence
+//! A call takes the client lock, makes sure the request left in the slot by the previous caller
+//! is finished (answered, or withdrawn before the server took it; a caller that died or gave up
+//! may leave one the server is still working on), writes its own request with a fresh sequence
 //! number, rings exec, and waits until the done line carries that same number. It never reads a
 //! response that answers another sequence number, so a late answer to a timed-out call is
 //! dropped, and a request nobody took yet is withdrawn when its caller gives up.
+//!
+//! Taking and withdrawing exclude each other without a shared lock word: the server stores the
+//! sequence number it takes, then reads the withdrawn one; a client stores the withdrawn number,
+//! then reads the taken one (all sequentially consistent). At least one of the two sees the
+//! other's store, so a request is either run and answered, or skipped and never run; and when
+//! both see each other, the server answers `Withdrawn`, so nobody waits for ever.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use crate::data::Invalid;
 use crate::interface::{self, Interface};
-use crate::layout::{ServerState, SlotState, Status};
+use crate::layout::{ServerState, Status};
 use crate::lock::{Lock, Owner, PROBE_INTERVAL};
 use crate::name::ServiceName;
 use crate::options::{ClientOptions, WaitStrategy};
 use crate::segment::{OpenError, Segment, Slot};
-use crate::wait::{Ended, SpinPolicy, spin_until};
+use crate::wait::{Deadline, Ended, SpinPolicy, spin_briefly, spin_until};
 use crate::{Error, fault};
 
 /// The untyped client behind every generated `XxxClient`.
@@ -70,11 +77,26 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A sequence number no other call made while this process lives uses: pid in the high bits.
-fn next_seq() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(1);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed) & ((1 << 40) - 1);
-    (u64::from(crate::sys::pid()) << 40) | n
+/// A sequence number for a new request: counting up from a random start (drawn again in the
+/// child of a `fork`), never 0, and never one the slot holds now, so that no answer already in
+/// the slot, or still to come for an earlier request, can ever carry it.
+fn next_seq(slot: &Slot<'_>) -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static SEEDED_IN: AtomicU64 = AtomicU64::new(u64::MAX);
+    let forks = crate::sys::forks();
+    if SEEDED_IN.load(Ordering::Relaxed) != forks {
+        NEXT.store(crate::sys::random_u64(), Ordering::Relaxed);
+        SEEDED_IN.store(forks, Ordering::Relaxed);
+    }
+    loop {
+        let seq = NEXT.fetch_add(1, Ordering::Relaxed);
+        // (Not `taken`: the server took nothing but the request in the slot or answered ones.)
+        let in_slot =
+            [slot.req_seq, slot.resp_seq, slot.withdrawn].map(|w| w.load(Ordering::Relaxed));
+        if seq != 0 && !in_slot.contains(&seq) {
+            return seq;
+        }
+    }
 }
 
 impl Client {
@@ -94,7 +116,7 @@ impl Client {
             spin,
             me: Owner::me(),
         };
-        let conn = client.open()?;
+        let conn = client.open(None)?;
         *client.conn.write().unwrap_or_else(PoisonError::into_inner) = Some(conn);
         Ok(client)
     }
@@ -104,7 +126,8 @@ impl Client {
         self.name.as_str()
     }
 
-    fn open(&self) -> Result<Arc<Conn>, Error> {
+    /// Opens the name; within a call, gives up retrying at the call's deadline.
+    fn open(&self, deadline: Option<&Deadline>) -> Result<Arc<Conn>, Error> {
         let name = || self.name.as_str().to_owned();
         // A damaged header makes `Segment::open` knock on the server, which repairs it: give it
         // a few moments before giving up.
@@ -120,7 +143,9 @@ impl Client {
                     });
                 }
                 Err(OpenError::Error(e)) => return Err(e),
-                Err(OpenError::Corrupted(detail)) if attempts >= 20 => {
+                Err(OpenError::Corrupted(detail))
+                    if attempts >= 20 || deadline.is_some_and(|d| Instant::now() >= d.get()) =>
+                {
                     return Err(Error::Corrupted {
                         name: name(),
                         detail,
@@ -161,7 +186,7 @@ impl Client {
     }
 
     /// The current connection, opening the name again if the last server went away.
-    fn connection(&self) -> Result<Arc<Conn>, Error> {
+    fn connection(&self, deadline: &Deadline) -> Result<Arc<Conn>, Error> {
         if let Some(conn) = &*self.conn.read().unwrap_or_else(PoisonError::into_inner)
             && !conn.dead.load(Ordering::Relaxed)
         {
@@ -173,7 +198,7 @@ impl Client {
         {
             return Ok(conn.clone());
         }
-        let conn = self.open()?;
+        let conn = self.open(Some(deadline))?;
         *slot = Some(conn.clone());
         Ok(conn)
     }
@@ -189,7 +214,7 @@ impl Client {
         encode: impl FnOnce(&mut [u8]),
         decode: impl FnOnce(&[u8]) -> Result<R, Invalid>,
     ) -> Result<R, Error> {
-        let deadline = Instant::now() + self.options.timeout;
+        let deadline = Deadline::new(self.options.timeout);
         SCRATCH.with_borrow_mut(|buf| {
             let size = request_len.max(reply_len);
             if buf.len() < size {
@@ -198,13 +223,21 @@ impl Client {
             encode(&mut buf[..request_len]);
             let mut resent = false;
             let answer = loop {
-                let conn = self.connection()?;
-                match self.exchange(&conn.segment, tag, method, request_len, buf, deadline) {
+                let conn = self.connection(&deadline)?;
+                match self.exchange(
+                    &conn.segment,
+                    tag,
+                    method,
+                    request_len,
+                    reply_len,
+                    buf,
+                    &deadline,
+                ) {
                     Ok(Attempt::Answered(answer)) => break answer,
                     Ok(Attempt::NotTaken) => {
                         conn.dead.store(true, Ordering::Relaxed);
                         // The request never reached a server: send it to the next one, once.
-                        if resent || Instant::now() >= deadline {
+                        if resent || Instant::now() >= deadline.get() {
                             return Err(Error::ServerNotRunning {
                                 name: self.name.as_str().to_owned(),
                             });
@@ -221,10 +254,9 @@ impl Client {
             };
             let name = || self.name.as_str().to_owned();
             match answer {
-                Answer::Reply(len) if len == reply_len => {
+                Answer::Reply(len) => {
                     decode(&buf[..len]).map_err(|Invalid(why)| self.corrupted(why))
                 }
-                Answer::Reply(_) => Err(self.corrupted("a response of the wrong length")),
                 Answer::Refused(reason) => Err(Error::BadRequest {
                     name: name(),
                     method,
@@ -261,8 +293,9 @@ impl Client {
         tag: u32,
         method: &'static str,
         request_len: usize,
+        reply_len: usize,
         buf: &mut [u8],
-        deadline: Instant,
+        deadline: &Deadline,
     ) -> Result<Attempt, Error> {
         if segment.server_state().load(Ordering::Acquire) != ServerState::Ready as u32 {
             return Ok(Attempt::NotTaken);
@@ -275,38 +308,26 @@ impl Client {
         fault::point(fault::Step::ClientLocked);
         let slot = segment.slot();
 
-        // Wait until no request is pending or in progress.
-        loop {
-            match SlotState::from_raw(slot.state.load(Ordering::Acquire)) {
-                Some(SlotState::Idle | SlotState::Response) => break,
-                Some(SlotState::Request) => {
-                    // Left by a caller that died or gave up: withdraw it unless the server took it.
-                    let _ = cas_state(&slot, SlotState::Request, SlotState::Idle);
-                }
-                Some(SlotState::Processing) | None => {
-                    let idle = || {
-                        matches!(
-                            SlotState::from_raw(slot.state.load(Ordering::Acquire)),
-                            Some(SlotState::Idle | SlotState::Response | SlotState::Request)
-                        )
-                    };
-                    match self.wait(segment, &slot, deadline, Some(Duration::ZERO), idle) {
-                        WaitEnd::Done(_) => {}
-                        WaitEnd::Deadline => return Err(self.timeout(method)),
-                        WaitEnd::ServerGone => return Ok(Attempt::NotTaken),
-                    }
-                }
+        // The previous request: finished, or to be withdrawn, or to be waited for.
+        let previous = slot.req_seq.load(Ordering::Acquire);
+        if previous != 0
+            && slot.resp_seq.load(Ordering::Acquire) != previous
+            && !withdraw(&slot, previous)
+        {
+            let answered = || slot.resp_seq.load(Ordering::Acquire) == previous;
+            match self.wait(segment, &slot, deadline, Some(Duration::ZERO), answered) {
+                WaitEnd::Done(_) => {}
+                WaitEnd::Deadline => return Err(self.timeout(method)),
+                WaitEnd::ServerGone => return Ok(Attempt::NotTaken),
             }
         }
 
-        let seq = next_seq();
-        slot.write_payload(&buf[..request_len]);
-        fault::point(fault::Step::ClientWroteRequest);
+        let seq = next_seq(&slot);
+        slot.write_request(&buf[..request_len]);
         slot.method.store(tag, Ordering::Relaxed);
         slot.req_len.store(request_len as u32, Ordering::Relaxed);
-        slot.req_seq.store(seq, Ordering::Relaxed);
-        slot.state
-            .store(SlotState::Request as u32, Ordering::Release);
+        fault::point(fault::Step::ClientWroteRequest);
+        slot.req_seq.store(seq, Ordering::Release);
         slot.exec.ring();
         fault::point(fault::Step::ClientRangExec);
 
@@ -315,14 +336,16 @@ impl Client {
         match self.wait(segment, &slot, deadline, spin, answered) {
             WaitEnd::Done(ended) => self.spin.record(spin.unwrap_or_default(), ended),
             WaitEnd::Deadline => {
-                // Withdraw the request if the server has not taken it; else its answer, when it
-                // comes, carries a sequence number nobody waits for.
-                let _ = cas_state(&slot, SlotState::Request, SlotState::Idle);
+                // If the server has not taken it, it never will; if it has, its answer carries a
+                // sequence number nobody waits for.
+                withdraw(&slot, seq);
                 return Err(self.timeout(method));
             }
             WaitEnd::ServerGone => {
-                return if cas_state(&slot, SlotState::Request, SlotState::Idle) {
+                return if withdraw(&slot, seq) {
                     Ok(Attempt::NotTaken)
+                } else if answered() {
+                    self.read_answer(&slot, seq, buf, reply_len)
                 } else {
                     Err(Error::ServerDied {
                         name: self.name.as_str().to_owned(),
@@ -332,17 +355,27 @@ impl Client {
             }
         }
         fault::point(fault::Step::ClientGotResponse);
+        self.read_answer(&slot, seq, buf, reply_len)
+    }
 
+    /// Copies out and checks the answer to `seq`, which the done line carries.
+    fn read_answer(
+        &self,
+        slot: &Slot<'_>,
+        seq: u64,
+        buf: &mut [u8],
+        reply_len: usize,
+    ) -> Result<Attempt, Error> {
         let status = Status::from_raw(slot.status.load(Ordering::Relaxed));
         let len = slot.resp_len.load(Ordering::Relaxed) as usize;
         let answer = match status {
-            Some(Status::Ok) if len <= buf.len() => {
-                slot.read_payload(&mut buf[..len]);
+            Some(Status::Ok) if len == reply_len && len <= slot.capacity().min(buf.len()) => {
+                slot.read_response(&mut buf[..len]);
                 Answer::Reply(len)
             }
             Some(status @ (Status::BadRequest | Status::Panicked)) if len <= slot.capacity() => {
                 let mut text = vec![0; len];
-                slot.read_payload(&mut text);
+                slot.read_response(&mut text);
                 let text = String::from_utf8_lossy(&text).into_owned();
                 if status == Status::Panicked {
                     Answer::Panicked(text)
@@ -350,12 +383,14 @@ impl Client {
                     Answer::Refused(text)
                 }
             }
+            // Our own request withdrawn behind our back: someone wrote into the segment.
             _ => return Err(self.corrupted("a response with an unknown status or length")),
         };
-        if slot.resp_seq.load(Ordering::Acquire) != seq {
+        // Like a seqlock's second read: the copies above must not be reordered after it.
+        std::sync::atomic::fence(Ordering::Acquire);
+        if slot.resp_seq.load(Ordering::Relaxed) != seq {
             return Err(self.corrupted("the response changed while it was read"));
         }
-        let _ = cas_state(&slot, SlotState::Response, SlotState::Idle);
         Ok(Attempt::Answered(answer))
     }
 
@@ -366,11 +401,15 @@ impl Client {
         &self,
         segment: &Segment,
         slot: &Slot<'_>,
-        deadline: Instant,
+        deadline: &Deadline,
         spin: Option<Duration>,
         done: impl Fn() -> bool,
     ) -> WaitEnd {
+        if spin != Some(Duration::ZERO) && spin_briefly(&done) {
+            return WaitEnd::Done(Ended::Spinning);
+        }
         let start = Instant::now();
+        let deadline = deadline.get();
         let spin_end = spin.map(|s| start + s);
         let mut probed = start;
         loop {
@@ -420,10 +459,11 @@ impl Client {
     }
 }
 
-fn cas_state(slot: &Slot<'_>, from: SlotState, to: SlotState) -> bool {
-    slot.state
-        .compare_exchange(from as u32, to as u32, Ordering::AcqRel, Ordering::Acquire)
-        .is_ok()
+/// Withdraws request `seq` unless the server took it; whether it is withdrawn (the server will
+/// never run it). Both stores and both loads are sequentially consistent (see the module docs).
+fn withdraw(slot: &Slot<'_>, seq: u64) -> bool {
+    slot.withdrawn.store(seq, Ordering::SeqCst);
+    slot.taken.load(Ordering::SeqCst) != seq
 }
 
 /// Releases the client lock when the call ends, however it ends.

@@ -1,33 +1,38 @@
-//! The byte layout of a service's shared-memory segment, protocol version 1.
+//! The byte layout of a service's shared-memory segment, protocol version 2.
 //!
-//! Every offset here is a constant of the protocol, never read from the segment, so a process
-//! can always find the doorbells even when the header holds garbage. Every field has a fixed
-//! size and a fixed, naturally aligned offset, so 32- and 64-bit processes see the same layout.
+//! Every offset here is a constant of the protocol, or computed from the slot capacity in the
+//! validated header, never read raw from the segment, so a process can always find the doorbells
+//! even when the header holds garbage. Every field has a fixed size and a naturally aligned
+//! offset, so 32- and 64-bit processes see the same layout.
 //!
 //! ```text
-//! offset  size  what                                   written by
-//!      0   256  header (identity of the server)        server (bind; repaired when damaged)
-//!    256   128  client lock                            clients
-//!    384   128  exec line: doorbell + request fields   the client holding the lock; server
-//!    512   128  done line: doorbell + response fields  server
-//!    640     c  payload: request, then response        client, then server
-//!  640+c'    d  interface description (UTF-8)          server (bind)
+//! offset  size     what                                                written by
+//!      0  256      header (identity of the server)                     server (bind; repaired)
+//!    256  128      client lock                                         clients
+//!    384  128      taken line: sequence number of the request taken    server
+//!    512  32 + c'  exec line: doorbell, request fields, request bytes  the client holding the lock
+//!      R  32 + c'  done line: doorbell, response fields, response      server
+//!      D  d        interface description (UTF-8)                       server (bind; repaired)
 //! ```
-//! Lines are 128 bytes apart because x86 prefetches cache lines in pairs: the lock waiters'
-//! traffic never disturbs the line the server is spinning on.
+//!
+//! Each line has one writer in the course of a call, and a small request or response sits in the
+//! same 64-byte cache line as its fields: a call moves about as few cache lines between the two
+//! cores as a bare ping-pong would. Regions are 128 bytes apart (x86 prefetches lines in pairs),
+//! so the lock waiters' traffic never disturbs the line the server spins on.
 
-/// `"shmrpc\0\x01"` read as a little-endian u64.
-pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmrpc\0\x01");
+/// `"shmrpc\0\x02"` read as a little-endian u64.
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmrpc\0\x02");
 /// Bumped on any change to this file.
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 pub(crate) const LINE: usize = 128;
 pub(crate) const HEADER_OFFSET: usize = 0;
 pub(crate) const HEADER_LEN: usize = 2 * LINE;
 pub(crate) const LOCK_OFFSET: usize = HEADER_LEN;
-pub(crate) const EXEC_OFFSET: usize = LOCK_OFFSET + LINE;
-pub(crate) const DONE_OFFSET: usize = EXEC_OFFSET + LINE;
-pub(crate) const PAYLOAD_OFFSET: usize = DONE_OFFSET + LINE;
+pub(crate) const TAKEN_OFFSET: usize = LOCK_OFFSET + LINE;
+pub(crate) const EXEC_OFFSET: usize = TAKEN_OFFSET + LINE;
+/// Bytes of fields before the payload, in the exec and done regions.
+pub(crate) const FIELDS_LEN: usize = 32;
 /// Largest slot a segment may declare; a header claiming more is garbage.
 pub(crate) const MAX_CAPACITY: usize = 1 << 30;
 /// Largest interface description.
@@ -57,27 +62,33 @@ pub(crate) mod lock {
     pub(crate) const WORD: usize = 0;
 }
 
-/// Exec line: written by the client holding the lock, read by the server.
+/// Taken line: written by the server.
+pub(crate) mod taken {
+    /// u64 sequence number of the last request the server took.
+    pub(crate) const SEQ: usize = 0;
+}
+
+/// Exec region: written by the client holding the lock, read by the server.
 pub(crate) mod exec {
     /// u32 doorbell: a counter in steps of 2; bit 0 set while the server sleeps on it.
     pub(crate) const BELL: usize = 0;
-    /// u32 `SlotState`.
-    pub(crate) const STATE: usize = 4;
-    /// u64 sequence number of the request in the slot.
+    /// u64 sequence number of the request in the slot; writing it publishes the request.
     pub(crate) const SEQ: usize = 8;
     /// u32 method tag.
     pub(crate) const METHOD: usize = 16;
     /// u32 request length in bytes.
     pub(crate) const LEN: usize = 20;
+    /// u64 sequence number of a request its caller (or the next client) gave up on.
+    pub(crate) const WITHDRAWN: usize = 24;
 }
 
-/// Done line: written by the server, read by the client holding the lock.
+/// Done region: written by the server, read by the client holding the lock.
 pub(crate) mod done {
     /// u32 doorbell: a counter in steps of 2; bit 0 set while a client sleeps on it.
     pub(crate) const BELL: usize = 0;
     /// u32 `Status` of the response.
     pub(crate) const STATUS: usize = 4;
-    /// u64 sequence number of the request this response answers.
+    /// u64 sequence number of the request this response answers; written last.
     pub(crate) const SEQ: usize = 8;
     /// u32 response length in bytes.
     pub(crate) const LEN: usize = 16;
@@ -92,28 +103,6 @@ pub(crate) enum ServerState {
     Stopped = 2,
 }
 
-/// Where the slot is in a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub(crate) enum SlotState {
-    /// Free: no request waits and the server is not working on one.
-    Idle = 0,
-    /// A request is in the slot; the server has not taken it yet.
-    Request = 1,
-    /// The server took the request and is working on it.
-    Processing = 2,
-    /// The server wrote a response (for the sequence number in the done line).
-    Response = 3,
-}
-
-impl SlotState {
-    pub(crate) fn from_raw(raw: u32) -> Option<Self> {
-        [Self::Idle, Self::Request, Self::Processing, Self::Response]
-            .into_iter()
-            .find(|s| *s as u32 == raw)
-    }
-}
-
 /// Outcome of a call, in the done line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
@@ -123,11 +112,13 @@ pub(crate) enum Status {
     BadRequest = 1,
     /// The payload is the panic message, UTF-8, possibly cut.
     Panicked = 2,
+    /// The request was withdrawn before the server ran it: nothing ran.
+    Withdrawn = 3,
 }
 
 impl Status {
     pub(crate) fn from_raw(raw: u32) -> Option<Self> {
-        [Self::Ok, Self::BadRequest, Self::Panicked]
+        [Self::Ok, Self::BadRequest, Self::Panicked, Self::Withdrawn]
             .into_iter()
             .find(|s| *s as u32 == raw)
     }
@@ -141,8 +132,17 @@ pub(crate) struct Geometry {
 }
 
 impl Geometry {
+    fn region_len(&self) -> usize {
+        round_up(FIELDS_LEN + self.capacity.max(1), LINE)
+    }
+
+    /// Where the done region starts.
+    pub(crate) fn done_offset(&self) -> usize {
+        EXEC_OFFSET + self.region_len()
+    }
+
     pub(crate) fn description_offset(&self) -> usize {
-        PAYLOAD_OFFSET + round_up(self.capacity.max(1), LINE)
+        self.done_offset() + self.region_len()
     }
 
     pub(crate) fn total_len(&self) -> usize {
@@ -301,14 +301,21 @@ mod tests {
     }
 
     #[test]
-    fn lines_do_not_overlap() {
+    fn regions_do_not_overlap() {
         const { assert!(header::LEN <= HEADER_LEN) };
-        const { assert!(PAYLOAD_OFFSET % LINE == 0) };
+        const { assert!(exec::WITHDRAWN + 8 <= FIELDS_LEN && done::LEN + 4 <= FIELDS_LEN) };
         let g = Geometry {
             capacity: 1,
             description_len: 0,
         };
         assert_eq!(g.total_len(), PAGE);
-        assert_eq!(g.description_offset(), PAYLOAD_OFFSET + LINE);
+        assert_eq!(g.done_offset(), EXEC_OFFSET + LINE);
+        assert_eq!(g.description_offset(), EXEC_OFFSET + 2 * LINE);
+        let big = Geometry {
+            capacity: 1000,
+            description_len: 10,
+        };
+        assert_eq!(big.done_offset(), EXEC_OFFSET + 1024 + 128);
+        assert_eq!(big.done_offset() % LINE, 0);
     }
 }

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::sys;
+use crate::wait::Deadline;
 
 /// How long a waiter sleeps before it checks that the owner is still alive.
 pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(5);
@@ -34,7 +35,8 @@ pub(crate) struct Owner(u64);
 impl Owner {
     /// This process.
     pub(crate) fn me() -> Self {
-        Owner((u64::from(sys::process_tag()) << 32) | (u64::from(sys::pid()) & PID_MASK))
+        let (pid, tag) = sys::identity();
+        Owner((u64::from(tag) << 32) | (u64::from(pid) & PID_MASK))
     }
 
     fn of(word: u64) -> Self {
@@ -78,7 +80,7 @@ impl<'a> Lock<'a> {
     }
 
     /// Takes the lock for `me`, waiting until `deadline` at most. `None`: timed out.
-    pub(crate) fn acquire(&self, me: Owner, deadline: Instant) -> Option<Acquired> {
+    pub(crate) fn acquire(&self, me: Owner, deadline: &Deadline) -> Option<Acquired> {
         let mut slept = false;
         // The owner seen when the current wait began, and since when.
         let mut watched: Option<(Owner, Instant)> = None;
@@ -100,6 +102,7 @@ impl<'a> Lock<'a> {
                 continue;
             }
             let now = Instant::now();
+            let deadline = deadline.get();
             if now >= deadline {
                 return None;
             }
@@ -175,8 +178,8 @@ mod tests {
         }
     }
 
-    fn soon() -> Instant {
-        Instant::now() + Duration::from_secs(2)
+    fn soon() -> Deadline {
+        Deadline::new(Duration::from_secs(2))
     }
 
     #[test]
@@ -184,7 +187,7 @@ mod tests {
     fn free_lock_is_taken_and_released() {
         let w = Word::new(0);
         let me = Owner::me();
-        assert_eq!(w.lock().acquire(me, soon()), Some(Acquired::Free));
+        assert_eq!(w.lock().acquire(me, &soon()), Some(Acquired::Free));
         assert_eq!(Owner::of(w.0.load(Ordering::Relaxed)), me);
         w.lock().release(me);
         assert_eq!(w.0.load(Ordering::Relaxed), 0);
@@ -197,7 +200,7 @@ mod tests {
         let w = Word::new(0x3fff_fff0);
         let start = Instant::now();
         assert_eq!(
-            w.lock().acquire(Owner::me(), soon()),
+            w.lock().acquire(Owner::me(), &soon()),
             Some(Acquired::FromDeadOwner)
         );
         assert!(start.elapsed() < Duration::from_millis(100));
@@ -209,7 +212,7 @@ mod tests {
         let me = Owner::me();
         let impostor = Owner(me.0 ^ (0xdead_u64 << 32));
         let w = Word::new(impostor.0);
-        assert_eq!(w.lock().acquire(me, soon()), Some(Acquired::FromDeadOwner));
+        assert_eq!(w.lock().acquire(me, &soon()), Some(Acquired::FromDeadOwner));
     }
 
     #[test]
@@ -218,7 +221,8 @@ mod tests {
         let w = Word::new(Owner::me().0);
         let t = Instant::now();
         assert_eq!(
-            w.lock().acquire(Owner::me(), t + Duration::from_millis(30)),
+            w.lock()
+                .acquire(Owner::me(), &Deadline::new(Duration::from_millis(30))),
             None
         );
         assert!(t.elapsed() >= Duration::from_millis(30));
@@ -235,7 +239,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for _ in 0..2000 {
                         let lock = w.lock();
-                        lock.acquire(Owner::me(), soon()).unwrap();
+                        lock.acquire(Owner::me(), &soon()).unwrap();
                         assert_eq!(inside.fetch_add(1, Ordering::Relaxed), 0);
                         inside.fetch_sub(1, Ordering::Relaxed);
                         lock.release(Owner::me());

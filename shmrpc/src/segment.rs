@@ -32,46 +32,75 @@ pub(crate) struct Segment {
     fd: OwnedFd,
     view: View,
     image: HeaderImage,
+    /// Set once the server has taken its name back: only the first unpublish removes the name,
+    /// and repairs no longer mark the segment ready.
+    unpublished: std::sync::atomic::AtomicBool,
 }
 
-/// The control words and payload area of the slot.
+/// The control words and payload areas of the slot.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Slot<'a> {
-    pub(crate) state: &'a AtomicU32,
+    /// Exec region (written by the client holding the lock).
+    pub(crate) exec: Doorbell<'a>,
     pub(crate) req_seq: &'a AtomicU64,
     pub(crate) method: &'a AtomicU32,
     pub(crate) req_len: &'a AtomicU32,
+    pub(crate) withdrawn: &'a AtomicU64,
+    /// Done region (written by the server).
+    pub(crate) done: Doorbell<'a>,
     pub(crate) status: &'a AtomicU32,
     pub(crate) resp_seq: &'a AtomicU64,
     pub(crate) resp_len: &'a AtomicU32,
-    pub(crate) exec: Doorbell<'a>,
-    pub(crate) done: Doorbell<'a>,
+    /// Taken line (written by the server).
+    pub(crate) taken: &'a AtomicU64,
     view: &'a View,
+    done_offset: usize,
     capacity: usize,
 }
 
 impl Slot<'_> {
-    /// Bytes the payload area holds.
+    /// Bytes each payload area holds.
     pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 
-    /// Copies `bytes` into the payload area (at most `capacity` bytes).
-    pub(crate) fn write_payload(&self, bytes: &[u8]) {
+    /// Copies `bytes` into the request area.
+    pub(crate) fn write_request(&self, bytes: &[u8]) {
         assert!(
             bytes.len() <= self.capacity,
-            "shmrpc bug: payload larger than the slot"
+            "shmrpc bug: request larger than the slot"
         );
-        self.view.write(layout::PAYLOAD_OFFSET, bytes);
+        self.view
+            .write(layout::EXEC_OFFSET + layout::FIELDS_LEN, bytes);
     }
 
-    /// Copies the first `dst.len()` payload bytes out (at most `capacity`).
-    pub(crate) fn read_payload(&self, dst: &mut [u8]) {
+    /// Copies the first `dst.len()` bytes of the request area out.
+    pub(crate) fn read_request(&self, dst: &mut [u8]) {
         assert!(
             dst.len() <= self.capacity,
             "shmrpc bug: read larger than the slot"
         );
-        self.view.read(layout::PAYLOAD_OFFSET, dst);
+        self.view
+            .read(layout::EXEC_OFFSET + layout::FIELDS_LEN, dst);
+    }
+
+    /// Copies `bytes` into the response area.
+    pub(crate) fn write_response(&self, bytes: &[u8]) {
+        assert!(
+            bytes.len() <= self.capacity,
+            "shmrpc bug: response larger than the slot"
+        );
+        self.view
+            .write(self.done_offset + layout::FIELDS_LEN, bytes);
+    }
+
+    /// Copies the first `dst.len()` bytes of the response area out.
+    pub(crate) fn read_response(&self, dst: &mut [u8]) {
+        assert!(
+            dst.len() <= self.capacity,
+            "shmrpc bug: read larger than the slot"
+        );
+        self.view.read(self.done_offset + layout::FIELDS_LEN, dst);
     }
 }
 
@@ -197,6 +226,7 @@ impl Segment {
                 fd,
                 view: View::new(map),
                 image,
+                unpublished: Default::default(),
             };
             segment.write_header(&image);
             segment
@@ -301,7 +331,12 @@ impl Segment {
                 "the object's size does not match its header".into(),
             ));
         }
-        let segment = Segment { fd, view, image };
+        let segment = Segment {
+            fd,
+            view,
+            image,
+            unpublished: Default::default(),
+        };
         if segment.server_state().load(Ordering::Acquire) != ServerState::Ready as u32 {
             // A live server whose state word says otherwise was written over: have it repaired.
             segment.slot().exec.knock();
@@ -352,18 +387,21 @@ impl Segment {
     pub(crate) fn slot(&self) -> Slot<'_> {
         let v = &self.view;
         let exec = |off| layout::EXEC_OFFSET + off;
-        let done = |off| layout::DONE_OFFSET + off;
+        let done_offset = self.image.geometry.done_offset();
+        let done = |off| done_offset + off;
         Slot {
-            state: v.u32(exec(layout::exec::STATE)),
+            exec: Doorbell::new(v.u32(exec(layout::exec::BELL))),
             req_seq: v.u64(exec(layout::exec::SEQ)),
             method: v.u32(exec(layout::exec::METHOD)),
             req_len: v.u32(exec(layout::exec::LEN)),
+            withdrawn: v.u64(exec(layout::exec::WITHDRAWN)),
+            done: Doorbell::new(v.u32(done(layout::done::BELL))),
             status: v.u32(done(layout::done::STATUS)),
             resp_seq: v.u64(done(layout::done::SEQ)),
             resp_len: v.u32(done(layout::done::LEN)),
-            exec: Doorbell::new(v.u32(exec(layout::exec::BELL))),
-            done: Doorbell::new(v.u32(done(layout::done::BELL))),
+            taken: v.u64(layout::TAKEN_OFFSET + layout::taken::SEQ),
             view: v,
+            done_offset,
             capacity: self.image.geometry.capacity,
         }
     }
@@ -372,9 +410,10 @@ impl Segment {
         let bytes = image.encode();
         // The state word sits inside the encoded range; write around it.
         let state = layout::header::STATE;
-        self.view.write(layout::HEADER_OFFSET, &bytes[..state]);
         self.view
-            .write(layout::HEADER_OFFSET + state + 4, &bytes[state + 4..]);
+            .write_words(layout::HEADER_OFFSET, &bytes[..state]);
+        self.view
+            .write_words(layout::HEADER_OFFSET + state + 4, &bytes[state + 4..]);
     }
 
     /// Server side: puts back whatever another process changed in the header or description.
@@ -384,7 +423,9 @@ impl Segment {
         if damaged {
             self.write_header(&self.image);
         }
-        if self.server_state().load(Ordering::Relaxed) != ServerState::Ready as u32 {
+        if !self.unpublished.load(Ordering::Acquire)
+            && self.server_state().load(Ordering::Relaxed) != ServerState::Ready as u32
+        {
             self.server_state()
                 .store(ServerState::Ready as u32, Ordering::Release);
             damaged = true;
@@ -411,7 +452,7 @@ impl Segment {
 
 fn read_header(view: &View) -> Result<HeaderImage, HeaderError> {
     let mut bytes = [0u8; layout::header::LEN];
-    view.read(layout::HEADER_OFFSET, &mut bytes);
+    view.read_words(layout::HEADER_OFFSET, &mut bytes);
     HeaderImage::decode(&bytes)
 }
 
@@ -505,12 +546,21 @@ fn stale_error(name: &ServiceName, object: &str, e: io::Error) -> Error {
     }
 }
 
-/// Removes objects of servers that died between create and publish.
+/// Removes objects of servers that died between create and publish. An object whose creator
+/// (the pid in its name) still runs is left alone: it may be between create and lock.
 fn sweep_unpublished(name: &ServiceName) {
-    let Ok(objects) = sys::list_objects(&name.unpublished_prefix()) else {
+    let prefix = name.unpublished_prefix();
+    let Ok(objects) = sys::list_objects(&prefix) else {
         return;
     };
     for object in objects {
+        let creator = object[prefix.len()..]
+            .split('.')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if creator.is_some_and(sys::process_exists) {
+            continue;
+        }
         if let Ok(fd) = sys::open_existing(&object)
             && sys::try_lock(&fd).unwrap_or(false)
         {

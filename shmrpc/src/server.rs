@@ -1,11 +1,12 @@
 //! The server side: the dispatch loop and its handle.
 //!
-//! The loop sleeps on the exec doorbell with no timeout (an idle server uses no CPU), takes a
-//! request by moving the slot from `Request` to `Processing` with one compare-and-swap, copies
-//! it out of the segment, and hands the private copy to the generated dispatch, which validates
-//! the method tag and every value before calling the method. A panic in the method is caught and
-//! answered as such. The loop keeps its own copy of the header and description, and puts them
-//! back whenever it is about to sleep and finds them changed.
+//! The loop sleeps on the exec doorbell with no timeout (an idle server uses no CPU). A request is
+//! new when its sequence number differs from the last one the loop saw. The loop takes it by
+//! publishing its number in the taken line and then checking it was not withdrawn (see
+//! `client.rs` for why that excludes a withdrawal), copies it out of the segment, and hands the
+//! private copy to the generated dispatch, which validates the method tag and every value
+//! before calling the method. A panic in the method is caught and answered as such. The loop
+//! keeps its own copy of the header and description, and puts them back when they change.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -16,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use crate::data::Invalid;
 use crate::interface::{self, Interface};
-use crate::layout::{SlotState, Status};
+use crate::layout::Status;
 use crate::name::ServiceName;
 use crate::options::ServerOptions;
 use crate::segment::{Segment, Slot};
-use crate::wait::{Ended, SpinPolicy, spin_until};
+use crate::wait::{Ended, SpinPolicy, spin_briefly, spin_until};
 use crate::{Error, fault};
 
 /// The generated dispatch: method tag, request bytes, reply buffer → reply length.
@@ -31,7 +32,7 @@ pub type Dispatch = Box<dyn FnMut(u32, &[u8], &mut [u8]) -> Result<usize, Invali
 const MIN_CAPACITY: usize = 1024;
 
 /// How often a busy server checks its header for damage (an idle one checks before sleeping).
-const REPAIR_INTERVAL: Duration = Duration::from_millis(100);
+const REPAIR_INTERVAL: Duration = Duration::from_millis(25);
 
 /// How long `shutdown` waits for a method that is still running before it returns anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(60);
@@ -51,6 +52,11 @@ struct Core {
     spin: SpinPolicy,
     request: Vec<u8>,
     reply: Vec<u8>,
+    /// The last request sequence number seen, taken and answered: this loop's own record, which
+    /// repairs the segment's.
+    last_seq: u64,
+    last_taken: u64,
+    last_answered: u64,
 }
 
 impl std::fmt::Debug for Core {
@@ -89,6 +95,9 @@ impl Server {
                 spin: SpinPolicy::new(options.wait, options.spin_budget),
                 request: vec![0; capacity],
                 reply: vec![0; capacity],
+                last_seq: 0,
+                last_taken: 0,
+                last_answered: 0,
             }),
         })
     }
@@ -160,34 +169,62 @@ impl Core {
         let segment = self.segment.clone();
         let slot = segment.slot();
         let mut checked = Instant::now();
+        let mut handled = 0u32;
         loop {
             let seen = slot.exec.seen();
             if stop.load(Ordering::Acquire) {
                 return;
             }
-            if take(&slot) {
-                self.handle(&slot);
-                // A server that never runs out of work must still put back a damaged header,
-                // or new clients could not connect.
-                if checked.elapsed() >= REPAIR_INTERVAL {
-                    self.segment.repair(&self.description);
+            let seq = slot.req_seq.load(Ordering::Acquire);
+            if seq != self.last_seq {
+                self.last_seq = seq;
+                self.take(&slot, seq);
+                // A server that never runs out of work must still put back what another process
+                // damaged, or new clients could not connect.
+                handled = handled.wrapping_add(1);
+                if handled % 1024 == 0 && checked.elapsed() >= REPAIR_INTERVAL {
+                    self.repair(&slot, stop);
                     checked = Instant::now();
                 }
                 continue;
             }
             // Nothing to do: spin while the next request is likely to come soon, then sleep.
-            let idle_since = Instant::now();
             let spin = self.spin.spin_for();
-            let arrived = spin != Some(Duration::ZERO)
-                && spin_until(spin.map(|d| idle_since + d), || {
-                    slot.state.load(Ordering::Relaxed) == SlotState::Request as u32
-                        || stop.load(Ordering::Relaxed)
-                });
-            if arrived {
+            let last = self.last_seq;
+            let arrived =
+                || slot.req_seq.load(Ordering::Relaxed) != last || stop.load(Ordering::Relaxed);
+            if spin != Some(Duration::ZERO) && spin_briefly(arrived) {
                 self.spin.record(spin.unwrap_or_default(), Ended::Spinning);
                 continue;
             }
-            self.segment.repair(&self.description);
+            let idle_since = Instant::now();
+            if spin != Some(Duration::ZERO) {
+                // Spin until the budget is spent (for ever when spinning only), repairing now
+                // and then meanwhile.
+                let end = spin.map(|d| idle_since + d);
+                let came = loop {
+                    let next_repair = checked + REPAIR_INTERVAL;
+                    if spin_until(
+                        Some(end.map_or(next_repair, |e| e.min(next_repair))),
+                        arrived,
+                    ) {
+                        break true;
+                    }
+                    let now = Instant::now();
+                    if now >= next_repair {
+                        self.repair(&slot, stop);
+                        checked = now;
+                    }
+                    if end.is_some_and(|e| now >= e) {
+                        break false;
+                    }
+                };
+                if came {
+                    self.spin.record(spin.unwrap_or_default(), Ended::Spinning);
+                    continue;
+                }
+            }
+            self.repair(&slot, stop);
             checked = Instant::now();
             slot.exec.sleep(seen, None);
             self.spin.record(
@@ -197,8 +234,33 @@ impl Core {
         }
     }
 
-    fn handle(&mut self, slot: &Slot<'_>) {
-        let seq = slot.req_seq.load(Ordering::Relaxed);
+    /// Puts back what another process changed: the header and description, and the two words of
+    /// the slot only the server writes (`resp_seq`, `taken`), from this loop's own record.
+    fn repair(&self, slot: &Slot<'_>, stop: &AtomicBool) {
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
+        self.segment.repair(&self.description);
+        if slot.resp_seq.load(Ordering::Relaxed) != self.last_answered {
+            slot.resp_seq.store(self.last_answered, Ordering::Release);
+            slot.done.ring();
+        }
+        if slot.taken.load(Ordering::Relaxed) != self.last_taken {
+            slot.taken.store(self.last_taken, Ordering::SeqCst);
+        }
+    }
+
+    /// Takes request `seq` unless its caller withdrew it, runs it, and answers.
+    fn take(&mut self, slot: &Slot<'_>, seq: u64) {
+        self.last_taken = seq;
+        slot.taken.store(seq, Ordering::SeqCst);
+        if slot.withdrawn.load(Ordering::SeqCst) == seq {
+            // Withdrawn before we took it: do not run it, but answer, since whoever withdrew it
+            // may have seen our taken number and be waiting.
+            self.last_answered = seq;
+            answer(slot, seq, Status::Withdrawn, &[]);
+            return;
+        }
         let tag = slot.method.load(Ordering::Relaxed);
         let len = slot.req_len.load(Ordering::Relaxed) as usize;
         fault::point(fault::Step::ServerTookRequest);
@@ -208,7 +270,7 @@ impl Core {
             }
             None => self.refuse(Status::BadRequest, &format!("no method with tag {tag}")),
             Some(_) => {
-                slot.read_payload(&mut self.request[..len]);
+                slot.read_request(&mut self.request[..len]);
                 let (request, reply, dispatch) =
                     (&self.request[..len], &mut self.reply, &mut self.dispatch);
                 match catch_unwind(AssertUnwindSafe(|| dispatch(tag, request, reply))) {
@@ -219,14 +281,8 @@ impl Core {
             }
         };
         fault::point(fault::Step::ServerDispatched);
-        slot.write_payload(&self.reply[..reply_len]);
-        slot.status.store(status as u32, Ordering::Relaxed);
-        slot.resp_len.store(reply_len as u32, Ordering::Relaxed);
-        slot.resp_seq.store(seq, Ordering::Release);
-        slot.state
-            .store(SlotState::Response as u32, Ordering::Release);
-        fault::point(fault::Step::ServerWroteResponse);
-        slot.done.ring();
+        self.last_answered = seq;
+        answer(slot, seq, status, &self.reply[..reply_len]);
     }
 
     /// Writes `message` (cut to the slot) as the reply.
@@ -240,26 +296,15 @@ impl Core {
     }
 }
 
-/// Takes the request in the slot, if there is one. A slot marked `Processing` while this loop
-/// is not processing, or holding no valid state, was written by someone else: set it free.
-fn take(slot: &Slot<'_>) -> bool {
-    match SlotState::from_raw(slot.state.load(Ordering::Acquire)) {
-        Some(SlotState::Request) => slot
-            .state
-            .compare_exchange(
-                SlotState::Request as u32,
-                SlotState::Processing as u32,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok(),
-        Some(SlotState::Processing) | None => {
-            slot.state.store(SlotState::Idle as u32, Ordering::Release);
-            slot.done.ring();
-            false
-        }
-        Some(SlotState::Idle | SlotState::Response) => false,
-    }
+/// Writes the answer to `seq` and rings done. The sequence number goes last: it publishes the
+/// answer.
+fn answer(slot: &Slot<'_>, seq: u64, status: Status, reply: &[u8]) {
+    slot.write_response(reply);
+    slot.status.store(status as u32, Ordering::Relaxed);
+    slot.resp_len.store(reply.len() as u32, Ordering::Relaxed);
+    slot.resp_seq.store(seq, Ordering::Release);
+    fault::point(fault::Step::ServerWroteResponse);
+    slot.done.ring();
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> String {

@@ -5,6 +5,11 @@
 //! for concurrent writers; payloads and the header are copied word by word with relaxed atomic
 //! loads into private memory, and only the copy is validated and used. Every access is bounds
 //! checked against the mapping, whose length the caller checked against the object's size.
+//!
+//! Within this process a given word is always accessed with one size (the header, whose state
+//! word is also used alone, is copied in 4-byte units): concurrent atomic accesses of different
+//! sizes to the same bytes are not allowed by Rust's memory model. The kernel reading the low
+//! half of the lock word as a futex is outside that model.
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
@@ -77,6 +82,41 @@ impl View {
                 *b = self.u8(at).load(Ordering::Relaxed);
                 at += 1;
             }
+        }
+    }
+
+    /// Copies `dst.len()` bytes (a multiple of 4, at a 4-aligned offset) out of the segment in
+    /// 4-byte units: for regions where some words are also accessed alone as `u32` (the header's
+    /// state word), since concurrent atomic accesses of different sizes are not allowed.
+    pub(crate) fn read_words(&self, offset: usize, dst: &mut [u8]) {
+        self.check(offset, dst.len(), 4);
+        assert!(
+            dst.len() % 4 == 0,
+            "shmrpc bug: word copy of {} bytes",
+            dst.len()
+        );
+        for (i, chunk) in dst.chunks_exact_mut(4).enumerate() {
+            chunk.copy_from_slice(
+                &self
+                    .u32(offset + 4 * i)
+                    .load(Ordering::Relaxed)
+                    .to_ne_bytes(),
+            );
+        }
+    }
+
+    /// Copies `src` (a multiple of 4 bytes) into the segment at a 4-aligned `offset` in 4-byte
+    /// units; see [`View::read_words`].
+    pub(crate) fn write_words(&self, offset: usize, src: &[u8]) {
+        self.check(offset, src.len(), 4);
+        assert!(
+            src.len() % 4 == 0,
+            "shmrpc bug: word copy of {} bytes",
+            src.len()
+        );
+        for (i, chunk) in src.chunks_exact(4).enumerate() {
+            let word = u32::from_ne_bytes(chunk.try_into().expect("4 bytes"));
+            self.u32(offset + 4 * i).store(word, Ordering::Relaxed);
         }
     }
 

@@ -5,7 +5,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rustix::fs::{Mode, RenameFlags};
@@ -163,8 +163,9 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// Maps the first `len` bytes of `fd`, shared. The caller has checked that the object is at
-    /// least `len` bytes long, so no access within the mapping can fault (`SIGBUS`), unless
-    /// another process shrinks the object — which only its owner's processes may do.
+    /// least `len` bytes long, so no access within the mapping can fault (`SIGBUS`) unless
+    /// another process shrinks the object, which any process that may open it for writing can
+    /// do (a known limit: the object's mode decides who that is).
     pub(crate) fn new(fd: &OwnedFd, len: usize) -> io::Result<Self> {
         use rustix::mm::{MapFlags, ProtFlags};
         if len == 0 {
@@ -232,25 +233,71 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
     }
 }
 
-/// Wakes up to `count` waiters on `word`; returns how many were woken.
+/// Wakes up to `count` waiters on `word` (at most `i32::MAX`: the kernel reads the count as an
+/// `int`, and a negative one wakes a single waiter); returns how many were woken.
 pub(crate) fn futex_wake(word: &AtomicU32, count: u32) -> usize {
+    let count = count.min(i32::MAX as u32);
     rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), count).unwrap_or(0)
+}
+
+/// This process's id and tag (see [`identity`]), `tag << 32 | pid`; 0 until first asked, and
+/// again in a child after `fork`.
+static IDENTITY: AtomicU64 = AtomicU64::new(0);
+/// How many times this address space has been forked into a child (counted in the child).
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn after_fork_in_child() {
+    IDENTITY.store(0, Ordering::Relaxed);
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// This process's id and a tag that, with the pid, names it among all processes the machine has
+/// run since boot: the low 32 bits of its start time in clock ticks (`/proc/self/stat`, field
+/// 22), with the low bit set so that it is never 0 (a tag of 0 names nobody). Cached, and
+/// forgotten in the child of a `fork`.
+pub(crate) fn identity() -> (u32, u32) {
+    let known = IDENTITY.load(Ordering::Relaxed);
+    if known != 0 {
+        return (known as u32, (known >> 32) as u32);
+    }
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    HANDLER.call_once(|| {
+        // SAFETY: registers a handler that only stores to atomics, which is async-signal-safe
+        // as a fork child handler must be; the handler is a plain function that lives for ever.
+        unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
+    });
+    let pid = rustix::process::getpid().as_raw_nonzero().get() as u32;
+    let tag = read_stat(pid).map_or(1, |stat| tag_of(stat.start_time));
+    IDENTITY.store((u64::from(tag) << 32) | u64::from(pid), Ordering::Relaxed);
+    (pid, tag)
 }
 
 /// This process's id.
 pub(crate) fn pid() -> u32 {
-    rustix::process::getpid().as_raw_nonzero().get() as u32
+    identity().0
 }
 
-/// A number that, together with the pid, names this process among all processes the machine has
-/// run since boot: the low 32 bits of its start time in clock ticks (`/proc/self/stat`, field 22).
-/// Zero if `/proc` is unavailable.
-pub(crate) fn process_tag() -> u32 {
-    static TAG: OnceLock<u32> = OnceLock::new();
-    *TAG.get_or_init(|| match read_stat(pid()) {
-        Some(Stat { start_time, .. }) => start_time as u32,
-        None => 0,
-    })
+/// How many forks this address space has gone through as a child; changes in a child.
+pub(crate) fn forks() -> u64 {
+    FORKS.load(Ordering::Relaxed)
+}
+
+fn tag_of(start_time: u64) -> u32 {
+    (start_time as u32) | 1
+}
+
+/// 64 random bits from the kernel (or, if that fails, from the clock and the pid).
+pub(crate) fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    match rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()) {
+        Ok(8) => u64::from_ne_bytes(bytes),
+        _ => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            (nanos as u64).rotate_left(17) ^ u64::from(pid()).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        }
+    }
 }
 
 struct Stat {
@@ -270,11 +317,17 @@ fn read_stat(pid: u32) -> Option<Stat> {
     Some(Stat { state, start_time })
 }
 
-/// Whether the process named by `pid` and `tag` (see [`process_tag`]) is still running.
+/// Whether a process shown as a zombie still has live threads (its main thread called
+/// `pthread_exit` while others run on).
+fn has_live_threads(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| tasks.count() > 1)
+}
+
+/// Whether the process named by `pid` and `tag` (see [`identity`]) is still running.
 ///
-/// Dead means: no such process, a zombie, or another process that has since been given the same
-/// pid (its start time differs from `tag`). When `/proc` does not tell (hidden, or `tag` is 0),
-/// a process that exists counts as alive.
+/// Dead means: a tag of 0, no such process, a zombie with no live thread, or another process
+/// that has since been given the same pid (its start time differs). When `/proc` does not tell
+/// (hidden by `hidepid`), a process that exists counts as alive.
 pub(crate) fn process_alive(pid: u32, tag: u32) -> bool {
     let Some(raw) = i32::try_from(pid)
         .ok()
@@ -282,19 +335,25 @@ pub(crate) fn process_alive(pid: u32, tag: u32) -> bool {
     else {
         return false;
     };
-    if let Err(Errno::SRCH) = rustix::process::test_kill_process(raw) {
+    if tag == 0 || matches!(rustix::process::test_kill_process(raw), Err(Errno::SRCH)) {
         return false;
     }
     match read_stat(pid) {
         Some(stat) => {
             let zombie = matches!(stat.state, b'Z' | b'X' | b'x');
-            !zombie && (tag == 0 || stat.start_time as u32 == tag)
+            tag_of(stat.start_time) == tag && (!zombie || has_live_threads(pid))
         }
-        None => {
-            // Gone between the two looks, or /proc hides other users' processes.
-            !matches!(rustix::process::test_kill_process(raw), Err(Errno::SRCH))
-        }
+        // Gone between the two looks, or /proc hides other users' processes.
+        None => !matches!(rustix::process::test_kill_process(raw), Err(Errno::SRCH)),
     }
+}
+
+/// Whether a process with this pid exists (any process; a zombie counts).
+pub(crate) fn process_exists(pid: u32) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .is_some_and(|raw| !matches!(rustix::process::test_kill_process(raw), Err(Errno::SRCH)))
 }
 
 /// The effective uid of this process.

@@ -1,0 +1,296 @@
+//! `cargo bench -p shmrpc-benches` (add `--features peers` for iceoryx2).
+//!
+//! One run measures, for 8 B, 1 KiB and 64 KiB each way: the two floors (spinning and futex
+//! ping-pong through a shared page), a Unix socket and a pipe ping-pong, shmrpc with adaptive,
+//! spin-only and park-only waiting, and with `peers` iceoryx2's request-response; then shmrpc
+//! with 1, 2 and 4 client processes. Every peer is a separate process. Criterion prints its
+//! estimates; at the end a table gives p50 and p99 per call and the ratios, and
+//! `benches/results/` receives the same table in Markdown and a latency plot (SVG).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use criterion::Criterion;
+use shmrpc::WaitStrategy;
+use shmrpc_benches::*;
+
+struct Row {
+    payload: Payload,
+    transport: &'static str,
+    hist: Histogram,
+}
+
+fn transports(payload: Payload) -> Vec<(&'static str, Box<dyn FnOnce() -> Box<dyn Transport>>)> {
+    let mut list: Vec<(&'static str, Box<dyn FnOnce() -> Box<dyn Transport>>)> = vec![
+        (
+            "spin floor",
+            Box::new(move || Box::new(Floor::start(payload, false))),
+        ),
+        (
+            "futex floor",
+            Box::new(move || Box::new(Floor::start(payload, true))),
+        ),
+        (
+            "shmrpc adaptive",
+            Box::new(move || Box::new(Shmrpc::start(payload, WaitStrategy::Adaptive))),
+        ),
+        (
+            "shmrpc spin-only",
+            Box::new(move || Box::new(Shmrpc::start(payload, WaitStrategy::SpinOnly))),
+        ),
+        (
+            "shmrpc park-only",
+            Box::new(move || Box::new(Shmrpc::start(payload, WaitStrategy::ParkOnly))),
+        ),
+        (
+            "unix socket",
+            Box::new(move || Box::new(Stream::unix_socket(payload))),
+        ),
+        ("pipe", Box::new(move || Box::new(Stream::pipe(payload)))),
+    ];
+    #[cfg(feature = "peers")]
+    list.push((
+        "iceoryx2 busy-poll",
+        Box::new(move || Box::new(shmrpc_benches::iceoryx::Iceoryx::start(payload))),
+    ));
+    list
+}
+
+fn main() {
+    play_role_if_any();
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .sample_size(10)
+        .configure_from_args();
+    let mut rows = Vec::new();
+    for payload in Payload::ALL {
+        let mut group = c.benchmark_group(format!("round trip {}", payload.label()));
+        for (name, start) in transports(payload) {
+            let mut transport = start();
+            let mut hist = Histogram::default();
+            group.bench_function(name, |b| {
+                b.iter_custom(|iters| {
+                    let start = std::time::Instant::now();
+                    let mut last = start;
+                    for _ in 0..iters {
+                        transport.round_trip();
+                        let now = std::time::Instant::now();
+                        hist.record(now - last);
+                        last = now;
+                    }
+                    start.elapsed()
+                });
+            });
+            if hist.count() > 0 {
+                rows.push(Row {
+                    payload,
+                    transport: name,
+                    hist,
+                });
+            }
+        }
+        group.finish();
+    }
+    c.final_summary();
+    if rows.is_empty() {
+        return; // filtered out, or `cargo test` running the bench as a test
+    }
+    let many: Vec<(usize, f64, Histogram)> = [1, 2, 4]
+        .into_iter()
+        .map(|n| {
+            let (rate, hist) = many_clients(
+                n,
+                Payload::B8,
+                WaitStrategy::Adaptive,
+                Duration::from_secs(2),
+            );
+            (n, rate, hist)
+        })
+        .collect();
+    report(&rows, &many);
+}
+
+fn p50(rows: &[Row], payload: Payload, transport: &str) -> Option<f64> {
+    rows.iter()
+        .find(|r| r.payload == payload && r.transport == transport)
+        .map(|r| r.hist.percentile(0.5).as_nanos() as f64)
+}
+
+fn fmt(d: Duration) -> String {
+    let ns = d.as_nanos() as f64;
+    if ns < 1_000.0 {
+        format!("{ns:.0} ns")
+    } else if ns < 1_000_000.0 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{:.2} ms", ns / 1e6)
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} × {cpu}, Linux {}", kernel.trim())
+}
+
+fn report(rows: &[Row], many: &[(usize, f64, Histogram)]) {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "Machine: {}. Command: `cargo bench -p shmrpc-benches`.\n",
+        machine()
+    );
+    let _ = writeln!(
+        md,
+        "| payload | transport | p50 | p99 | p50 vs spin floor | p50 vs futex floor |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    for r in rows {
+        let p = r.hist.percentile(0.5).as_nanos() as f64;
+        let ratio = |floor: &str| {
+            p50(rows, r.payload, floor).map_or("".into(), |f| format!("{:.2}×", p / f))
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            r.payload.label(),
+            r.transport,
+            fmt(r.hist.percentile(0.5)),
+            fmt(r.hist.percentile(0.99)),
+            ratio("spin floor"),
+            ratio("futex floor")
+        );
+    }
+    let _ = writeln!(md, "\nshmrpc (adaptive) is faster than, at p50:\n");
+    let _ = writeln!(md, "| payload | unix socket | pipe | iceoryx2 busy-poll |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    for payload in Payload::ALL {
+        let ours = p50(rows, payload, "shmrpc adaptive").unwrap_or(f64::NAN);
+        let vs = |t: &str| {
+            p50(rows, payload, t).map_or("not measured".into(), |p| format!("{:.1}×", p / ours))
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} |",
+            payload.label(),
+            vs("unix socket"),
+            vs("pipe"),
+            vs("iceoryx2 busy-poll")
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nshmrpc (adaptive), 8 B, several client processes calling one server:\n"
+    );
+    let _ = writeln!(md, "| clients | calls/s (all) | vs 1 client | p50 | p99 |");
+    let _ = writeln!(md, "|---|---|---|---|---|");
+    let one = many.first().map_or(1.0, |m| m.1);
+    for (n, rate, hist) in many {
+        let _ = writeln!(
+            md,
+            "| {n} | {:.0} | {:.0}% | {} | {} |",
+            rate,
+            rate / one * 100.0,
+            fmt(hist.percentile(0.5)),
+            fmt(hist.percentile(0.99))
+        );
+    }
+    println!("\n{md}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    let _ = std::fs::create_dir_all(&dir);
+    std::fs::write(dir.join("latest.md"), &md).unwrap();
+    std::fs::write(dir.join("latency.svg"), plot(rows)).unwrap();
+    println!("wrote {}/latest.md and latency.svg", dir.display());
+}
+
+/// Grouped bars of p50 latency per payload, log scale.
+fn plot(rows: &[Row]) -> String {
+    let series: Vec<(&str, &str)> = vec![
+        ("spin floor", "#9e9e9e"),
+        ("shmrpc adaptive", "#1565c0"),
+        ("shmrpc park-only", "#64b5f6"),
+        ("futex floor", "#616161"),
+        ("iceoryx2 busy-poll", "#2e7d32"),
+        ("unix socket", "#e65100"),
+        ("pipe", "#ffb74d"),
+    ];
+    let series: Vec<_> = series
+        .into_iter()
+        .filter(|(s, _)| rows.iter().any(|r| r.transport == *s))
+        .collect();
+    let (w, h, left, top, bottom) = (760.0, 420.0, 70.0, 40.0, 60.0);
+    let (lo, hi) = (100f64.log10(), 10_000_000f64.log10());
+    let y = |ns: f64| top + (h - top - bottom) * (1.0 - (ns.max(100.0).log10() - lo) / (hi - lo));
+    let mut svg = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='12'>\n\
+         <rect width='100%' height='100%' fill='white'/>\n\
+         <text x='{}' y='22' font-size='15' text-anchor='middle'>Round trip between two processes, p50 (log scale; lower is better)</text>\n",
+        w / 2.0
+    );
+    for (i, label) in ["100 ns", "1 µs", "10 µs", "100 µs", "1 ms", "10 ms"]
+        .iter()
+        .enumerate()
+    {
+        let yy = y(100.0 * 10f64.powi(i as i32));
+        let _ = writeln!(
+            svg,
+            "<line x1='{left}' x2='{}' y1='{yy}' y2='{yy}' stroke='#e0e0e0'/>",
+            w - 20.0
+        );
+        let _ = writeln!(
+            svg,
+            "<text x='{}' y='{}' text-anchor='end'>{label}</text>",
+            left - 6.0,
+            yy + 4.0
+        );
+    }
+    let group_w = (w - left - 20.0) / 3.0;
+    let bar_w = (group_w - 30.0) / series.len() as f64;
+    for (g, payload) in Payload::ALL.into_iter().enumerate() {
+        let x0 = left + g as f64 * group_w + 15.0;
+        let _ = writeln!(
+            svg,
+            "<text x='{}' y='{}' text-anchor='middle' font-size='13'>{} each way</text>",
+            x0 + (group_w - 30.0) / 2.0,
+            h - bottom + 20.0,
+            payload.label()
+        );
+        for (s, (name, color)) in series.iter().enumerate() {
+            if let Some(ns) = p50(rows, payload, name) {
+                let (x, yy) = (x0 + s as f64 * bar_w, y(ns));
+                let _ = writeln!(
+                    svg,
+                    "<rect x='{x:.1}' y='{yy:.1}' width='{:.1}' height='{:.1}' fill='{color}'><title>{name}: {}</title></rect>",
+                    bar_w - 2.0,
+                    h - bottom - yy,
+                    fmt(Duration::from_nanos(ns as u64))
+                );
+            }
+        }
+    }
+    for (s, (name, color)) in series.iter().enumerate() {
+        let x = left + s as f64 * ((w - left) / series.len() as f64);
+        let _ = writeln!(
+            svg,
+            "<rect x='{x:.1}' y='{}' width='10' height='10' fill='{color}'/>",
+            h - 22.0
+        );
+        let _ = writeln!(
+            svg,
+            "<text x='{:.1}' y='{}'>{name}</text>",
+            x + 14.0,
+            h - 13.0
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
