@@ -21,6 +21,7 @@ struct Row {
 }
 
 fn transports(payload: Payload) -> Vec<(&'static str, Box<dyn FnOnce() -> Box<dyn Transport>>)> {
+    #[allow(unused_mut)] // pushed to with the `peers` feature
     let mut list: Vec<(&'static str, Box<dyn FnOnce() -> Box<dyn Transport>>)> = vec![
         (
             "spin floor",

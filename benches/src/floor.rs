@@ -41,9 +41,17 @@ impl SharedPage {
         use rustix::mm::{MapFlags, ProtFlags};
         // SAFETY: a fresh shared mapping at an address the kernel picks cannot alias anything.
         let ptr = unsafe {
-            rustix::mm::mmap(std::ptr::null_mut(), len, ProtFlags::READ | ProtFlags::WRITE, MapFlags::SHARED, &fd, 0)?
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                &fd,
+                0,
+            )?
         };
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| std::io::Error::other("mmap returned null"))?;
+        let ptr = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| std::io::Error::other("mmap returned null"))?;
         Ok(SharedPage { ptr, len, fd })
     }
 
@@ -88,7 +96,8 @@ impl SharedPage {
         let mut chunks = src.chunks_exact(8);
         let mut at = DATA;
         for c in &mut chunks {
-            self.u64(at).store(u64::from_ne_bytes(c.try_into().unwrap()), Ordering::Relaxed);
+            self.u64(at)
+                .store(u64::from_ne_bytes(c.try_into().unwrap()), Ordering::Relaxed);
             at += 8;
         }
         for b in chunks.remainder() {

@@ -99,12 +99,17 @@ pub const ROLE: &str = "SHMRPC_BENCH_ROLE";
 
 /// If this process was started in a role, plays it and exits.
 pub fn play_role_if_any() {
-    let Ok(role) = std::env::var(ROLE) else { return };
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
     let args: Vec<&str> = role.split_whitespace().collect();
     match args.as_slice() {
         ["server", name, wait] => {
             let options = ServerOptions::default().wait(strategy(wait));
-            let handle = EchoServer::bind_with(name, EchoImpl, options).unwrap().spawn().unwrap();
+            let handle = EchoServer::bind_with(name, EchoImpl, options)
+                .unwrap()
+                .spawn()
+                .unwrap();
             println!("ready");
             let _ = std::io::stdin().read_line(&mut String::new());
             handle.shutdown().unwrap();
@@ -114,7 +119,7 @@ pub fn play_role_if_any() {
         ["stream-echo", size] => stream_echo(size.parse().unwrap()),
         ["load", name, payload, wait] => load(name, Payload::parse(payload), strategy(wait)),
         #[cfg(feature = "peers")]
-        ["iceoryx-server", name] => iceoryx::serve(name),
+        ["iceoryx-server", name, size] => iceoryx::serve(name, size.parse().unwrap()),
         other => panic!("unknown benchmark role {other:?}"),
     }
     std::process::exit(0);
@@ -157,7 +162,14 @@ impl Shmrpc {
         let name = format!("bench-{}-{}", std::process::id(), strategy_name(wait));
         let server = start_server(&name, wait);
         let client = EchoClient::connect_with(&name, ClientOptions::default().wait(wait)).unwrap();
-        Shmrpc { client, payload, x: 0, k1: [7; 1024], k64: Box::new([9; 65536]), _server: Some(server) }
+        Shmrpc {
+            client,
+            payload,
+            x: 0,
+            k1: [7; 1024],
+            k64: Box::new([9; 65536]),
+            _server: Some(server),
+        }
     }
 }
 
@@ -168,7 +180,9 @@ fn start_server(name: &str, wait: WaitStrategy) -> Peer {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert_eq!(line.trim(), "ready");
     Peer(child)
 }
@@ -202,8 +216,17 @@ impl Floor {
         let page = floor::SharedPage::create(size).unwrap();
         let fd: OwnedFd = page.fd().try_clone_to_owned().unwrap();
         let kind = if futex { "futex-echo" } else { "spin-echo" };
-        let echo = role(&format!("{kind} {size}")).stdin(Stdio::from(fd)).spawn().unwrap();
-        Floor { page, seq: 0, buf: vec![5; size], futex, _echo: Peer(echo) }
+        let echo = role(&format!("{kind} {size}"))
+            .stdin(Stdio::from(fd))
+            .spawn()
+            .unwrap();
+        Floor {
+            page,
+            seq: 0,
+            buf: vec![5; size],
+            futex,
+            _echo: Peer(echo),
+        }
     }
 }
 
@@ -213,8 +236,12 @@ impl Transport for Floor {
         self.page.write(&self.buf);
         self.page.request().store(self.seq, Ordering::Release);
         if self.futex {
-            rustix::thread::futex::wake(self.page.futex(self.page.request()), rustix::thread::futex::Flags::empty(), 1)
-                .unwrap();
+            rustix::thread::futex::wake(
+                self.page.futex(self.page.request()),
+                rustix::thread::futex::Flags::empty(),
+                1,
+            )
+            .unwrap();
         }
         loop {
             let r = self.page.response().load(Ordering::Acquire);
@@ -261,7 +288,12 @@ fn floor_echo(size: usize, futex: bool) {
         page.write(&buf);
         page.response().store(q, Ordering::Release);
         if futex {
-            rustix::thread::futex::wake(page.futex(page.response()), rustix::thread::futex::Flags::empty(), 1).unwrap();
+            rustix::thread::futex::wake(
+                page.futex(page.response()),
+                rustix::thread::futex::Flags::empty(),
+                1,
+            )
+            .unwrap();
         }
     }
 }
@@ -285,15 +317,29 @@ impl Stream {
             .spawn()
             .unwrap();
         let from = mine.try_clone().unwrap();
-        Stream { to: Box::new(mine), from: Box::new(from), buf: vec![3; size], _echo: Peer(echo) }
+        Stream {
+            to: Box::new(mine),
+            from: Box::new(from),
+            buf: vec![3; size],
+            _echo: Peer(echo),
+        }
     }
 
     pub fn pipe(payload: Payload) -> Self {
         let size = payload.bytes();
-        let mut echo = role(&format!("stream-echo {size}")).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut echo = role(&format!("stream-echo {size}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let to: ChildStdin = echo.stdin.take().unwrap();
         let from: ChildStdout = echo.stdout.take().unwrap();
-        Stream { to: Box::new(to), from: Box::new(from), buf: vec![3; size], _echo: Peer(echo) }
+        Stream {
+            to: Box::new(to),
+            from: Box::new(from),
+            buf: vec![3; size],
+            _echo: Peer(echo),
+        }
     }
 }
 
@@ -309,7 +355,11 @@ fn stream_echo(size: usize) {
     let mut output = std::io::stdout().lock();
     let mut buf = vec![0; size];
     while input.read_exact(&mut buf).is_ok() {
-        if output.write_all(&buf).and_then(|()| output.flush()).is_err() {
+        if output
+            .write_all(&buf)
+            .and_then(|()| output.flush())
+            .is_err()
+        {
             break;
         }
     }
@@ -323,7 +373,9 @@ pub struct Histogram {
 
 impl Default for Histogram {
     fn default() -> Self {
-        Histogram { counts: vec![0; 64 * 16] }
+        Histogram {
+            counts: vec![0; 64 * 16],
+        }
     }
 }
 
@@ -331,13 +383,21 @@ impl Histogram {
     fn bucket(ns: u64) -> usize {
         let ns = ns.max(1);
         let log = 63 - ns.leading_zeros() as usize;
-        let sub = if log >= 4 { ((ns >> (log - 4)) & 15) as usize } else { 0 };
+        let sub = if log >= 4 {
+            ((ns >> (log - 4)) & 15) as usize
+        } else {
+            0
+        };
         log * 16 + sub
     }
 
     fn value(bucket: usize) -> u64 {
         let (log, sub) = (bucket / 16, bucket % 16);
-        if log >= 4 { (16 + sub as u64) << (log - 4) } else { 1 << log }
+        if log >= 4 {
+            (16 + sub as u64) << (log - 4)
+        } else {
+            1 << log
+        }
     }
 
     pub fn record(&mut self, d: Duration) {
@@ -367,8 +427,13 @@ impl Histogram {
     }
 
     fn to_line(&self) -> String {
-        let items: Vec<String> =
-            self.counts.iter().enumerate().filter(|(_, n)| **n > 0).map(|(b, n)| format!("{b}:{n}")).collect();
+        let items: Vec<String> = self
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(b, n)| format!("{b}:{n}"))
+            .collect();
         items.join(" ")
     }
 
@@ -412,20 +477,31 @@ fn load(name: &str, payload: Payload, wait: WaitStrategy) {
 }
 
 /// Throughput and latency of `clients` processes calling one server for `time`.
-pub fn many_clients(clients: usize, payload: Payload, wait: WaitStrategy, time: Duration) -> (f64, Histogram) {
+pub fn many_clients(
+    clients: usize,
+    payload: Payload,
+    wait: WaitStrategy,
+    time: Duration,
+) -> (f64, Histogram) {
     let name = format!("bench-many-{}-{clients}", std::process::id());
     let _server = start_server(&name, wait);
     let mut loaders: Vec<Child> = (0..clients)
         .map(|_| {
-            role(&format!("load {name} {} {}", payload.bytes(), strategy_name(wait)))
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap()
+            role(&format!(
+                "load {name} {} {}",
+                payload.bytes(),
+                strategy_name(wait)
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap()
         })
         .collect();
-    let mut outputs: Vec<BufReader<ChildStdout>> =
-        loaders.iter_mut().map(|c| BufReader::new(c.stdout.take().unwrap())).collect();
+    let mut outputs: Vec<BufReader<ChildStdout>> = loaders
+        .iter_mut()
+        .map(|c| BufReader::new(c.stdout.take().unwrap()))
+        .collect();
     for out in &mut outputs {
         let mut line = String::new();
         out.read_line(&mut line).unwrap();
@@ -440,7 +516,9 @@ pub fn many_clients(clients: usize, payload: Payload, wait: WaitStrategy, time: 
     let mut total = Histogram::default();
     for (out, mut child) in outputs.into_iter().zip(loaders) {
         let mut line = String::new();
-        BufReader::new(out.into_inner()).read_line(&mut line).unwrap();
+        BufReader::new(out.into_inner())
+            .read_line(&mut line)
+            .unwrap();
         total.merge(&Histogram::from_line(&line));
         child.wait().unwrap();
     }
