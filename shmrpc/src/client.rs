@@ -55,6 +55,16 @@ enum Attempt {
     NotTaken,
 }
 
+/// One call, as `exchange` needs it.
+#[derive(Clone, Copy)]
+struct Call<'a> {
+    tag: u32,
+    method: &'static str,
+    request_len: usize,
+    reply_len: usize,
+    deadline: &'a Deadline,
+}
+
 /// What the server answered.
 enum Answer {
     /// The method returned; this many reply bytes are in the buffer.
@@ -290,13 +300,16 @@ impl Client {
     fn exchange(
         &self,
         segment: &Segment,
-        tag: u32,
-        method: &'static str,
-        request_len: usize,
-        reply_len: usize,
+        call: &Call<'_>,
         buf: &mut [u8],
-        deadline: &Deadline,
     ) -> Result<Attempt, Error> {
+        let Call {
+            tag,
+            method,
+            request_len,
+            reply_len,
+            deadline,
+        } = *call;
         if segment.server_state().load(Ordering::Acquire) != ServerState::Ready as u32 {
             return Ok(Attempt::NotTaken);
         }
