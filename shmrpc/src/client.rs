@@ -232,17 +232,16 @@ impl Client {
             }
             encode(&mut buf[..request_len]);
             let mut resent = false;
+            let call = Call {
+                tag,
+                method,
+                request_len,
+                reply_len,
+                deadline: &deadline,
+            };
             let answer = loop {
                 let conn = self.connection(&deadline)?;
-                match self.exchange(
-                    &conn.segment,
-                    tag,
-                    method,
-                    request_len,
-                    reply_len,
-                    buf,
-                    &deadline,
-                ) {
+                match self.exchange(&conn.segment, &call, buf) {
                     Ok(Attempt::Answered(answer)) => break answer,
                     Ok(Attempt::NotTaken) => {
                         conn.dead.store(true, Ordering::Relaxed);
