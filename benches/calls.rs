@@ -20,9 +20,11 @@ struct Row {
     hist: Histogram,
 }
 
-fn transports(payload: Payload) -> Vec<(&'static str, Box<dyn FnOnce() -> Box<dyn Transport>>)> {
+type Starter = Box<dyn FnOnce() -> Box<dyn Transport>>;
+
+fn transports(payload: Payload) -> Vec<(&'static str, Starter)> {
     #[allow(unused_mut)] // pushed to with the `peers` feature
-    let mut list: Vec<(&'static str, Box<dyn FnOnce() -> Box<dyn Transport>>)> = vec![
+    let mut list: Vec<(&'static str, Starter)> = vec![
         (
             "spin floor",
             Box::new(move || Box::new(Floor::start(payload, false))),

@@ -207,14 +207,18 @@ impl HeaderImage {
     pub(crate) fn decode(bytes: &[u8; header::LEN]) -> Result<Self, HeaderError> {
         let mut b = *bytes;
         b[header::STATE..header::STATE + 4].fill(0);
-        if u64_at(&b, header::MAGIC) != MAGIC {
+        // The magic's last byte is the protocol version: another version of shmrpc (whose header
+        // may be laid out differently) is told apart before anything else is read.
+        let magic = u64_at(&b, header::MAGIC).to_le_bytes();
+        if magic[..7] != MAGIC.to_le_bytes()[..7] {
             return Err(HeaderError::Garbage("no shmrpc magic number"));
         }
-        let version = u32_at(&b, header::VERSION);
-        if version != PROTOCOL_VERSION {
-            return Err(HeaderError::Version(version));
+        if u32::from(magic[7]) != PROTOCOL_VERSION {
+            return Err(HeaderError::Version(magic[7].into()));
         }
-        if u64_at(&b, header::CHECKSUM) != checksum(&b[..header::CHECKSUM]) {
+        if u64_at(&b, header::CHECKSUM) != checksum(&b[..header::CHECKSUM])
+            || u32_at(&b, header::VERSION) != PROTOCOL_VERSION
+        {
             return Err(HeaderError::Garbage("header checksum mismatch"));
         }
         let geometry = Geometry {
@@ -298,6 +302,19 @@ mod tests {
                 assert!(HeaderImage::decode(&b).is_err(), "byte {byte} bit {bit}");
             }
         }
+    }
+
+    #[test]
+    fn another_protocol_version_is_told_apart_from_garbage() {
+        let mut b = image().encode();
+        b[7] = 1;
+        assert_eq!(HeaderImage::decode(&b), Err(HeaderError::Version(1)));
+        let mut b = image().encode();
+        b[header::VERSION] ^= 0x40;
+        assert_eq!(
+            HeaderImage::decode(&b),
+            Err(HeaderError::Garbage("header checksum mismatch"))
+        );
     }
 
     #[test]

@@ -310,7 +310,13 @@ impl Segment {
         // Checked against the object's size, so no access to the mapping can fault.
         let map = sys::Mapping::new(&fd, size as usize).map_err(|e| io("cannot map", e))?;
         let view = View::new(map);
-        let image = match read_header(&view) {
+        let header = read_header(&view);
+        if header.is_err() {
+            // Whatever is wrong, wake the server: if it was written over, the server repairs it
+            // (the doorbells sit at fixed offsets, whatever the header says).
+            Doorbell::new(view.u32(layout::EXEC_OFFSET + layout::exec::BELL)).knock();
+        }
+        let image = match header {
             Ok(image) => image,
             Err(HeaderError::Version(v)) => {
                 return Err(OpenError::Mismatch(format!(
@@ -319,12 +325,7 @@ impl Segment {
                     layout::PROTOCOL_VERSION
                 )));
             }
-            Err(HeaderError::Garbage(what)) => {
-                // The doorbells sit at fixed offsets: wake the server, which repairs the header
-                // before it sleeps again.
-                Doorbell::new(view.u32(layout::EXEC_OFFSET + layout::exec::BELL)).knock();
-                return Err(OpenError::Corrupted(what.to_owned()));
-            }
+            Err(HeaderError::Garbage(what)) => return Err(OpenError::Corrupted(what.to_owned())),
         };
         if image.geometry.total_len() as u64 != size {
             return Err(OpenError::Corrupted(
