@@ -57,9 +57,11 @@ pub(crate) mod header {
 
 /// Lock line.
 pub(crate) mod lock {
-    /// u64: low 32 bits `pid | WAITERS`, high 32 bits the owner's process tag. The futex waits on
-    /// the low half.
+    /// u64: low 32 bits `pid | HANDOFF | WAITERS`, high 32 bits the owner's process tag. The
+    /// futex waits on the low half.
     pub(crate) const WORD: usize = 0;
+    /// u64: when the last hand-off happened, monotonic nanoseconds.
+    pub(crate) const HANDOFF_AT: usize = 8;
 }
 
 /// Taken line: written by the server.

@@ -23,7 +23,10 @@ mod wait;
 pub use data::ShmData;
 pub use error::Error;
 pub use name::MAX_NAME_LEN;
-pub use options::{ClientOptions, DEFAULT_SPIN_BUDGET, ServerOptions, WaitStrategy};
+pub use options::{
+    ClientOptions, DEFAULT_CLIENT_SPIN_BUDGET, DEFAULT_SERVER_SPIN_BUDGET, ServerOptions,
+    WaitStrategy,
+};
 pub use server::ServerHandle;
 
 /// Turns a trait into a shared-memory service: a typed client, a server, and their wire format.

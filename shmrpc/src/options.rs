@@ -24,8 +24,16 @@ pub enum WaitStrategy {
     ParkOnly,
 }
 
-/// The longest an adaptive waiter spins before it sleeps, unless set otherwise.
-pub const DEFAULT_SPIN_BUDGET: Duration = Duration::from_micros(50);
+/// The longest an adaptive client spins for an answer before it sleeps, unless set otherwise:
+/// answers normally come within a microsecond.
+pub const DEFAULT_CLIENT_SPIN_BUDGET: Duration = Duration::from_micros(50);
+
+/// The longest an adaptive server spins for the next request before it sleeps, unless set
+/// otherwise. Longer than a client's: under load the next request often comes only after the
+/// lock passed from one client process to another, which takes a context switch; an idle server
+/// still sleeps after it, and a server whose requests keep coming just after it gave up stops
+/// spinning altogether.
+pub const DEFAULT_SERVER_SPIN_BUDGET: Duration = Duration::from_millis(1);
 
 /// Options of a client: [`ClientOptions::default()`] then the setters.
 ///
@@ -47,7 +55,7 @@ impl Default for ClientOptions {
         ClientOptions {
             timeout: Duration::from_secs(5),
             wait: WaitStrategy::Adaptive,
-            spin_budget: DEFAULT_SPIN_BUDGET,
+            spin_budget: DEFAULT_CLIENT_SPIN_BUDGET,
         }
     }
 }
@@ -69,7 +77,8 @@ impl ClientOptions {
         self
     }
 
-    /// The longest [`WaitStrategy::Adaptive`] spins before sleeping.
+    /// The longest [`WaitStrategy::Adaptive`] spins for an answer before sleeping (default
+    /// [`DEFAULT_CLIENT_SPIN_BUDGET`]).
     #[must_use]
     pub fn spin_budget(mut self, budget: Duration) -> Self {
         self.spin_budget = budget;
@@ -101,7 +110,7 @@ impl Default for ServerOptions {
         ServerOptions {
             mode: 0o600,
             wait: WaitStrategy::Adaptive,
-            spin_budget: DEFAULT_SPIN_BUDGET,
+            spin_budget: DEFAULT_SERVER_SPIN_BUDGET,
         }
     }
 }
@@ -123,7 +132,8 @@ impl ServerOptions {
         self
     }
 
-    /// The longest [`WaitStrategy::Adaptive`] spins before sleeping.
+    /// The longest [`WaitStrategy::Adaptive`] spins for the next request before sleeping
+    /// (default [`DEFAULT_SERVER_SPIN_BUDGET`]).
     #[must_use]
     pub fn spin_budget(mut self, budget: Duration) -> Self {
         self.spin_budget = budget;

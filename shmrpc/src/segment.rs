@@ -378,10 +378,14 @@ impl Segment {
         let word = self.view.u64(layout::LOCK_OFFSET + layout::lock::WORD);
         // The futex is the low half of the word.
         let low = if cfg!(target_endian = "little") { 0 } else { 4 };
+        let futex = self
+            .view
+            .u32(layout::LOCK_OFFSET + layout::lock::WORD + low);
         Lock::new(
             word,
+            futex,
             self.view
-                .u32(layout::LOCK_OFFSET + layout::lock::WORD + low),
+                .u64(layout::LOCK_OFFSET + layout::lock::HANDOFF_AT),
         )
     }
 

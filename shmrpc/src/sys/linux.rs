@@ -272,6 +272,14 @@ pub(crate) fn identity() -> (u32, u32) {
     (pid, tag)
 }
 
+/// The monotonic clock, in nanoseconds: the same clock in every process of the machine.
+pub(crate) fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(t.tv_nsec as u64)
+}
+
 /// This process's id.
 pub(crate) fn pid() -> u32 {
     identity().0
