@@ -4,7 +4,8 @@
 //! ping-pong through a shared page), a Unix socket and a pipe ping-pong, shmrpc with adaptive,
 //! spin-only and park-only waiting, and with `peers` iceoryx2's request-response; then shmrpc
 //! with 1, 2 and 4 client processes. Every peer is a separate process. Criterion prints its
-//! estimates; at the end a table gives p50 and p99 per call and the ratios, and
+//! estimates; then a table pass measures every transport again in interleaved rounds (so that
+//! all see the same machine) and gives p50 and p99 per call and the ratios, and
 //! `benches/results/` receives the same table in Markdown and a latency plot (SVG).
 
 use std::fmt::Write as _;
@@ -27,11 +28,15 @@ fn transports(payload: Payload) -> Vec<(&'static str, Starter)> {
     let mut list: Vec<(&'static str, Starter)> = vec![
         (
             "spin floor",
-            Box::new(move || Box::new(Floor::start(payload, false))),
+            Box::new(move || Box::new(Floor::start(payload, false, false))),
+        ),
+        (
+            "spin floor, one line",
+            Box::new(move || Box::new(Floor::start(payload, false, true))),
         ),
         (
             "futex floor",
-            Box::new(move || Box::new(Floor::start(payload, true))),
+            Box::new(move || Box::new(Floor::start(payload, true, false))),
         ),
         (
             "shmrpc adaptive",
@@ -54,63 +59,73 @@ fn transports(payload: Payload) -> Vec<(&'static str, Starter)> {
     #[cfg(feature = "peers")]
     list.push((
         "iceoryx2 busy-poll",
-        Box::new(move || Box::new(shmrpc_benches::iceoryx::Iceoryx::start(payload))),
+        Box::new(move || shmrpc_benches::iceoryx::start(payload)),
     ));
     list
 }
 
+/// Rounds of the table pass: every transport of a payload is measured in each round, in turn, so
+/// that all of them see the same machine (on a shared VM the cores' placement drifts over
+/// seconds).
+const ROUNDS: usize = 8;
+const SLICE: Duration = Duration::from_millis(60);
+
 fn main() {
     play_role_if_any();
+    let filtered = std::env::args().skip(1).any(|a| !a.starts_with('-'));
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1))
         .sample_size(10)
         .configure_from_args();
-    let mut rows = Vec::new();
     for payload in Payload::ALL {
         let mut group = c.benchmark_group(format!("round trip {}", payload.label()));
         for (name, start) in transports(payload) {
             let mut transport = start();
-            let mut hist = Histogram::default();
             group.bench_function(name, |b| {
-                b.iter_custom(|iters| {
-                    let start = std::time::Instant::now();
-                    let mut last = start;
-                    for _ in 0..iters {
-                        transport.round_trip();
-                        let now = std::time::Instant::now();
-                        hist.record(now - last);
-                        last = now;
-                    }
-                    start.elapsed()
-                });
+                b.iter(|| transport.round_trip());
             });
-            if hist.count() > 0 {
-                rows.push(Row {
-                    payload,
-                    transport: name,
-                    hist,
-                });
-            }
         }
         group.finish();
     }
     c.final_summary();
-    if rows.is_empty() {
-        return; // filtered out, or `cargo test` running the bench as a test
+    if filtered {
+        return; // a criterion filter was given: no table
     }
-    let many: Vec<(usize, f64, Histogram)> = [1, 2, 4]
+    println!("\nTable pass: {ROUNDS} interleaved rounds of {SLICE:?} per transport...");
+    let mut rows = Vec::new();
+    for payload in Payload::ALL {
+        let mut running: Vec<(&'static str, Box<dyn Transport>, Histogram)> = transports(payload)
+            .into_iter()
+            .map(|(name, start)| (name, start(), Histogram::default()))
+            .collect();
+        for _ in 0..ROUNDS {
+            for (_, transport, hist) in &mut running {
+                hist.merge(&measure(transport.as_mut(), SLICE));
+            }
+        }
+        rows.extend(running.into_iter().map(|(transport, _, hist)| Row {
+            payload,
+            transport,
+            hist,
+        }));
+    }
+    let mut many: Vec<(usize, f64, Histogram)> = [1, 2, 4]
         .into_iter()
-        .map(|n| {
-            let (rate, hist) = many_clients(
-                n,
+        .map(|n| (n, 0.0, Histogram::default()))
+        .collect();
+    for _ in 0..3 {
+        for (n, rate, hist) in &mut many {
+            let (r, h) = many_clients(
+                *n,
                 Payload::B8,
                 WaitStrategy::Adaptive,
-                Duration::from_secs(2),
+                Duration::from_millis(700),
             );
-            (n, rate, hist)
-        })
-        .collect();
+            *rate += r / 3.0;
+            hist.merge(&h);
+        }
+    }
     report(&rows, &many);
 }
 
@@ -154,9 +169,9 @@ fn report(rows: &[Row], many: &[(usize, f64, Histogram)]) {
     );
     let _ = writeln!(
         md,
-        "| payload | transport | p50 | p99 | p50 vs spin floor | p50 vs futex floor |"
+        "| payload | transport | p50 | p99 | p50 vs spin floor | vs spin floor, one line | vs futex floor |"
     );
-    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
     for r in rows {
         let p = r.hist.percentile(0.5).as_nanos() as f64;
         let ratio = |floor: &str| {
@@ -164,12 +179,13 @@ fn report(rows: &[Row], many: &[(usize, f64, Histogram)]) {
         };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             r.payload.label(),
             r.transport,
             fmt(r.hist.percentile(0.5)),
             fmt(r.hist.percentile(0.99)),
             ratio("spin floor"),
+            ratio("spin floor, one line"),
             ratio("futex floor")
         );
     }
@@ -218,6 +234,7 @@ fn report(rows: &[Row], many: &[(usize, f64, Histogram)]) {
 /// Grouped bars of p50 latency per payload, log scale.
 fn plot(rows: &[Row]) -> String {
     let series: Vec<(&str, &str)> = vec![
+        ("spin floor, one line", "#cfcfcf"),
         ("spin floor", "#9e9e9e"),
         ("shmrpc adaptive", "#1565c0"),
         ("shmrpc park-only", "#64b5f6"),
@@ -230,8 +247,8 @@ fn plot(rows: &[Row]) -> String {
         .into_iter()
         .filter(|(s, _)| rows.iter().any(|r| r.transport == *s))
         .collect();
-    let (w, h, left, top, bottom) = (760.0, 420.0, 70.0, 40.0, 60.0);
-    let (lo, hi) = (100f64.log10(), 10_000_000f64.log10());
+    let (w, h, left, top, bottom) = (760.0, 440.0, 70.0, 40.0, 80.0);
+    let (lo, hi) = (100f64.log10(), 1_000_000f64.log10());
     let y = |ns: f64| top + (h - top - bottom) * (1.0 - (ns.max(100.0).log10() - lo) / (hi - lo));
     let mut svg = format!(
         "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='12'>\n\
@@ -281,18 +298,15 @@ fn plot(rows: &[Row]) -> String {
         }
     }
     for (s, (name, color)) in series.iter().enumerate() {
-        let x = left + s as f64 * ((w - left) / series.len() as f64);
+        let (row, col) = (s / 4, s % 4);
+        let x = left + col as f64 * ((w - left) / 4.0);
+        let y = h - 40.0 + row as f64 * 18.0;
         let _ = writeln!(
             svg,
             "<rect x='{x:.1}' y='{}' width='10' height='10' fill='{color}'/>",
-            h - 22.0
+            y - 9.0
         );
-        let _ = writeln!(
-            svg,
-            "<text x='{:.1}' y='{}'>{name}</text>",
-            x + 14.0,
-            h - 13.0
-        );
+        let _ = writeln!(svg, "<text x='{:.1}' y='{y}'>{name}</text>", x + 14.0);
     }
     svg.push_str("</svg>\n");
     svg

@@ -2,21 +2,51 @@
 //! or sleeping on a futex, with nothing of shmrpc's in the way. The only unsafe code of the
 //! benchmarks is the mapping of the shared page, here.
 //!
-//! The page is a memfd, handed to the echo process as its stdin. Layout: the request word on one
-//! cache-line pair, the response word on another, then the payload.
+//! The page is a memfd, handed to the echo process as its stdin. Two layouts:
+//! - *slot*: the request word, the response word and the payload each on a cache-line pair of
+//!   their own, as a request/response slot is usually laid out (the issue's "floor for this
+//!   design");
+//! - *one line*: each word followed by its payload, so that a small payload travels in the same
+//!   cache line as its word: the fewest lines a request and a response can move.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 const REQ: usize = 0;
-const RESP: usize = 128;
-const DATA: usize = 256;
+
+/// Where the response word is, and where the request and response payloads are.
+#[derive(Clone, Copy)]
+struct Places {
+    resp: usize,
+    req_data: usize,
+    resp_data: usize,
+}
+
+fn places(size: usize, one_line: bool) -> Places {
+    if one_line {
+        let resp = (8 + size).next_multiple_of(128);
+        Places {
+            resp,
+            req_data: 8,
+            resp_data: resp + 8,
+        }
+    } else {
+        // Both payloads in one area of their own, as in a slot used for the request, then the
+        // response.
+        Places {
+            resp: 128,
+            req_data: 256,
+            resp_data: 256,
+        }
+    }
+}
 
 /// A shared, mapped page (or more).
 pub struct SharedPage {
     ptr: NonNull<u8>,
     len: usize,
+    places: Places,
     fd: OwnedFd,
 }
 
@@ -24,20 +54,25 @@ pub struct SharedPage {
 unsafe impl Send for SharedPage {}
 
 impl SharedPage {
-    /// A new zeroed memfd of `payload` bytes plus the control words, mapped.
-    pub fn create(payload: usize) -> std::io::Result<Self> {
+    /// A new zeroed memfd for `payload` bytes each way plus the control words, mapped.
+    pub fn create(payload: usize, one_line: bool) -> std::io::Result<Self> {
         let fd = rustix::fs::memfd_create("shmrpc-floor", rustix::fs::MemfdFlags::empty())?;
-        let len = (DATA + payload).next_multiple_of(4096);
-        rustix::fs::ftruncate(&fd, len as u64)?;
-        Self::map(fd, len)
+        rustix::fs::ftruncate(&fd, Self::len_for(payload, one_line) as u64)?;
+        Self::map(fd, payload, one_line)
     }
 
     /// Maps a page created by [`SharedPage::create`] in another process.
-    pub fn open(fd: OwnedFd, payload: usize) -> std::io::Result<Self> {
-        Self::map(fd, (DATA + payload).next_multiple_of(4096))
+    pub fn open(fd: OwnedFd, payload: usize, one_line: bool) -> std::io::Result<Self> {
+        Self::map(fd, payload, one_line)
     }
 
-    fn map(fd: OwnedFd, len: usize) -> std::io::Result<Self> {
+    fn len_for(payload: usize, one_line: bool) -> usize {
+        let p = places(payload, one_line);
+        (p.resp_data.max(p.req_data) + payload).next_multiple_of(4096)
+    }
+
+    fn map(fd: OwnedFd, size: usize, one_line: bool) -> std::io::Result<Self> {
+        let len = Self::len_for(size, one_line);
         use rustix::mm::{MapFlags, ProtFlags};
         // SAFETY: a fresh shared mapping at an address the kernel picks cannot alias anything.
         let ptr = unsafe {
@@ -52,7 +87,12 @@ impl SharedPage {
         };
         let ptr = NonNull::new(ptr.cast::<u8>())
             .ok_or_else(|| std::io::Error::other("mmap returned null"))?;
-        Ok(SharedPage { ptr, len, fd })
+        Ok(SharedPage {
+            ptr,
+            len,
+            places: places(size, one_line),
+            fd,
+        })
     }
 
     /// The memfd, to hand to the other process.
@@ -80,21 +120,25 @@ impl SharedPage {
 
     /// The response word.
     pub fn response(&self) -> &AtomicU64 {
-        self.u64(RESP)
+        self.u64(self.places.resp)
     }
 
     /// The low half of a word, as the kernel's futex sees it (little-endian).
     pub fn futex(&self, word: &AtomicU64) -> &AtomicU32 {
         let off = word.as_ptr() as usize - self.ptr.as_ptr() as usize;
-        assert!(off == REQ || off == RESP);
+        assert!(off == REQ || off == self.places.resp);
         // SAFETY: the low half of an aligned word of the mapping, accessed only atomically.
         unsafe { AtomicU32::from_ptr(self.ptr.as_ptr().add(off).cast()) }
     }
 
-    /// Copies `src` into the payload area, word by word.
-    pub fn write(&self, src: &[u8]) {
+    /// Copies `src` into the request (`response == false`) or response area, word by word.
+    pub fn write(&self, response: bool, src: &[u8]) {
         let mut chunks = src.chunks_exact(8);
-        let mut at = DATA;
+        let mut at = if response {
+            self.places.resp_data
+        } else {
+            self.places.req_data
+        };
         for c in &mut chunks {
             self.u64(at)
                 .store(u64::from_ne_bytes(c.try_into().unwrap()), Ordering::Relaxed);
@@ -106,10 +150,14 @@ impl SharedPage {
         }
     }
 
-    /// Copies the payload area into `dst`.
-    pub fn read(&self, dst: &mut [u8]) {
+    /// Copies the request or response area into `dst`.
+    pub fn read(&self, response: bool, dst: &mut [u8]) {
         let mut chunks = dst.chunks_exact_mut(8);
-        let mut at = DATA;
+        let mut at = if response {
+            self.places.resp_data
+        } else {
+            self.places.req_data
+        };
         for c in &mut chunks {
             c.copy_from_slice(&self.u64(at).load(Ordering::Relaxed).to_ne_bytes());
             at += 8;

@@ -59,6 +59,10 @@ impl<const N: usize> Ice<N> {
 }
 
 impl<const N: usize> Transport for Ice<N> {
+    fn peer_pid(&self) -> Option<u32> {
+        Some(self._server.0.id())
+    }
+
     fn round_trip(&mut self) {
         let pending = self.client.send_copy(*self.buf).unwrap();
         loop {

@@ -114,8 +114,8 @@ pub fn play_role_if_any() {
             let _ = std::io::stdin().read_line(&mut String::new());
             handle.shutdown().unwrap();
         }
-        ["spin-echo", size] => floor_echo(size.parse().unwrap(), false),
-        ["futex-echo", size] => floor_echo(size.parse().unwrap(), true),
+        ["spin-echo", size, line] => floor_echo(size.parse().unwrap(), false, *line == "one-line"),
+        ["futex-echo", size, line] => floor_echo(size.parse().unwrap(), true, *line == "one-line"),
         ["stream-echo", size] => stream_echo(size.parse().unwrap()),
         ["load", name, payload, wait] => load(name, Payload::parse(payload), strategy(wait)),
         #[cfg(feature = "peers")]
@@ -128,14 +128,39 @@ pub fn play_role_if_any() {
 /// One request/response round trip, and what it costs to set up and tear down.
 pub trait Transport {
     fn round_trip(&mut self);
+    /// The other process, frozen (SIGSTOP) while other transports are measured: several of them
+    /// spin for ever.
+    fn peer_pid(&self) -> Option<u32>;
+}
+
+/// Freezes (`false`) or thaws (`true`) a transport's other process.
+pub fn set_running(t: &dyn Transport, running: bool) {
+    if let Some(pid) = t
+        .peer_pid()
+        .and_then(|p| rustix::process::Pid::from_raw(p as i32))
+    {
+        let signal = if running {
+            rustix::process::Signal::CONT
+        } else {
+            rustix::process::Signal::STOP
+        };
+        let _ = rustix::process::kill_process(pid, signal);
+    }
 }
 
 /// A child process that is killed when dropped.
-struct Peer(Child);
+pub(crate) struct Peer(Child);
 
 impl Drop for Peer {
+    /// Closes stdin (a server then shuts down cleanly and removes its name), waits a moment, kills.
     fn drop(&mut self) {
         drop(self.0.stdin.take());
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -188,6 +213,10 @@ fn start_server(name: &str, wait: WaitStrategy) -> Peer {
 }
 
 impl Transport for Shmrpc {
+    fn peer_pid(&self) -> Option<u32> {
+        self._server.as_ref().map(|p| p.0.id())
+    }
+
     fn round_trip(&mut self) {
         match self.payload {
             Payload::B8 => {
@@ -211,12 +240,14 @@ pub struct Floor {
 }
 
 impl Floor {
-    pub fn start(payload: Payload, futex: bool) -> Self {
+    /// `one_line`: each word with its payload in one cache line (else a request/response slot).
+    pub fn start(payload: Payload, futex: bool, one_line: bool) -> Self {
         let size = payload.bytes();
-        let page = floor::SharedPage::create(size).unwrap();
+        let page = floor::SharedPage::create(size, one_line).unwrap();
         let fd: OwnedFd = page.fd().try_clone_to_owned().unwrap();
         let kind = if futex { "futex-echo" } else { "spin-echo" };
-        let echo = role(&format!("{kind} {size}"))
+        let line = if one_line { "one-line" } else { "slot" };
+        let echo = role(&format!("{kind} {size} {line}"))
             .stdin(Stdio::from(fd))
             .spawn()
             .unwrap();
@@ -231,9 +262,13 @@ impl Floor {
 }
 
 impl Transport for Floor {
+    fn peer_pid(&self) -> Option<u32> {
+        Some(self._echo.0.id())
+    }
+
     fn round_trip(&mut self) {
         self.seq += 1;
-        self.page.write(&self.buf);
+        self.page.write(false, &self.buf);
         self.page.request().store(self.seq, Ordering::Release);
         if self.futex {
             rustix::thread::futex::wake(
@@ -259,13 +294,13 @@ impl Transport for Floor {
                 std::hint::spin_loop();
             }
         }
-        self.page.read(&mut self.buf);
+        self.page.read(true, &mut self.buf);
     }
 }
 
-fn floor_echo(size: usize, futex: bool) {
+fn floor_echo(size: usize, futex: bool, one_line: bool) {
     let fd = std::io::stdin().as_fd().try_clone_to_owned().unwrap();
-    let page = floor::SharedPage::open(fd, size).unwrap();
+    let page = floor::SharedPage::open(fd, size, one_line).unwrap();
     let mut buf = vec![0; size];
     let mut last = 0;
     loop {
@@ -284,8 +319,8 @@ fn floor_echo(size: usize, futex: bool) {
             continue;
         }
         last = q;
-        page.read(&mut buf);
-        page.write(&buf);
+        page.read(false, &mut buf);
+        page.write(true, &buf);
         page.response().store(q, Ordering::Release);
         if futex {
             rustix::thread::futex::wake(
@@ -344,6 +379,10 @@ impl Stream {
 }
 
 impl Transport for Stream {
+    fn peer_pid(&self) -> Option<u32> {
+        Some(self._echo.0.id())
+    }
+
     fn round_trip(&mut self) {
         self.to.write_all(&self.buf).unwrap();
         self.from.read_exact(&mut self.buf).unwrap();

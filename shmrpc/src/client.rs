@@ -35,8 +35,12 @@ pub struct Client {
     options: ClientOptions,
     interface: &'static Interface,
     conn: RwLock<Option<Arc<Conn>>>,
+    /// Unique in this process: keys the per-thread connection cache.
+    id: u64,
+    /// Bumped whenever `conn` is replaced: a thread's cached connection is current while its
+    /// generation matches, so a call takes no lock and touches no reference count.
+    generation: AtomicU64,
     spin: SpinPolicy,
-    me: Owner,
 }
 
 /// One opened segment. Marked dead once its server is known to be gone, so that the next call
@@ -82,29 +86,41 @@ enum WaitEnd {
     ServerGone,
 }
 
-thread_local! {
-    /// Request and reply bytes of the calls made on this thread: allocated once, reused.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+/// What each thread keeps for its calls, so that a call's fast path allocates nothing, takes no
+/// lock and makes no atomic read-modify-write beyond the protocol's own.
+struct PerThread {
+    /// Request and reply bytes: allocated once, reused.
+    scratch: Vec<u8>,
+    /// The last sequence number this thread used (0: none yet).
+    seq: u64,
+    /// The connection of the client this thread called last: (client id, generation, conn).
+    conn: Option<(u64, u64, Arc<Conn>)>,
 }
 
-/// A sequence number for a new request: counting up from a random start (drawn again in the
-/// child of a `fork`), never 0, and never one the slot holds now, so that no answer already in
-/// the slot, or still to come for an earlier request, can ever carry it.
-fn next_seq(slot: &Slot<'_>) -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    static SEEDED_IN: AtomicU64 = AtomicU64::new(u64::MAX);
-    let forks = crate::sys::forks();
-    if SEEDED_IN.load(Ordering::Relaxed) != forks {
-        NEXT.store(crate::sys::random_u64(), Ordering::Relaxed);
-        SEEDED_IN.store(forks, Ordering::Relaxed);
+thread_local! {
+    static PER_THREAD: RefCell<PerThread> = const {
+        RefCell::new(PerThread { scratch: Vec::new(), seq: 0, conn: None })
+    };
+}
+
+/// Client ids, never reused in a process.
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// A sequence number for a new request: counting up from a random start per thread, never 0, and
+/// never one the slot holds now. That last rule is what makes it safe: the only answers that can
+/// ever appear are to the request in the slot or to earlier ones, all of which the slot shows,
+/// so no answer but our own can carry the number we publish (whatever other processes, a reused
+/// pid or a fork have used before).
+fn next_seq(last: &mut u64, slot: &Slot<'_>) -> u64 {
+    if *last == 0 {
+        *last = crate::sys::random_u64();
     }
+    // (Not `taken`: the server took nothing but the request in the slot or answered ones.)
+    let in_slot = [slot.req_seq, slot.resp_seq, slot.withdrawn].map(|w| w.load(Ordering::Relaxed));
     loop {
-        let seq = NEXT.fetch_add(1, Ordering::Relaxed);
-        // (Not `taken`: the server took nothing but the request in the slot or answered ones.)
-        let in_slot =
-            [slot.req_seq, slot.resp_seq, slot.withdrawn].map(|w| w.load(Ordering::Relaxed));
-        if seq != 0 && !in_slot.contains(&seq) {
-            return seq;
+        *last = last.wrapping_add(1);
+        if *last != 0 && !in_slot.contains(last) {
+            return *last;
         }
     }
 }
@@ -123,8 +139,9 @@ impl Client {
             options,
             interface,
             conn: RwLock::new(None),
+            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
             spin,
-            me: Owner::me(),
         };
         let conn = client.open(None)?;
         *client.conn.write().unwrap_or_else(PoisonError::into_inner) = Some(conn);
@@ -195,22 +212,43 @@ impl Client {
         }))
     }
 
-    /// The current connection, opening the name again if the last server went away.
-    fn connection(&self, deadline: &Deadline) -> Result<Arc<Conn>, Error> {
-        if let Some(conn) = &*self.conn.read().unwrap_or_else(PoisonError::into_inner)
-            && !conn.dead.load(Ordering::Relaxed)
+    /// The current connection, from this thread's cache when it is current.
+    fn cached_connection<'c>(
+        &self,
+        cache: &'c mut Option<(u64, u64, Arc<Conn>)>,
+        deadline: &Deadline,
+    ) -> Result<&'c Arc<Conn>, Error> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let current = matches!(cache, Some((id, g, conn))
+            if *id == self.id && *g == generation && !conn.dead.load(Ordering::Relaxed));
+        if !current {
+            let (conn, generation) = self.connection(deadline)?;
+            *cache = Some((self.id, generation, conn));
+        }
+        Ok(&cache.as_ref().expect("filled above").2)
+    }
+
+    /// The current connection and its generation, opening the name again if the last server
+    /// went away.
+    fn connection(&self, deadline: &Deadline) -> Result<(Arc<Conn>, u64), Error> {
         {
-            return Ok(conn.clone());
+            let slot = self.conn.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(conn) = &*slot
+                && !conn.dead.load(Ordering::Relaxed)
+            {
+                return Ok((conn.clone(), self.generation.load(Ordering::Acquire)));
+            }
         }
         let mut slot = self.conn.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(conn) = &*slot
             && !conn.dead.load(Ordering::Relaxed)
         {
-            return Ok(conn.clone());
+            return Ok((conn.clone(), self.generation.load(Ordering::Acquire)));
         }
         let conn = self.open(Some(deadline))?;
         *slot = Some(conn.clone());
-        Ok(conn)
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        Ok((conn, generation))
     }
 
     /// Makes one call: `encode` writes the `request_len` request bytes, `decode` reads the
@@ -225,7 +263,12 @@ impl Client {
         decode: impl FnOnce(&[u8]) -> Result<R, Invalid>,
     ) -> Result<R, Error> {
         let deadline = Deadline::new(self.options.timeout);
-        SCRATCH.with_borrow_mut(|buf| {
+        PER_THREAD.with_borrow_mut(|per_thread| {
+            let PerThread {
+                scratch: buf,
+                seq,
+                conn: cache,
+            } = per_thread;
             let size = request_len.max(reply_len);
             if buf.len() < size {
                 buf.resize(size, 0);
@@ -240,8 +283,8 @@ impl Client {
                 deadline: &deadline,
             };
             let answer = loop {
-                let conn = self.connection(&deadline)?;
-                match self.exchange(&conn.segment, &call, buf) {
+                let conn = self.cached_connection(cache, &deadline)?;
+                match self.exchange(&conn.segment, &call, buf, seq) {
                     Ok(Attempt::Answered(answer)) => break answer,
                     Ok(Attempt::NotTaken) => {
                         conn.dead.store(true, Ordering::Relaxed);
@@ -295,12 +338,14 @@ impl Client {
         }
     }
 
-    /// One attempt on one segment. `buf` holds the request and receives the reply.
+    /// One attempt on one segment. `buf` holds the request and receives the reply; `last_seq` is
+    /// this thread's last sequence number.
     fn exchange(
         &self,
         segment: &Segment,
         call: &Call<'_>,
         buf: &mut [u8],
+        last_seq: &mut u64,
     ) -> Result<Attempt, Error> {
         let Call {
             tag,
@@ -313,10 +358,11 @@ impl Client {
             return Ok(Attempt::NotTaken);
         }
         let lock = segment.lock();
-        if lock.acquire(self.me, deadline).is_none() {
+        let me = Owner::me();
+        if lock.acquire(me, deadline).is_none() {
             return Err(self.timeout(method));
         }
-        let _held = Held { lock, me: self.me };
+        let _held = Held { lock, me };
         fault::point(fault::Step::ClientLocked);
         let slot = segment.slot();
 
@@ -334,7 +380,7 @@ impl Client {
             }
         }
 
-        let seq = next_seq(&slot);
+        let seq = next_seq(last_seq, &slot);
         slot.write_request(&buf[..request_len]);
         slot.method.store(tag, Ordering::Relaxed);
         slot.req_len.store(request_len as u32, Ordering::Relaxed);
@@ -468,6 +514,20 @@ impl Client {
     /// Whether this client spins (for tests and benchmarks).
     pub fn wait_strategy(&self) -> WaitStrategy {
         self.spin.strategy()
+    }
+}
+
+impl Drop for Client {
+    /// Lets go of this thread's cached connection if it is this client's, so that the segment is
+    /// unmapped now (other threads let go of theirs at their next call of another client).
+    fn drop(&mut self) {
+        let _ = PER_THREAD.try_with(|per_thread| {
+            if let Ok(mut per_thread) = per_thread.try_borrow_mut()
+                && matches!(per_thread.conn, Some((id, ..)) if id == self.id)
+            {
+                per_thread.conn = None;
+            }
+        });
     }
 }
 

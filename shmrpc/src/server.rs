@@ -224,8 +224,12 @@ impl Core {
                     continue;
                 }
             }
-            self.repair(&slot, stop);
-            checked = Instant::now();
+            // Before sleeping, check for damage, at most every REPAIR_INTERVAL: a server that
+            // sleeps after every call (park-only) must not pay for a full check each time.
+            if checked.elapsed() >= REPAIR_INTERVAL {
+                self.repair(&slot, stop);
+                checked = Instant::now();
+            }
             slot.exec.sleep(seen, None);
             self.spin.record(
                 spin.unwrap_or_default(),

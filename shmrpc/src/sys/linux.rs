@@ -243,12 +243,8 @@ pub(crate) fn futex_wake(word: &AtomicU32, count: u32) -> usize {
 /// This process's id and tag (see [`identity`]), `tag << 32 | pid`; 0 until first asked, and
 /// again in a child after `fork`.
 static IDENTITY: AtomicU64 = AtomicU64::new(0);
-/// How many times this address space has been forked into a child (counted in the child).
-static FORKS: AtomicU64 = AtomicU64::new(0);
-
 extern "C" fn after_fork_in_child() {
     IDENTITY.store(0, Ordering::Relaxed);
-    FORKS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// This process's id and a tag that, with the pid, names it among all processes the machine has
@@ -283,11 +279,6 @@ pub(crate) fn monotonic_ns() -> u64 {
 /// This process's id.
 pub(crate) fn pid() -> u32 {
     identity().0
-}
-
-/// How many forks this address space has gone through as a child; changes in a child.
-pub(crate) fn forks() -> u64 {
-    FORKS.load(Ordering::Relaxed)
 }
 
 fn tag_of(start_time: u64) -> u32 {
