@@ -151,12 +151,7 @@ impl Segment {
         sweep_unpublished(name);
         let mut generation = fresh_generation();
         match look(name, &object)? {
-            Existing::Alive { pid } => {
-                return Err(Error::AlreadyRunning {
-                    name: name.as_str().to_owned(),
-                    pid,
-                });
-            }
+            Existing::Alive { pid } => return Err(already_running(name, pid)),
             Existing::Dead {
                 generation: Some(g),
             } => generation = generation.max(g + 1),
@@ -256,12 +251,7 @@ impl Segment {
                 Err(e) => return Err(os_error(name, object, "cannot publish", e)),
             }
             match reclaim(name, object)? {
-                Existing::Alive { pid } => {
-                    return Err(Error::AlreadyRunning {
-                        name: name.as_str().to_owned(),
-                        pid,
-                    });
-                }
+                Existing::Alive { pid } => return Err(already_running(name, pid)),
                 Existing::Dead {
                     generation: Some(g),
                 } if g >= image.generation => {
@@ -530,6 +520,13 @@ fn reclaim(name: &ServiceName, object: &str) -> Result<Existing, Error> {
         },
         // Already removed by someone else; the name now shows another object.
         _ => Ok(Existing::Missing),
+    }
+}
+
+fn already_running(name: &ServiceName, pid: u32) -> Error {
+    Error::AlreadyRunning {
+        name: name.as_str().to_owned(),
+        pid,
     }
 }
 
