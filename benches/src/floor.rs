@@ -101,7 +101,7 @@ impl SharedPage {
     }
 
     fn u64(&self, off: usize) -> &AtomicU64 {
-        assert!(off + 8 <= self.len && off % 8 == 0);
+        assert!(off + 8 <= self.len && off.is_multiple_of(8));
         // SAFETY: in bounds and aligned (the mapping is page aligned), alive as long as `self`,
         // and only ever accessed atomically.
         unsafe { AtomicU64::from_ptr(self.ptr.as_ptr().add(off).cast()) }

@@ -182,7 +182,7 @@ impl Core {
                 // A server that never runs out of work must still put back what another process
                 // damaged, or new clients could not connect.
                 handled = handled.wrapping_add(1);
-                if handled % 1024 == 0 && checked.elapsed() >= REPAIR_INTERVAL {
+                if handled.is_multiple_of(1024) && checked.elapsed() >= REPAIR_INTERVAL {
                     self.repair(&slot, stop);
                     checked = Instant::now();
                 }

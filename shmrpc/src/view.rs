@@ -33,7 +33,7 @@ impl View {
             offset
                 .checked_add(len)
                 .is_some_and(|end| end <= self.map.len())
-                && offset % align == 0,
+                && offset.is_multiple_of(align),
             "shmrpc bug: access of {len} bytes at offset {offset} outside a {}-byte segment",
             self.map.len()
         );
@@ -68,7 +68,7 @@ impl View {
         self.check(offset, dst.len(), 1);
         let mut words = dst.chunks_exact_mut(8);
         let mut at = offset;
-        if offset % 8 == 0 {
+        if offset.is_multiple_of(8) {
             for chunk in &mut words {
                 chunk.copy_from_slice(&self.u64(at).load(Ordering::Relaxed).to_ne_bytes());
                 at += 8;
@@ -91,7 +91,7 @@ impl View {
     pub(crate) fn read_words(&self, offset: usize, dst: &mut [u8]) {
         self.check(offset, dst.len(), 4);
         assert!(
-            dst.len() % 4 == 0,
+            dst.len().is_multiple_of(4),
             "shmrpc bug: word copy of {} bytes",
             dst.len()
         );
@@ -110,7 +110,7 @@ impl View {
     pub(crate) fn write_words(&self, offset: usize, src: &[u8]) {
         self.check(offset, src.len(), 4);
         assert!(
-            src.len() % 4 == 0,
+            src.len().is_multiple_of(4),
             "shmrpc bug: word copy of {} bytes",
             src.len()
         );
@@ -124,7 +124,7 @@ impl View {
     pub(crate) fn write(&self, offset: usize, src: &[u8]) {
         self.check(offset, src.len(), 1);
         let mut at = offset;
-        if offset % 8 == 0 {
+        if offset.is_multiple_of(8) {
             let mut words = src.chunks_exact(8);
             for chunk in &mut words {
                 let word = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));

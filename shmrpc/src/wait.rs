@@ -65,7 +65,11 @@ impl SpinPolicy {
             WaitStrategy::SpinOnly => None,
             WaitStrategy::ParkOnly => Some(Duration::ZERO),
             WaitStrategy::Adaptive => {
-                let retry = || self.skipped.fetch_add(1, Ordering::Relaxed) % RETRY_EVERY == 0;
+                let retry = || {
+                    self.skipped
+                        .fetch_add(1, Ordering::Relaxed)
+                        .is_multiple_of(RETRY_EVERY)
+                };
                 let typical = Duration::from_nanos(self.typical_ns.load(Ordering::Relaxed));
                 if (self.score.load(Ordering::Relaxed) < SCORE_SPIN || typical > self.budget * 4)
                     && !retry()
@@ -164,7 +168,7 @@ pub(crate) fn spin_until(limit: Option<Instant>, mut done: impl FnMut() -> bool)
         std::hint::spin_loop();
         i = i.wrapping_add(1);
         // Reading the clock costs ~20 ns: look at it every few dozen spins.
-        if i % 32 == 0
+        if i.is_multiple_of(32)
             && let Some(limit) = limit
             && Instant::now() >= limit
         {

@@ -198,8 +198,8 @@ pub fn sample_mixed(seed: u64) -> Mixed {
         chars: ['ß', char::from_u32(0x1F600).unwrap()],
         small: -12345,
         byte: seed as u8,
-        flag: seed % 2 == 0,
-        kind: if seed % 3 == 0 {
+        flag: seed.is_multiple_of(2),
+        kind: if seed.is_multiple_of(3) {
             Kind::First
         } else {
             Kind::Second
