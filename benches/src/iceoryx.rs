@@ -92,8 +92,15 @@ fn serve_n<const N: usize>(name: &str) {
         .open_or_create()
         .unwrap();
     let server = service.server_builder().create().unwrap();
+    // Exit cleanly (iceoryx2 removes its resources) when the benchmark closes our stdin.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let _ = std::io::stdin().read_line(&mut String::new());
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
     println!("ready");
-    loop {
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         match server.receive().unwrap() {
             Some(request) => {
                 let response = request.loan_uninit().unwrap().write_payload(*request);
