@@ -142,6 +142,13 @@ fn a_server_killed_at_any_step_fails_the_call_within_250ms_and_a_new_server_take
         match step {
             // Killed after it wrote the answer: the call has its answer.
             FaultStep::ServerWroteResponse => assert_eq!(result.unwrap(), 5),
+            // Killed before it took the request: the request never ran, and no server holds
+            // the name, so the call says so (a new server, had one bound, would have run it).
+            FaultStep::ServerSawRequest => assert!(
+                matches!(result, Err(Error::ServerNotRunning { .. })),
+                "{}: {result:?}",
+                step.name()
+            ),
             _ => assert!(
                 matches!(result, Err(Error::ServerDied { .. })),
                 "{}: {result:?}",
@@ -272,4 +279,50 @@ fn a_big_slot_carries_64_kib_arguments() {
         client.sum(data).unwrap(),
         data.iter().map(|&b| u64::from(b)).sum::<u64>()
     );
+}
+
+#[test]
+fn withdrawn_requests_never_run_even_if_the_server_stalls_while_reading_them() {
+    // The server stops (SIGSTOP) right after reading the first request's number, before taking
+    // it. Both callers time out and withdraw their requests; the second request's bytes are in
+    // the slot when the server resumes. Neither request may run.
+    let name = unique_name("stale-take");
+    let server = Peer::start_with(
+        &["server", "work", &name],
+        &[("SHMRPC_FAULT", "server-saw-request:stop")],
+    );
+    let quick = ClientOptions::default().timeout(Duration::from_millis(100));
+    let first = WorkClient::connect_with(&name, quick.clone()).unwrap();
+    assert!(matches!(first.add(1, 1), Err(Error::Timeout { .. })));
+    let second = WorkClient::connect_with(&name, quick).unwrap();
+    assert!(matches!(second.echo(2, 2, 2), Err(Error::Timeout { .. })));
+    server.signal("CONT");
+    let client = WorkClient::connect(&name).unwrap();
+    assert_eq!(client.served().unwrap(), 0, "a withdrawn request ran");
+    assert_eq!(client.add(20, 22).unwrap(), 42);
+}
+
+#[test]
+fn a_timeout_shorter_than_the_probe_interval_still_notices_a_dead_server() {
+    let name = unique_name("short-timeout");
+    let mut server = Peer::start(&["server", "work", &name]);
+    let client = WorkClient::connect_with(
+        &name,
+        ClientOptions::default().timeout(Duration::from_millis(2)),
+    )
+    .unwrap();
+    assert_eq!(client.add(1, 1).unwrap(), 2);
+    server.kill();
+    for _ in 0..3 {
+        let err = client.add(1, 1).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::ServerNotRunning { .. } | Error::ServerDied { .. }
+            ),
+            "{err}"
+        );
+    }
+    let _new = Peer::start(&["server", "work", &name]);
+    assert_eq!(client.add(2, 2).unwrap(), 4);
 }

@@ -91,15 +91,17 @@ enum WaitEnd {
 struct PerThread {
     /// Request and reply bytes: allocated once, reused.
     scratch: Vec<u8>,
-    /// The last sequence number this thread used (0: none yet).
+    /// The last sequence number this thread used (0: none yet), and the pid it was drawn in (a
+    /// forked child draws a new start rather than repeat its parent's numbers).
     seq: u64,
+    seq_pid: u32,
     /// The connection of the client this thread called last: (client id, generation, conn).
     conn: Option<(u64, u64, Arc<Conn>)>,
 }
 
 thread_local! {
     static PER_THREAD: RefCell<PerThread> = const {
-        RefCell::new(PerThread { scratch: Vec::new(), seq: 0, conn: None })
+        RefCell::new(PerThread { scratch: Vec::new(), seq: 0, seq_pid: 0, conn: None })
     };
 }
 
@@ -222,6 +224,9 @@ impl Client {
         let current = matches!(cache, Some((id, g, conn))
             if *id == self.id && *g == generation && !conn.dead.load(Ordering::Relaxed));
         if !current {
+            // The slow path may wait for another thread that is reopening the name: the call's
+            // time starts now.
+            deadline.get();
             let (conn, generation) = self.connection(deadline)?;
             *cache = Some((self.id, generation, conn));
         }
@@ -267,8 +272,14 @@ impl Client {
             let PerThread {
                 scratch: buf,
                 seq,
+                seq_pid,
                 conn: cache,
             } = per_thread;
+            let pid = crate::sys::pid();
+            if *seq_pid != pid {
+                *seq_pid = pid;
+                *seq = 0;
+            }
             let size = request_len.max(reply_len);
             if buf.len() < size {
                 buf.resize(size, 0);
@@ -297,7 +308,16 @@ impl Client {
                         resent = true;
                     }
                     Err(e) => {
-                        if matches!(e, Error::ServerDied { .. }) {
+                        // After a death, or if the header changed under us (written over), the
+                        // next call opens the name afresh.
+                        let reopen = match e {
+                            Error::ServerDied { .. } => true,
+                            Error::Timeout { .. } | Error::Corrupted { .. } => {
+                                !conn.segment.header_unchanged()
+                            }
+                            _ => false,
+                        };
+                        if reopen {
                             conn.dead.store(true, Ordering::Relaxed);
                         }
                         return Err(e);
@@ -475,6 +495,9 @@ impl Client {
             if now >= deadline {
                 return if done() {
                     WaitEnd::Done(Ended::Sleeping(now - start))
+                } else if !segment.server_alive() {
+                    // Even a timeout shorter than the probe interval notices a dead server.
+                    WaitEnd::ServerGone
                 } else {
                     WaitEnd::Deadline
                 };

@@ -20,6 +20,8 @@ pub enum Step {
     ClientGotResponse,
     /// Client: about to release the lock.
     ClientReleasing,
+    /// Server: read a new request's sequence number, not yet taken it.
+    ServerSawRequest,
     /// Server: took a request, not yet dispatched.
     ServerTookRequest,
     /// Server: the method returned, response not yet written.
@@ -30,12 +32,13 @@ pub enum Step {
 
 impl Step {
     /// Every step, in protocol order.
-    pub const ALL: [Step; 8] = [
+    pub const ALL: [Step; 9] = [
         Step::ClientLocked,
         Step::ClientWroteRequest,
         Step::ClientRangExec,
         Step::ClientGotResponse,
         Step::ClientReleasing,
+        Step::ServerSawRequest,
         Step::ServerTookRequest,
         Step::ServerDispatched,
         Step::ServerWroteResponse,
@@ -49,6 +52,7 @@ impl Step {
             Step::ClientRangExec => "client-rang-exec",
             Step::ClientGotResponse => "client-got-response",
             Step::ClientReleasing => "client-releasing",
+            Step::ServerSawRequest => "server-saw-request",
             Step::ServerTookRequest => "server-took-request",
             Step::ServerDispatched => "server-dispatched",
             Step::ServerWroteResponse => "server-wrote-response",
@@ -87,14 +91,9 @@ pub(crate) fn point(step: Step) {
     if plan.step != step.name() || REACHED.fetch_add(1, Ordering::Relaxed) + 1 != plan.nth {
         return;
     }
-    let me = rustix::process::getpid();
     match plan.action.as_str() {
-        "kill" => {
-            let _ = rustix::process::kill_process(me, rustix::process::Signal::KILL);
-        }
-        "stop" => {
-            let _ = rustix::process::kill_process(me, rustix::process::Signal::STOP);
-        }
+        "kill" => crate::sys::signal_this_thread(false),
+        "stop" => crate::sys::signal_this_thread(true),
         other => {
             if let Some(ms) = other.strip_prefix("sleep-").and_then(|ms| ms.parse().ok()) {
                 std::thread::sleep(std::time::Duration::from_millis(ms));

@@ -64,10 +64,12 @@ pub(crate) mod lock {
     pub(crate) const HANDOFF_AT: usize = 8;
 }
 
-/// Taken line: written by the server.
+/// Taken line: written by the server (and, rarely, by a client asking for a repair).
 pub(crate) mod taken {
     /// u64 sequence number of the last request the server took.
     pub(crate) const SEQ: usize = 0;
+    /// u32 set by a client that found the segment damaged; the server repairs and clears it.
+    pub(crate) const REPAIR: usize = 8;
 }
 
 /// Exec region: written by the client holding the lock, read by the server.

@@ -186,7 +186,17 @@ impl<'a> Lock<'a> {
                 .compare_exchange(cur, new, Ordering::Release, Ordering::Relaxed)
             {
                 Ok(_) if wake => {
-                    sys::futex_wake(self.futex, 1);
+                    if sys::futex_wake(self.futex, 1) == 0 {
+                        // Nobody sleeps any more (contention is over): clear the bits, or every
+                        // later hand-off would reserve the lock for no one. A thread about to
+                        // sleep meanwhile fails its futex wait (the word changed) and looks again.
+                        let _ = self.word.compare_exchange(
+                            WAITERS | HANDOFF,
+                            0,
+                            Ordering::Release,
+                            Ordering::Relaxed,
+                        );
+                    }
                     return;
                 }
                 Ok(_) => return,
@@ -325,6 +335,22 @@ mod tests {
         }
         stop.store(true, Ordering::Relaxed);
         hog.join().unwrap();
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn bits_left_by_contention_are_cleared_when_nobody_sleeps() {
+        // WAITERS left set after contention ended; a hand-off is due (last one at time 0).
+        let w = Word::new(WAITERS);
+        let lock = w.lock();
+        assert_eq!(lock.acquire(Owner::me(), &soon()), Some(Acquired::Free));
+        lock.release(Owner::me());
+        // Nobody was woken: the lock must be plainly free, not reserved for a sleeper that does
+        // not exist (which made a lone client sleep a slice every hand-off).
+        assert_eq!(w.0.load(Ordering::Relaxed), 0);
+        let t = Instant::now();
+        assert_eq!(lock.acquire(Owner::me(), &soon()), Some(Acquired::Free));
+        assert!(t.elapsed() < SLEEP_SLICE / 2, "{:?}", t.elapsed());
     }
 
     #[test]

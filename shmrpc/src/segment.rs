@@ -53,6 +53,8 @@ pub(crate) struct Slot<'a> {
     pub(crate) resp_len: &'a AtomicU32,
     /// Taken line (written by the server).
     pub(crate) taken: &'a AtomicU64,
+    /// Set by a client that found damage; cleared by the server when it repaired.
+    pub(crate) repair: &'a AtomicU32,
     view: &'a View,
     done_offset: usize,
     capacity: usize,
@@ -302,9 +304,9 @@ impl Segment {
         let view = View::new(map);
         let header = read_header(&view);
         if header.is_err() {
-            // Whatever is wrong, wake the server: if it was written over, the server repairs it
-            // (the doorbells sit at fixed offsets, whatever the header says).
-            Doorbell::new(view.u32(layout::EXEC_OFFSET + layout::exec::BELL)).knock();
+            // Whatever is wrong, ask the server to repair it and wake it (the repair flag and the
+            // doorbells sit at fixed offsets, whatever the header says).
+            ask_for_repair(&view);
         }
         let image = match header {
             Ok(image) => image,
@@ -330,12 +332,22 @@ impl Segment {
         };
         if segment.server_state().load(Ordering::Acquire) != ServerState::Ready as u32 {
             // A live server whose state word says otherwise was written over: have it repaired.
-            segment.slot().exec.knock();
+            ask_for_repair(&segment.view);
             return Err(OpenError::Corrupted(
                 "the server's state word is not `ready`".into(),
             ));
         }
         Ok(segment)
+    }
+
+    /// Client side: whether the header still says what it said at open (a connection whose
+    /// header changed is opened again). Asks for a repair if not.
+    pub(crate) fn header_unchanged(&self) -> bool {
+        let same = read_header(&self.view) == Ok(self.image);
+        if !same {
+            ask_for_repair(&self.view);
+        }
+        same
     }
 
     /// The header this side trusts: the server's own, or what the client validated at open.
@@ -395,6 +407,7 @@ impl Segment {
             resp_seq: v.u64(done(layout::done::SEQ)),
             resp_len: v.u32(done(layout::done::LEN)),
             taken: v.u64(layout::TAKEN_OFFSET + layout::taken::SEQ),
+            repair: v.u32(layout::TAKEN_OFFSET + layout::taken::REPAIR),
             view: v,
             done_offset,
             capacity: self.image.geometry.capacity,
@@ -443,6 +456,13 @@ impl Segment {
             let _ = sys::unlink(&name.object());
         }
     }
+}
+
+/// Asks a (possibly busy) server to check its segment for damage, and wakes it if it sleeps.
+fn ask_for_repair(view: &View) {
+    view.u32(layout::TAKEN_OFFSET + layout::taken::REPAIR)
+        .store(1, Ordering::Relaxed);
+    Doorbell::new(view.u32(layout::EXEC_OFFSET + layout::exec::BELL)).knock();
 }
 
 fn read_header(view: &View) -> Result<HeaderImage, HeaderError> {

@@ -178,11 +178,16 @@ impl Core {
             let seq = slot.req_seq.load(Ordering::Acquire);
             if seq != self.last_seq {
                 self.last_seq = seq;
+                fault::point(fault::Step::ServerSawRequest);
                 self.take(&slot, seq);
                 // A server that never runs out of work must still put back what another process
                 // damaged, or new clients could not connect.
                 handled = handled.wrapping_add(1);
-                if handled.is_multiple_of(1024) && checked.elapsed() >= REPAIR_INTERVAL {
+                // A client that found damage asks for a repair; a busy server also checks by
+                // itself now and then.
+                if slot.repair.load(Ordering::Relaxed) != 0
+                    || handled.is_multiple_of(1024) && checked.elapsed() >= REPAIR_INTERVAL
+                {
                     self.repair(&slot, stop);
                     checked = Instant::now();
                 }
@@ -226,7 +231,7 @@ impl Core {
             }
             // Before sleeping, check for damage, at most every REPAIR_INTERVAL: a server that
             // sleeps after every call (park-only) must not pay for a full check each time.
-            if checked.elapsed() >= REPAIR_INTERVAL {
+            if slot.repair.load(Ordering::Relaxed) != 0 || checked.elapsed() >= REPAIR_INTERVAL {
                 self.repair(&slot, stop);
                 checked = Instant::now();
             }
@@ -244,6 +249,7 @@ impl Core {
         if stop.load(Ordering::Acquire) {
             return;
         }
+        slot.repair.store(0, Ordering::Relaxed);
         self.segment.repair(&self.description);
         if slot.resp_seq.load(Ordering::Relaxed) != self.last_answered {
             slot.resp_seq.store(self.last_answered, Ordering::Release);
@@ -263,6 +269,14 @@ impl Core {
             // may have seen our taken number and be waiting.
             self.last_answered = seq;
             answer(slot, seq, Status::Withdrawn, &[]);
+            return;
+        }
+        // The number we read may be stale: if this loop stalled between reading it and storing
+        // `taken`, the request could have been withdrawn, another published, withdrawn in turn
+        // (so `withdrawn` no longer names ours), and a third half written. Only if the slot
+        // still holds our number is the request ours to run: nobody can replace it from now on,
+        // since any withdrawal now sees `taken` and waits for our answer.
+        if slot.req_seq.load(Ordering::SeqCst) != seq {
             return;
         }
         let tag = slot.method.load(Ordering::Relaxed);

@@ -355,6 +355,16 @@ pub(crate) fn process_exists(pid: u32) -> bool {
         .is_some_and(|raw| !matches!(rustix::process::test_kill_process(raw), Err(Errno::SRCH)))
 }
 
+/// Test-only: sends `SIGKILL` (`stop == false`) or `SIGSTOP` to the calling thread, so that the
+/// process dies or freezes right here. A process-directed signal would be delivered to whichever
+/// thread the kernel picks, and this thread could run on for microseconds.
+#[cfg(feature = "fault-injection")]
+pub(crate) fn signal_this_thread(stop: bool) {
+    let signal = if stop { libc::SIGSTOP } else { libc::SIGKILL };
+    // SAFETY: raise() has no memory-safety preconditions; it signals the calling thread.
+    unsafe { libc::raise(signal) };
+}
+
 /// The effective uid of this process.
 pub(crate) fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
