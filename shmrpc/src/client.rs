@@ -23,7 +23,7 @@ use crate::interface::{self, Interface};
 use crate::layout::{ServerState, Status};
 use crate::lock::{Lock, Owner, PROBE_INTERVAL};
 use crate::name::ServiceName;
-use crate::options::{ClientOptions, WaitStrategy};
+use crate::options::ClientOptions;
 use crate::segment::{OpenError, Segment, Slot};
 use crate::wait::{Deadline, Ended, SpinPolicy, spin_briefly, spin_until};
 use crate::{Error, fault};
@@ -519,7 +519,7 @@ impl Client {
                 let limit = spin_end
                     .map_or(next_probe, |end| end.min(next_probe))
                     .min(deadline);
-                if spin_until(Some(limit), &done) {
+                if spin_until(limit, &done) {
                     return WaitEnd::Done(Ended::Spinning);
                 }
                 continue;
@@ -532,11 +532,6 @@ impl Client {
             slot.done
                 .sleep(seen, Some(sleep.max(Duration::from_micros(50))));
         }
-    }
-
-    /// Whether this client spins (for tests and benchmarks).
-    pub fn wait_strategy(&self) -> WaitStrategy {
-        self.spin.strategy()
     }
 }
 

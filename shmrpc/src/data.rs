@@ -191,7 +191,8 @@ impl<T: ShmData> Reply for T {
     }
 }
 
-const fn max(a: usize, b: usize) -> usize {
+/// The larger of two sizes, in `const` (also used by generated code).
+pub const fn max(a: usize, b: usize) -> usize {
     if a > b { a } else { b }
 }
 

@@ -102,7 +102,11 @@ pub enum Error {
     /// The server found the request invalid and refused it (nothing ran). Seen when another
     /// process writes into the segment, or when client and server disagree on a type's
     /// validity rules.
-    #[error("the server of `{name}` refused call `{method}` as invalid: {reason}")]
+    #[error(
+        "the server of `{name}` refused call `{method}` as invalid ({reason}); nothing ran. Look for \
+         another process writing into the shared memory, or a client and server built from \
+         different shmrpc versions"
+    )]
     BadRequest {
         /// The service name.
         name: String,
@@ -113,7 +117,10 @@ pub enum Error {
     },
 
     /// The service's method panicked. The server caught the panic and goes on serving.
-    #[error("method `{method}` of `{name}` panicked: {message}")]
+    #[error(
+        "method `{method}` of `{name}` panicked: {message}; the server goes on serving. Fix the \
+         method, or return an error from it instead of panicking"
+    )]
     HandlerPanicked {
         /// The service name.
         name: String,

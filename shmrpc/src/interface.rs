@@ -93,11 +93,6 @@ impl Interface {
             fingerprint,
         }
     }
-
-    /// The method with this tag, if compiled in.
-    pub(crate) fn method(&self, tag: u32) -> Option<&MethodShape> {
-        self.methods.get(tag as usize).and_then(Option::as_ref)
-    }
 }
 
 /// FNV-1a, 128 bit, usable in `const`.

@@ -153,7 +153,7 @@ pub use shmrpc_macros::ShmData;
 pub mod __private {
     pub use crate::client::Client;
     pub use crate::data::{
-        Codec, Invalid, Reply, ReplyCodec, codec, no_padding_after, no_padding_before, reply,
+        Codec, Invalid, Reply, ReplyCodec, codec, max, no_padding_after, no_padding_before, reply,
     };
     pub use crate::fault::Step as FaultStep;
     pub use crate::interface::{Field, Interface, MethodShape, ReplyShape, Shape, Variant};
@@ -182,10 +182,5 @@ pub mod __private {
         } else {
             Err(Invalid("a request of the wrong length for its method"))
         }
-    }
-
-    /// The larger of two sizes, in `const`.
-    pub const fn max(a: usize, b: usize) -> usize {
-        if a > b { a } else { b }
     }
 }

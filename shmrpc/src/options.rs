@@ -11,8 +11,8 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum WaitStrategy {
-    /// Spin while an answer is likely to come soon (judged from recent calls, from how many
-    /// processes wait, and from whether spinning paid off lately), then sleep. Idle processes
+    /// Spin while an answer is likely to come soon (judged from how long recent waits took and
+    /// whether spinning paid off lately), then sleep. Idle processes
     /// sleep and use no CPU. The right choice almost always.
     #[default]
     Adaptive,
@@ -63,7 +63,8 @@ impl Default for ClientOptions {
 impl ClientOptions {
     /// Bounds each whole call: waiting for other clients, sending, the server's work and the
     /// answer. A call not done by then returns [`Error::Timeout`](crate::Error::Timeout).
-    /// Connecting is not bounded by it: it never waits.
+    /// Connecting is not bounded by it: it does not wait for a server, and retries a damaged
+    /// header (while the server repairs it) for at most 100 ms.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

@@ -46,7 +46,6 @@ pub struct Server {
 struct Core {
     name: ServiceName,
     segment: Arc<Segment>,
-    interface: &'static Interface,
     description: String,
     dispatch: Dispatch,
     spin: SpinPolicy,
@@ -89,7 +88,6 @@ impl Server {
             core: Some(Core {
                 name,
                 segment: Arc::new(segment),
-                interface,
                 description,
                 dispatch,
                 spin: SpinPolicy::new(options.wait, options.spin_budget),
@@ -209,10 +207,7 @@ impl Core {
                 let end = spin.map(|d| idle_since + d);
                 let came = loop {
                     let next_repair = checked + REPAIR_INTERVAL;
-                    if spin_until(
-                        Some(end.map_or(next_repair, |e| e.min(next_repair))),
-                        arrived,
-                    ) {
+                    if spin_until(end.map_or(next_repair, |e| e.min(next_repair)), arrived) {
                         break true;
                     }
                     let now = Instant::now();
@@ -282,12 +277,12 @@ impl Core {
         let tag = slot.method.load(Ordering::Relaxed);
         let len = slot.req_len.load(Ordering::Relaxed) as usize;
         fault::point(fault::Step::ServerTookRequest);
-        let (status, reply_len) = match self.interface.method(tag) {
+        // The generated dispatch validates the tag (methods compiled out included) and each value.
+        let (status, reply_len) = match () {
             _ if len > slot.capacity() => {
                 self.refuse(Status::BadRequest, "the request is longer than the slot")
             }
-            None => self.refuse(Status::BadRequest, &format!("no method with tag {tag}")),
-            Some(_) => {
+            () => {
                 slot.read_request(&mut self.request[..len]);
                 let (request, reply, dispatch) =
                     (&self.request[..len], &mut self.reply, &mut self.dispatch);

@@ -55,10 +55,6 @@ impl SpinPolicy {
         }
     }
 
-    pub(crate) fn strategy(&self) -> WaitStrategy {
-        self.strategy
-    }
-
     /// How long the next wait should spin before sleeping (`None`: spin until done).
     pub(crate) fn spin_for(&self) -> Option<Duration> {
         match self.strategy {
@@ -159,7 +155,7 @@ impl Deadline {
 
 /// Spins until `done()` or until `limit` passes; returns whether `done()` became true.
 #[inline]
-pub(crate) fn spin_until(limit: Option<Instant>, mut done: impl FnMut() -> bool) -> bool {
+pub(crate) fn spin_until(limit: Instant, mut done: impl FnMut() -> bool) -> bool {
     let mut i = 0u32;
     loop {
         if done() {
@@ -168,10 +164,7 @@ pub(crate) fn spin_until(limit: Option<Instant>, mut done: impl FnMut() -> bool)
         std::hint::spin_loop();
         i = i.wrapping_add(1);
         // Reading the clock costs ~20 ns: look at it every few dozen spins.
-        if i.is_multiple_of(32)
-            && let Some(limit) = limit
-            && Instant::now() >= limit
-        {
+        if i.is_multiple_of(32) && Instant::now() >= limit {
             return false;
         }
     }

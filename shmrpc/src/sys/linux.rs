@@ -328,13 +328,7 @@ fn has_live_threads(pid: u32) -> bool {
 /// that has since been given the same pid (its start time differs). When `/proc` does not tell
 /// (hidden by `hidepid`), a process that exists counts as alive.
 pub(crate) fn process_alive(pid: u32, tag: u32) -> bool {
-    let Some(raw) = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    else {
-        return false;
-    };
-    if tag == 0 || matches!(rustix::process::test_kill_process(raw), Err(Errno::SRCH)) {
+    if tag == 0 || !process_exists(pid) {
         return false;
     }
     match read_stat(pid) {
@@ -343,7 +337,7 @@ pub(crate) fn process_alive(pid: u32, tag: u32) -> bool {
             tag_of(stat.start_time) == tag && (!zombie || has_live_threads(pid))
         }
         // Gone between the two looks, or /proc hides other users' processes.
-        None => !matches!(rustix::process::test_kill_process(raw), Err(Errno::SRCH)),
+        None => process_exists(pid),
     }
 }
 
