@@ -72,6 +72,10 @@ const SLICE: Duration = Duration::from_millis(60);
 
 fn main() {
     play_role_if_any();
+    if let Ok(spec) = std::env::var("SHMRPC_BENCH_QUICK") {
+        quick(&spec);
+        return;
+    }
     let filtered = std::env::args().skip(1).any(|a| !a.starts_with('-'));
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
@@ -99,11 +103,7 @@ fn main() {
             .into_iter()
             .map(|(name, start)| (name, start(), Histogram::default()))
             .collect();
-        for _ in 0..ROUNDS {
-            for (_, transport, hist) in &mut running {
-                hist.merge(&measure(transport.as_mut(), SLICE));
-            }
-        }
+        interleave(&mut running);
         rows.extend(running.into_iter().map(|(transport, _, hist)| Row {
             payload,
             transport,
@@ -127,6 +127,58 @@ fn main() {
         }
     }
     report(&rows, &many);
+}
+
+/// Measures every transport in each of `ROUNDS` rounds, in turn. Only the one measured runs:
+/// the other processes are frozen, since several of them spin for ever and would take the cores.
+fn interleave(running: &mut [(&'static str, Box<dyn Transport>, Histogram)]) {
+    for (_, transport, _) in running.iter() {
+        set_running(transport.as_ref(), false);
+    }
+    for _ in 0..ROUNDS {
+        for (_, transport, hist) in running.iter_mut() {
+            set_running(transport.as_ref(), true);
+            hist.merge(&measure(transport.as_mut(), SLICE));
+            set_running(transport.as_ref(), false);
+        }
+    }
+    for (_, transport, _) in running.iter() {
+        set_running(transport.as_ref(), true);
+    }
+}
+
+/// `SHMRPC_BENCH_QUICK=8B[:name,name...]`: only the table pass, for one payload and the
+/// transports whose names contain one of the given words; prints p50 and p99 and writes nothing.
+/// For trying a change to the protocol in seconds rather than minutes.
+fn quick(spec: &str) {
+    let (payload, names) = spec.split_once(':').unwrap_or((spec, ""));
+    let payload = Payload::ALL
+        .into_iter()
+        .find(|p| p.label().replace(' ', "").eq_ignore_ascii_case(payload))
+        .unwrap_or_else(|| panic!("SHMRPC_BENCH_QUICK: no payload `{payload}` (8B, 1KiB, 64KiB)"));
+    let wanted = |name: &str| names.is_empty() || names.split(',').any(|w| name.contains(w));
+    let mut running: Vec<(&'static str, Box<dyn Transport>, Histogram)> = transports(payload)
+        .into_iter()
+        .filter(|(name, _)| wanted(name))
+        .map(|(name, start)| (name, start(), Histogram::default()))
+        .collect();
+    interleave(&mut running);
+    let floor = running
+        .iter()
+        .find(|(name, ..)| *name == "spin floor")
+        .map(|(.., h)| h.percentile(0.5).as_nanos() as f64);
+    for (name, _, hist) in &running {
+        let p50 = hist.percentile(0.5);
+        let ratio = floor.map_or(String::new(), |f| {
+            format!("  {:.2}× spin floor", p50.as_nanos() as f64 / f)
+        });
+        println!(
+            "{:<22} p50 {:>9}  p99 {:>9}{ratio}",
+            name,
+            fmt(p50),
+            fmt(hist.percentile(0.99))
+        );
+    }
 }
 
 fn p50(rows: &[Row], payload: Payload, transport: &str) -> Option<f64> {
