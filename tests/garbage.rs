@@ -13,16 +13,16 @@ use std::time::{Duration, Instant};
 use shmrpc::ClientOptions;
 use shmrpc_tests::*;
 
-/// Offsets of protocol version 2 for the `Work` service (1024-byte slot; see
-/// shmrpc/src/layout.rs).
+/// Offsets of protocol version 3 for the `Work` service (1024-byte slot, so 1152-byte exec and
+/// done regions; see shmrpc/src/layout.rs).
 const LOCK: u64 = 256;
 const TAKEN: u64 = 384;
 const EXEC_BELL: u64 = 512;
-const REQ_SEQ: u64 = 520;
-const WITHDRAWN: u64 = 536;
-const DONE_BELL: u64 = 512 + 1152;
-const RESP_SEQ: u64 = DONE_BELL + 8;
-const DESCRIPTION: u64 = DONE_BELL + 1152;
+const DONE_BELL: u64 = 640;
+const REQ_SEQ: u64 = 768;
+const WITHDRAWN: u64 = REQ_SEQ + 8;
+const RESP_SEQ: u64 = REQ_SEQ + 1152;
+const DESCRIPTION: u64 = RESP_SEQ + 1152;
 
 fn object(name: &str) -> File {
     std::fs::OpenOptions::new()

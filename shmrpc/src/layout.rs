@@ -1,4 +1,4 @@
-//! The byte layout of a service's shared-memory segment, protocol version 2.
+//! The byte layout of a service's shared-memory segment, protocol version 3.
 //!
 //! Every offset here is a constant of the protocol, or computed from the slot capacity in the
 //! validated header, never read raw from the segment, so a process can always find the doorbells
@@ -10,27 +10,37 @@
 //!      0  256      header (identity of the server)                     server (bind; repaired)
 //!    256  128      client lock                                         clients
 //!    384  128      taken line: sequence number of the request taken    server
-//!    512  32 + c'  exec line: doorbell, request fields, request bytes  the client holding the lock
-//!      R  32 + c'  done line: doorbell, response fields, response      server
+//!    512  128      exec doorbell                                       the client holding the lock
+//!    640  128      done doorbell                                       server
+//!    768  32 + c'  exec line: request fields, request bytes            the client holding the lock
+//!      R  32 + c'  done line: response fields, response                server
 //!      D  d        interface description (UTF-8)                       server (bind; repaired)
 //! ```
 //!
 //! Each line has one writer in the course of a call, and a small request or response sits in the
 //! same 64-byte cache line as its fields: a call moves about as few cache lines between the two
-//! cores as a bare ping-pong would. Regions are 128 bytes apart (x86 prefetches lines in pairs),
+//! cores as a bare ping-pong would. The doorbells live apart from the lines they announce: ringing
+//! is an atomic read-modify-write, which must own its line, and on the request's own line it
+//! would snatch that line back from the server just as it starts reading the request (and the
+//! done bell likewise from the client reading the response), costing a second transfer on the
+//! critical path of every call. Regions are 128 bytes apart (x86 prefetches lines in pairs),
 //! so the lock waiters' traffic never disturbs the line the server spins on.
 
-/// `"shmrpc\0\x02"` read as a little-endian u64.
-pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmrpc\0\x02");
+/// `"shmrpc\0\x03"` read as a little-endian u64.
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmrpc\0\x03");
 /// Bumped on any change to this file.
-pub(crate) const PROTOCOL_VERSION: u32 = 2;
+pub(crate) const PROTOCOL_VERSION: u32 = 3;
 
 pub(crate) const LINE: usize = 128;
 pub(crate) const HEADER_OFFSET: usize = 0;
 pub(crate) const HEADER_LEN: usize = 2 * LINE;
 pub(crate) const LOCK_OFFSET: usize = HEADER_LEN;
 pub(crate) const TAKEN_OFFSET: usize = LOCK_OFFSET + LINE;
-pub(crate) const EXEC_OFFSET: usize = TAKEN_OFFSET + LINE;
+/// u32 exec doorbell: a counter in steps of 2; bit 0 set while the server sleeps on it.
+pub(crate) const EXEC_BELL_OFFSET: usize = TAKEN_OFFSET + LINE;
+/// u32 done doorbell: a counter in steps of 2; bit 0 set while a client sleeps on it.
+pub(crate) const DONE_BELL_OFFSET: usize = EXEC_BELL_OFFSET + LINE;
+pub(crate) const EXEC_OFFSET: usize = DONE_BELL_OFFSET + LINE;
 /// Bytes of fields before the payload, in the exec and done regions.
 pub(crate) const FIELDS_LEN: usize = 32;
 /// Largest slot a segment may declare; a header claiming more is garbage.
@@ -74,28 +84,24 @@ pub(crate) mod taken {
 
 /// Exec region: written by the client holding the lock, read by the server.
 pub(crate) mod exec {
-    /// u32 doorbell: a counter in steps of 2; bit 0 set while the server sleeps on it.
-    pub(crate) const BELL: usize = 0;
     /// u64 sequence number of the request in the slot; writing it publishes the request.
-    pub(crate) const SEQ: usize = 8;
+    pub(crate) const SEQ: usize = 0;
+    /// u64 sequence number of a request its caller (or the next client) gave up on.
+    pub(crate) const WITHDRAWN: usize = 8;
     /// u32 method tag.
     pub(crate) const METHOD: usize = 16;
     /// u32 request length in bytes.
     pub(crate) const LEN: usize = 20;
-    /// u64 sequence number of a request its caller (or the next client) gave up on.
-    pub(crate) const WITHDRAWN: usize = 24;
 }
 
 /// Done region: written by the server, read by the client holding the lock.
 pub(crate) mod done {
-    /// u32 doorbell: a counter in steps of 2; bit 0 set while a client sleeps on it.
-    pub(crate) const BELL: usize = 0;
-    /// u32 `Status` of the response.
-    pub(crate) const STATUS: usize = 4;
     /// u64 sequence number of the request this response answers; written last.
-    pub(crate) const SEQ: usize = 8;
+    pub(crate) const SEQ: usize = 0;
+    /// u32 `Status` of the response.
+    pub(crate) const STATUS: usize = 8;
     /// u32 response length in bytes.
-    pub(crate) const LEN: usize = 16;
+    pub(crate) const LEN: usize = 12;
 }
 
 /// Life of the server, in the header.
@@ -324,7 +330,7 @@ mod tests {
     #[test]
     fn regions_do_not_overlap() {
         const { assert!(header::LEN <= HEADER_LEN) };
-        const { assert!(exec::WITHDRAWN + 8 <= FIELDS_LEN && done::LEN + 4 <= FIELDS_LEN) };
+        const { assert!(exec::LEN + 4 <= FIELDS_LEN && done::LEN + 4 <= FIELDS_LEN) };
         let g = Geometry {
             capacity: 1,
             description_len: 0,

@@ -397,12 +397,12 @@ impl Segment {
         let done_offset = self.image.geometry.done_offset();
         let done = |off| done_offset + off;
         Slot {
-            exec: Doorbell::new(v.u32(exec(layout::exec::BELL))),
+            exec: Doorbell::new(v.u32(layout::EXEC_BELL_OFFSET)),
             req_seq: v.u64(exec(layout::exec::SEQ)),
             method: v.u32(exec(layout::exec::METHOD)),
             req_len: v.u32(exec(layout::exec::LEN)),
             withdrawn: v.u64(exec(layout::exec::WITHDRAWN)),
-            done: Doorbell::new(v.u32(done(layout::done::BELL))),
+            done: Doorbell::new(v.u32(layout::DONE_BELL_OFFSET)),
             status: v.u32(done(layout::done::STATUS)),
             resp_seq: v.u64(done(layout::done::SEQ)),
             resp_len: v.u32(done(layout::done::LEN)),
@@ -462,7 +462,7 @@ impl Segment {
 fn ask_for_repair(view: &View) {
     view.u32(layout::TAKEN_OFFSET + layout::taken::REPAIR)
         .store(1, Ordering::Relaxed);
-    Doorbell::new(view.u32(layout::EXEC_OFFSET + layout::exec::BELL)).knock();
+    Doorbell::new(view.u32(layout::EXEC_BELL_OFFSET)).knock();
 }
 
 fn read_header(view: &View) -> Result<HeaderImage, HeaderError> {

@@ -169,7 +169,6 @@ impl Core {
         let mut checked = Instant::now();
         let mut handled = 0u32;
         loop {
-            let seen = slot.exec.seen();
             if stop.load(Ordering::Acquire) {
                 return;
             }
@@ -229,6 +228,13 @@ impl Core {
             if slot.repair.load(Ordering::Relaxed) != 0 || checked.elapsed() >= REPAIR_INTERVAL {
                 self.repair(&slot, stop);
                 checked = Instant::now();
+            }
+            // The bell is read only now, not on every turn: the client rings it on every call,
+            // and reading it in between would make each ring wait for the line to come back.
+            let seen = slot.exec.seen();
+            if slot.req_seq.load(Ordering::Acquire) != self.last_seq || stop.load(Ordering::Acquire)
+            {
+                continue;
             }
             slot.exec.sleep(seen, None);
             self.spin.record(
