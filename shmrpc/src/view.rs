@@ -56,32 +56,28 @@ impl View {
         unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(offset).cast()) }
     }
 
-    fn u8(&self, offset: usize) -> &AtomicU8 {
-        self.check(offset, 1, 1);
-        // SAFETY: as in `u32`, for one in-bounds byte.
-        unsafe { AtomicU8::from_ptr(self.map.as_ptr().add(offset)) }
-    }
-
     /// Copies `dst.len()` bytes starting at `offset` out of the segment. The bytes may be torn
     /// if another process writes meanwhile; the caller validates the copy.
     pub(crate) fn read(&self, offset: usize, dst: &mut [u8]) {
         self.check(offset, dst.len(), 1);
-        let mut words = dst.chunks_exact_mut(8);
-        let mut at = offset;
-        if offset.is_multiple_of(8) {
-            for chunk in &mut words {
-                chunk.copy_from_slice(&self.u64(at).load(Ordering::Relaxed).to_ne_bytes());
-                at += 8;
-            }
-            for b in words.into_remainder() {
-                *b = self.u8(at).load(Ordering::Relaxed);
-                at += 1;
-            }
-        } else {
-            for b in dst {
-                *b = self.u8(at).load(Ordering::Relaxed);
-                at += 1;
-            }
+        // SAFETY: `offset..offset + dst.len()` is in bounds (checked above) and stays mapped
+        // while `self` is borrowed.
+        let src = unsafe { self.map.as_ptr().add(offset) };
+        let (head, words, tail) = split_at_words(src as usize, dst.len());
+        for (i, b) in dst[..head].iter_mut().enumerate() {
+            // SAFETY: byte `i` of the checked range, accessed only atomically in this process.
+            *b = unsafe { AtomicU8::from_ptr(src.add(i)) }.load(Ordering::Relaxed);
+        }
+        let body = &mut dst[head..head + 8 * words];
+        for (i, chunk) in body.chunks_exact_mut(8).enumerate() {
+            // SAFETY: word `i` of the 8-aligned part of the checked range (`split_at_words`).
+            let word = unsafe { AtomicU64::from_ptr(src.add(head + 8 * i).cast()) };
+            chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
+        }
+        let start = head + 8 * words;
+        for (i, b) in dst[start..start + tail].iter_mut().enumerate() {
+            // SAFETY: as for the head bytes.
+            *b = unsafe { AtomicU8::from_ptr(src.add(start + i)) }.load(Ordering::Relaxed);
         }
     }
 
@@ -123,25 +119,36 @@ impl View {
     /// Copies `src` into the segment at `offset`. Publish it with a release store afterwards.
     pub(crate) fn write(&self, offset: usize, src: &[u8]) {
         self.check(offset, src.len(), 1);
-        let mut at = offset;
-        if offset.is_multiple_of(8) {
-            let mut words = src.chunks_exact(8);
-            for chunk in &mut words {
-                let word = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
-                self.u64(at).store(word, Ordering::Relaxed);
-                at += 8;
-            }
-            for b in words.remainder() {
-                self.u8(at).store(*b, Ordering::Relaxed);
-                at += 1;
-            }
-        } else {
-            for b in src {
-                self.u8(at).store(*b, Ordering::Relaxed);
-                at += 1;
-            }
+        // SAFETY: as in `read`.
+        let dst = unsafe { self.map.as_ptr().add(offset) };
+        let (head, words, tail) = split_at_words(dst as usize, src.len());
+        for (i, b) in src[..head].iter().enumerate() {
+            // SAFETY: as in `read`.
+            unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(*b, Ordering::Relaxed);
+        }
+        for (i, chunk) in src[head..head + 8 * words].chunks_exact(8).enumerate() {
+            let value = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
+            // SAFETY: as in `read`.
+            let word = unsafe { AtomicU64::from_ptr(dst.add(head + 8 * i).cast()) };
+            word.store(value, Ordering::Relaxed);
+        }
+        let start = head + 8 * words;
+        for (i, b) in src[start..start + tail].iter().enumerate() {
+            // SAFETY: as in `read`.
+            unsafe { AtomicU8::from_ptr(dst.add(start + i)) }.store(*b, Ordering::Relaxed);
         }
     }
+}
+
+/// Splits `len` bytes at address `at` into leading bytes up to an 8-byte boundary, whole
+/// 8-aligned words, and trailing bytes: (head bytes, words, tail bytes).
+fn split_at_words(at: usize, len: usize) -> (usize, usize, usize) {
+    let head = at.wrapping_neg() % 8;
+    if head >= len {
+        return (len, 0, 0);
+    }
+    let words = (len - head) / 8;
+    (head, words, len - head - 8 * words)
 }
 
 #[cfg(test)]
