@@ -107,7 +107,18 @@ impl<'a> Lock<'a> {
     }
 
     /// Takes the lock for `me`, waiting until `deadline` at most. `None`: timed out.
+    #[inline]
     pub(crate) fn acquire(&self, me: Owner, deadline: &Deadline) -> Option<Acquired> {
+        // The common case, inlined into the call: free and not reserved for a sleeper.
+        let cur = self.word.load(Ordering::Relaxed);
+        if cur & (PID_MASK | HANDOFF) == 0 && self.cas(cur, me.0 | (cur & WAITERS)) {
+            return Some(Acquired::Free);
+        }
+        self.acquire_slowly(me, deadline)
+    }
+
+    #[inline(never)]
+    fn acquire_slowly(&self, me: Owner, deadline: &Deadline) -> Option<Acquired> {
         let mut slept = false;
         // The owner seen when the current wait began, and since when.
         let mut watched: Option<(Owner, Instant)> = None;
@@ -168,7 +179,20 @@ impl<'a> Lock<'a> {
     }
 
     /// Releases the lock if `me` still holds it; now and then hands it off to a sleeper.
+    #[inline]
     pub(crate) fn release(&self, me: Owner) {
+        // The common case, inlined into the call: held by `me`, nobody waiting.
+        if self
+            .word
+            .compare_exchange(me.0, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.release_slowly(me);
+        }
+    }
+
+    #[inline(never)]
+    fn release_slowly(&self, me: Owner) {
         let mut cur = self.word.load(Ordering::Relaxed);
         loop {
             if Owner::of(cur) != me {

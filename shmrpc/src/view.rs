@@ -28,18 +28,29 @@ impl View {
         View { map }
     }
 
+    #[inline(always)]
     fn check(&self, offset: usize, len: usize, align: usize) {
-        assert!(
-            offset
-                .checked_add(len)
-                .is_some_and(|end| end <= self.map.len())
-                && offset.is_multiple_of(align),
-            "shmrpc bug: access of {len} bytes at offset {offset} outside a {}-byte segment",
+        if !(offset
+            .checked_add(len)
+            .is_some_and(|end| end <= self.map.len())
+            && offset.is_multiple_of(align))
+        {
+            self.bad_access(offset, len, align);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn bad_access(&self, offset: usize, len: usize, align: usize) -> ! {
+        panic!(
+            "shmrpc bug: access of {len} bytes at offset {offset} (alignment {align}) outside a \
+             {}-byte segment or misaligned",
             self.map.len()
-        );
+        )
     }
 
     /// The 32-bit control word at `offset`.
+    #[inline]
     pub(crate) fn u32(&self, offset: usize) -> &AtomicU32 {
         self.check(offset, 4, 4);
         // SAFETY: in bounds and 4-aligned (checked above; the mapping is page aligned); the
@@ -50,33 +61,31 @@ impl View {
     }
 
     /// The 64-bit control word at `offset`.
+    #[inline]
     pub(crate) fn u64(&self, offset: usize) -> &AtomicU64 {
         self.check(offset, 8, 8);
         // SAFETY: as in `u32`, for an 8-aligned, 8-byte, in-bounds word.
         unsafe { AtomicU64::from_ptr(self.map.as_ptr().add(offset).cast()) }
     }
 
-    /// Copies `dst.len()` bytes starting at `offset` out of the segment. The bytes may be torn
-    /// if another process writes meanwhile; the caller validates the copy.
+    /// Copies `dst.len()` bytes starting at `offset` (8-aligned: payloads and the description
+    /// start at aligned offsets) out of the segment. The bytes may be torn if another process
+    /// writes meanwhile; the caller validates the copy.
+    #[inline]
     pub(crate) fn read(&self, offset: usize, dst: &mut [u8]) {
-        self.check(offset, dst.len(), 1);
-        // SAFETY: `offset..offset + dst.len()` is in bounds (checked above) and stays mapped
-        // while `self` is borrowed.
+        self.check(offset, dst.len(), 8);
+        // SAFETY: `offset..offset + dst.len()` is in bounds and 8-aligned (checked above), stays
+        // mapped while `self` is borrowed, and this process accesses it only atomically.
         let src = unsafe { self.map.as_ptr().add(offset) };
-        let (head, words, tail) = split_at_words(src as usize, dst.len());
-        for (i, b) in dst[..head].iter_mut().enumerate() {
-            // SAFETY: byte `i` of the checked range, accessed only atomically in this process.
-            *b = unsafe { AtomicU8::from_ptr(src.add(i)) }.load(Ordering::Relaxed);
-        }
-        let body = &mut dst[head..head + 8 * words];
-        for (i, chunk) in body.chunks_exact_mut(8).enumerate() {
-            // SAFETY: word `i` of the 8-aligned part of the checked range (`split_at_words`).
-            let word = unsafe { AtomicU64::from_ptr(src.add(head + 8 * i).cast()) };
+        let start = dst.len() - dst.len() % 8;
+        let mut words = dst.chunks_exact_mut(8);
+        for (i, chunk) in (&mut words).enumerate() {
+            // SAFETY: word `i` of the checked range.
+            let word = unsafe { AtomicU64::from_ptr(src.add(8 * i).cast()) };
             chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
         }
-        let start = head + 8 * words;
-        for (i, b) in dst[start..start + tail].iter_mut().enumerate() {
-            // SAFETY: as for the head bytes.
+        for (i, b) in words.into_remainder().iter_mut().enumerate() {
+            // SAFETY: a byte of the checked range after its last whole word.
             *b = unsafe { AtomicU8::from_ptr(src.add(start + i)) }.load(Ordering::Relaxed);
         }
     }
@@ -116,39 +125,25 @@ impl View {
         }
     }
 
-    /// Copies `src` into the segment at `offset`. Publish it with a release store afterwards.
+    /// Copies `src` into the segment at `offset` (8-aligned). Publish it with a release store
+    /// afterwards.
+    #[inline]
     pub(crate) fn write(&self, offset: usize, src: &[u8]) {
-        self.check(offset, src.len(), 1);
+        self.check(offset, src.len(), 8);
         // SAFETY: as in `read`.
         let dst = unsafe { self.map.as_ptr().add(offset) };
-        let (head, words, tail) = split_at_words(dst as usize, src.len());
-        for (i, b) in src[..head].iter().enumerate() {
-            // SAFETY: as in `read`.
-            unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(*b, Ordering::Relaxed);
-        }
-        for (i, chunk) in src[head..head + 8 * words].chunks_exact(8).enumerate() {
+        let mut words = src.chunks_exact(8);
+        for (i, chunk) in (&mut words).enumerate() {
             let value = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
             // SAFETY: as in `read`.
-            let word = unsafe { AtomicU64::from_ptr(dst.add(head + 8 * i).cast()) };
-            word.store(value, Ordering::Relaxed);
+            unsafe { AtomicU64::from_ptr(dst.add(8 * i).cast()) }.store(value, Ordering::Relaxed);
         }
-        let start = head + 8 * words;
-        for (i, b) in src[start..start + tail].iter().enumerate() {
+        let start = src.len() - src.len() % 8;
+        for (i, b) in words.remainder().iter().enumerate() {
             // SAFETY: as in `read`.
             unsafe { AtomicU8::from_ptr(dst.add(start + i)) }.store(*b, Ordering::Relaxed);
         }
     }
-}
-
-/// Splits `len` bytes at address `at` into leading bytes up to an 8-byte boundary, whole
-/// 8-aligned words, and trailing bytes: (head bytes, words, tail bytes).
-fn split_at_words(at: usize, len: usize) -> (usize, usize, usize) {
-    let head = at.wrapping_neg() % 8;
-    if head >= len {
-        return (len, 0, 0);
-    }
-    let words = (len - head) / 8;
-    (head, words, len - head - 8 * words)
 }
 
 #[cfg(test)]
@@ -156,13 +151,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn copies_round_trip_at_any_offset_and_length() {
+    fn copies_round_trip_at_any_aligned_offset_and_length() {
         let fd = rustix::fs::memfd_create("view-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&fd, 4096).unwrap();
         let view = View::new(Mapping::new(&fd, 4096).unwrap());
         let src: Vec<u8> = (0..200u8).collect();
-        for offset in [0, 1, 8, 13, 64] {
+        for offset in [0, 8, 64, 4000] {
             for len in [0, 1, 7, 8, 9, 63, 64, 200] {
+                if offset + len > 4096 {
+                    continue;
+                }
                 view.write(offset, &src[..len]);
                 let mut dst = vec![0xAA; len];
                 view.read(offset, &mut dst);
@@ -177,6 +175,15 @@ mod tests {
         let fd = rustix::fs::memfd_create("view-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&fd, 4096).unwrap();
         let view = View::new(Mapping::new(&fd, 4096).unwrap());
-        view.read(4090, &mut [0; 8]);
+        view.read(4096 - 8, &mut [0; 9]);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn unaligned_copies_are_refused() {
+        let fd = rustix::fs::memfd_create("view-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 4096).unwrap();
+        let view = View::new(Mapping::new(&fd, 4096).unwrap());
+        view.write(13, &[1, 2, 3]);
     }
 }
