@@ -364,6 +364,22 @@ impl Segment {
             .map_err(|_| OpenError::Corrupted("description is not UTF-8".into()))
     }
 
+    /// Whether the segment holds `expected` as its description; compares piecewise, without
+    /// allocating (the server checks this often while it serves).
+    fn description_is(&self, expected: &str) -> bool {
+        let expected = expected.as_bytes();
+        if expected.len() != self.image.geometry.description_len {
+            return false;
+        }
+        let mut chunk = [0u8; 256];
+        let offset = self.image.geometry.description_offset();
+        expected.chunks(chunk.len()).enumerate().all(|(i, want)| {
+            let got = &mut chunk[..want.len()];
+            self.view.read(offset + i * 256, got);
+            got == want
+        })
+    }
+
     /// Whether a process other than this one's open file holds the liveness lock, i.e. the server
     /// lives (as seen by a client).
     pub(crate) fn server_alive(&self) -> bool {
@@ -438,7 +454,7 @@ impl Segment {
                 .store(ServerState::Ready as u32, Ordering::Release);
             damaged = true;
         }
-        if self.read_description().ok().as_deref() != Some(description) {
+        if !self.description_is(description) {
             self.view.write(
                 self.image.geometry.description_offset(),
                 description.as_bytes(),

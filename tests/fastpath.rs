@@ -1,0 +1,121 @@
+//! The fast path of a call (issue 5): once warm, a call allocates nothing on either side, and a
+//! call between two spinning processes never sleeps.
+//!
+//! These assert counts, not times, so a loaded machine cannot make them fail: an allocation is
+//! counted by this test binary's global allocator, and a sleep is a voluntary context switch of
+//! the calling thread (a preemption is an involuntary one and is not counted).
+//!
+//! No test harness (`harness = false`): the allocator counts every thread of the process, so
+//! nothing else may run meanwhile, not even the harness printing another test's result.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use shmrpc::{ClientOptions, WaitStrategy};
+use shmrpc_tests::*;
+
+/// Counts every allocation of this process, on every thread.
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call unchanged to the system allocator; counting has no effect on the
+// memory handed out.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the caller's contract for `alloc`, passed on.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `alloc`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: as for `alloc`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as for `alloc`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Voluntary context switches of the calling thread so far: each sleep in the kernel is one.
+fn voluntary_switches() -> u64 {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .expect("a Linux /proc")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn main() {
+    a_warm_call_allocates_nothing_on_either_side();
+    println!("a_warm_call_allocates_nothing_on_either_side ... ok");
+    a_call_between_spinning_processes_never_sleeps();
+    println!("a_call_between_spinning_processes_never_sleeps ... ok");
+}
+
+fn a_warm_call_allocates_nothing_on_either_side() {
+    let name = unique_name("noalloc");
+    // Server and client in this process, so that one allocator counts both sides; the default
+    // (adaptive) waiting, so that sleeping and waking are covered too.
+    let handle = WorkServer::bind(&name, WorkImpl::default())
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let client = WorkClient::connect(&name).unwrap();
+    for i in 0..1_000 {
+        assert_eq!(client.add(i, 1).unwrap(), i + 1);
+    }
+    // Long enough for the server's periodic checks of its segment (every 25 ms when busy,
+    // before sleeping when idle) to run several times.
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let start = std::time::Instant::now();
+    let mut calls = 0i64;
+    while calls < 20_000 || start.elapsed() < std::time::Duration::from_millis(200) {
+        assert_eq!(client.add(calls, 1).unwrap(), calls + 1);
+        calls += 1;
+        if calls % 5_000 == 0 {
+            // An idle moment: the server goes to sleep and is woken again.
+            std::thread::sleep(std::time::Duration::from_millis(30));
+        }
+    }
+    let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    handle.shutdown().unwrap();
+    assert_eq!(allocated, 0, "{allocated} allocations in {calls} calls");
+}
+
+fn a_call_between_spinning_processes_never_sleeps() {
+    let name = unique_name("nosleep");
+    let server = Peer::start(&["server", "work", &name, "wait=spin"]);
+    let client =
+        WorkClient::connect_with(&name, ClientOptions::default().wait(WaitStrategy::SpinOnly))
+            .unwrap();
+    for i in 0..1_000 {
+        assert_eq!(client.add(i, 1).unwrap(), i + 1);
+    }
+    let before = voluntary_switches();
+    for i in 0..20_000 {
+        assert_eq!(client.add(i, 1).unwrap(), i + 1);
+    }
+    let slept = voluntary_switches() - before;
+    drop(client);
+    drop(server);
+    assert_eq!(
+        slept, 0,
+        "the calling thread slept {slept} times in 20000 calls"
+    );
+}
