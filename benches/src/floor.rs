@@ -2,6 +2,9 @@
 //! or sleeping on a futex, with nothing of shmrpc's in the way. The only unsafe code of the
 //! benchmarks is the mapping of the shared page, here.
 //!
+//! Payloads of 256 bytes or more are copied with `rep movsb`, as shmrpc copies them; smaller
+//! ones word by word with relaxed atomics.
+//!
 //! The page is a memfd, handed to the echo process as its stdin. Two layouts:
 //! - *slot*: the request word, the response word and the payload each on a cache-line pair of
 //!   their own, as a request/response slot is usually laid out (the issue's "floor for this
@@ -133,12 +136,18 @@ impl SharedPage {
 
     /// Copies `src` into the request (`response == false`) or response area, word by word.
     pub fn write(&self, response: bool, src: &[u8]) {
-        let mut chunks = src.chunks_exact(8);
         let mut at = if response {
             self.places.resp_data
         } else {
             self.places.req_data
         };
+        if src.len() >= BULK {
+            assert!(at + src.len() <= self.len);
+            // SAFETY: in bounds (asserted), and `src` is private memory of that length.
+            unsafe { bulk_copy(self.ptr.as_ptr().add(at), src.as_ptr(), src.len()) };
+            return;
+        }
+        let mut chunks = src.chunks_exact(8);
         for c in &mut chunks {
             self.u64(at)
                 .store(u64::from_ne_bytes(c.try_into().unwrap()), Ordering::Relaxed);
@@ -152,12 +161,18 @@ impl SharedPage {
 
     /// Copies the request or response area into `dst`.
     pub fn read(&self, response: bool, dst: &mut [u8]) {
-        let mut chunks = dst.chunks_exact_mut(8);
         let mut at = if response {
             self.places.resp_data
         } else {
             self.places.req_data
         };
+        if dst.len() >= BULK {
+            assert!(at + dst.len() <= self.len);
+            // SAFETY: as in `write`, the other way round.
+            unsafe { bulk_copy(dst.as_mut_ptr(), self.ptr.as_ptr().add(at), dst.len()) };
+            return;
+        }
+        let mut chunks = dst.chunks_exact_mut(8);
         for c in &mut chunks {
             c.copy_from_slice(&self.u64(at).load(Ordering::Relaxed).to_ne_bytes());
             at += 8;
@@ -166,6 +181,41 @@ impl SharedPage {
             *b = self.u8(at).load(Ordering::Relaxed);
             at += 1;
         }
+    }
+}
+
+/// From this many bytes on, payloads are copied with `rep movsb`, as shmrpc copies them (see
+/// `shmrpc/src/view.rs`), so that the floor stays a floor.
+const BULK: usize = 256;
+
+/// `rep movsb` on x86-64 (the same copy as shmrpc's), a byte loop of relaxed atomics elsewhere.
+///
+/// # Safety
+///
+/// `src` valid for reads and `dst` for writes of `len` bytes, not overlapping.
+#[inline]
+unsafe fn bulk_copy(dst: *mut u8, src: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller's contract; the direction flag is clear on entry to an asm block.
+    unsafe {
+        std::arch::asm!(
+            "rep movsb",
+            inout("rcx") len => _,
+            inout("rdi") dst => _,
+            inout("rsi") src => _,
+            options(nostack, preserves_flags)
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    for i in 0..len {
+        // SAFETY: byte `i` of the caller's ranges.
+        let (from, to) = unsafe {
+            (
+                AtomicU8::from_ptr(src.add(i).cast_mut()),
+                AtomicU8::from_ptr(dst.add(i)),
+            )
+        };
+        to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 }
 

@@ -2,13 +2,16 @@
 //!
 //! Another process may write any byte of the segment at any time, so no Rust reference to plain
 //! (non-atomic) data ever points into it. Control words are reached as atomics, which are made
-//! for concurrent writers; payloads and the header are copied word by word with relaxed atomic
-//! loads into private memory, and only the copy is validated and used. Every access is bounds
-//! checked against the mapping, whose length the caller checked against the object's size.
+//! for concurrent writers; payloads and the header are copied into private memory (word by word
+//! with relaxed atomics, or, from 256 bytes on x86-64, with `rep movsb`, which is to the memory
+//! model a run of relaxed atomic byte copies), and only the copy is validated and used. Every
+//! access is bounds checked against the mapping, whose length the caller checked against the
+//! object's size.
 //!
-//! Within this process a given word is always accessed with one size (the header, whose state
-//! word is also used alone, is copied in 4-byte units): concurrent atomic accesses of different
-//! sizes to the same bytes are not allowed by Rust's memory model. The kernel reading the low
+//! Within this process no two accesses of different sizes to the same bytes are ever concurrent
+//! (the header, whose state word is also used alone, is copied in 4-byte units; payload bytes
+//! are reached only by copies that the protocol orders): Rust's memory model does not allow
+//! that. The kernel reading the low
 //! half of the lock word as a futex is outside that model.
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
@@ -77,6 +80,12 @@ impl View {
         // SAFETY: `offset..offset + dst.len()` is in bounds and 8-aligned (checked above), stays
         // mapped while `self` is borrowed, and this process accesses it only atomically.
         let src = unsafe { self.map.as_ptr().add(offset) };
+        if dst.len() >= BULK {
+            // SAFETY: `src` is valid for `dst.len()` bytes (checked above), `dst` is a private
+            // buffer of that length, and the two cannot overlap.
+            unsafe { bulk_copy(dst.as_mut_ptr(), src, dst.len()) };
+            return;
+        }
         let start = dst.len() - dst.len() % 8;
         let mut words = dst.chunks_exact_mut(8);
         for (i, chunk) in (&mut words).enumerate() {
@@ -132,6 +141,11 @@ impl View {
         self.check(offset, src.len(), 8);
         // SAFETY: as in `read`.
         let dst = unsafe { self.map.as_ptr().add(offset) };
+        if src.len() >= BULK {
+            // SAFETY: as in `read`, the other way round.
+            unsafe { bulk_copy(dst, src.as_ptr(), src.len()) };
+            return;
+        }
         let mut words = src.chunks_exact(8);
         for (i, chunk) in (&mut words).enumerate() {
             let value = u64::from_ne_bytes(chunk.try_into().expect("8 bytes"));
@@ -146,6 +160,67 @@ impl View {
     }
 }
 
+/// Copies of at least this many bytes go through [`bulk_copy`].
+const BULK: usize = 256;
+
+/// Copies `len` bytes between the segment and private memory with `rep movsb`, which current
+/// x86-64 CPUs run at full cache bandwidth (the word loop moves 8 bytes at a time).
+///
+/// The memory model says nothing of an assembly block's accesses beyond what Rust code could
+/// have done instead: this one reads and writes exactly what a loop of relaxed atomic byte
+/// accesses would, which is all a copy from memory another process writes may do. Within this
+/// process, payload bytes are only ever reached through `read` and `write`, never concurrently.
+///
+/// # Safety
+///
+/// `src` must be valid for reads and `dst` for writes of `len` bytes, and the two ranges must
+/// not overlap.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+unsafe fn bulk_copy(dst: *mut u8, src: *const u8, len: usize) {
+    // SAFETY: the caller's contract; the direction flag is clear on entry to an asm block (and
+    // left clear), so `rep movsb` copies forwards; it touches no stack and no flags.
+    unsafe {
+        std::arch::asm!(
+            "rep movsb",
+            inout("rcx") len => _,
+            inout("rdi") dst => _,
+            inout("rsi") src => _,
+            options(nostack, preserves_flags)
+        );
+    }
+}
+
+/// Elsewhere, the word loop with relaxed atomics.
+///
+/// # Safety
+///
+/// As for the x86-64 version; both pointers 8-aligned.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+unsafe fn bulk_copy(dst: *mut u8, src: *const u8, len: usize) {
+    for i in 0..len / 8 {
+        // SAFETY: word `i` of the ranges the caller vouches for.
+        let (from, to) = unsafe {
+            (
+                AtomicU64::from_ptr(src.add(8 * i).cast_mut().cast()),
+                AtomicU64::from_ptr(dst.add(8 * i).cast()),
+            )
+        };
+        to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+    for i in len - len % 8..len {
+        // SAFETY: as above, for one byte.
+        let (from, to) = unsafe {
+            (
+                AtomicU8::from_ptr(src.add(i).cast_mut()),
+                AtomicU8::from_ptr(dst.add(i)),
+            )
+        };
+        to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,9 +230,9 @@ mod tests {
         let fd = rustix::fs::memfd_create("view-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&fd, 4096).unwrap();
         let view = View::new(Mapping::new(&fd, 4096).unwrap());
-        let src: Vec<u8> = (0..200u8).collect();
+        let src: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
         for offset in [0, 8, 64, 4000] {
-            for len in [0, 1, 7, 8, 9, 63, 64, 200] {
+            for len in [0, 1, 7, 8, 9, 63, 64, 200, BULK - 1, BULK, BULK + 13, 3000] {
                 if offset + len > 4096 {
                     continue;
                 }
