@@ -72,6 +72,7 @@ const SLICE: Duration = Duration::from_millis(60);
 
 fn main() {
     play_role_if_any();
+    pin(Cpus::Measuring);
     if let Ok(spec) = std::env::var("SHMRPC_BENCH_QUICK") {
         quick(&spec);
         return;

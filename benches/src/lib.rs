@@ -94,6 +94,52 @@ fn strategy(name: &str) -> WaitStrategy {
     }
 }
 
+/// Where a process of the benchmark may run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cpus {
+    /// The measuring process: CPU 0.
+    Measuring,
+    /// The other process of a measured pair (echo servers): CPU 1.
+    Peer,
+    /// Anywhere.
+    All,
+}
+
+/// Pins this process (its threads to come) to `cpus`, unless `SHMRPC_BENCH_PIN=0` or the
+/// machine has a single CPU. Without pinning, the kernel sometimes puts both processes of a
+/// sleeping pair on one CPU (a wake-up then costs a context switch, ~4 µs on our VM) and
+/// sometimes on two (an inter-processor wake-up of an idle virtual CPU, ~40 µs): each transport
+/// would land in one mode or the other by chance, and ratios between them would mean nothing.
+pub fn pin(cpus: Cpus) {
+    // Not `available_parallelism`, which counts only the CPUs this process may already use.
+    let n = online_cpus();
+    if n < 2 || std::env::var("SHMRPC_BENCH_PIN").is_ok_and(|v| v == "0") {
+        return;
+    }
+    let mut set = rustix::thread::CpuSet::new();
+    match cpus {
+        Cpus::Measuring => set.set(0),
+        Cpus::Peer => set.set(1),
+        Cpus::All => (0..n.min(rustix::thread::CpuSet::MAX_CPU)).for_each(|c| set.set(c)),
+    }
+    if let Err(e) = rustix::thread::sched_setaffinity(None, &set) {
+        eprintln!("benchmark: cannot pin to {cpus:?} ({e}); measuring unpinned");
+    }
+}
+
+/// How many CPUs the machine has online (CPUs 0 to n-1 as far as pinning goes).
+fn online_cpus() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|s| {
+            s.trim()
+                .split([',', '-'])
+                .filter_map(|n| n.parse::<usize>().ok())
+                .max()
+        })
+        .map_or(1, |last| last + 1)
+}
+
 /// The environment variable that gives a re-executed benchmark its role.
 pub const ROLE: &str = "SHMRPC_BENCH_ROLE";
 
@@ -103,6 +149,13 @@ pub fn play_role_if_any() {
         return;
     };
     let args: Vec<&str> = role.split_whitespace().collect();
+    // The other side of a measured pair runs on a core of its own; client processes of the
+    // many-clients pass run wherever the kernel puts them.
+    pin(if args.first() == Some(&"load") {
+        Cpus::All
+    } else {
+        Cpus::Peer
+    });
     match args.as_slice() {
         ["server", name, wait] => {
             let options = ServerOptions::default().wait(strategy(wait));
