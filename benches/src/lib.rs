@@ -128,7 +128,7 @@ pub fn pin(cpus: Cpus) {
 }
 
 /// How many CPUs the machine has online (CPUs 0 to n-1 as far as pinning goes).
-fn online_cpus() -> usize {
+pub fn online_cpus() -> usize {
     std::fs::read_to_string("/sys/devices/system/cpu/online")
         .ok()
         .and_then(|s| {
