@@ -615,126 +615,191 @@ const _: () = {
     ) -> ::shmrpc::__private::core::result::Result<usize, ::shmrpc::__private::Invalid> {
         match __shmrpc_tag {
             0u32 => {
-                ::shmrpc::__private::check_len(
-                    __shmrpc_request,
-                    __SHMRPC_M0_REQUEST_LEN,
-                )?;
-                let mut __shmrpc_at = 0usize;
-                let __shmrpc_arg0 = ::shmrpc::__private::get(
-                    &__SHMRPC_M0_ARG0,
-                    __shmrpc_request,
-                    __shmrpc_at,
-                )?;
-                __shmrpc_at += __SHMRPC_M0_ARG0.size;
-                let __shmrpc_arg1 = ::shmrpc::__private::get(
-                    &__SHMRPC_M0_ARG1,
-                    __shmrpc_request,
-                    __shmrpc_at,
-                )?;
-                __shmrpc_at += __SHMRPC_M0_ARG1.size;
-                let _ = __shmrpc_at;
-                (__SHMRPC_M0_REPLY
-                    .encode)(
-                    <S as Calculator>::add(
-                        __shmrpc_service,
-                        __shmrpc_arg0,
-                        __shmrpc_arg1,
-                    ),
-                    &mut __shmrpc_reply[..__SHMRPC_M0_REPLY.size],
-                );
-                ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M0_REPLY.size)
+                #[inline(never)]
+                fn __shmrpc_method<
+                    S: Calculator + ?::shmrpc::__private::core::marker::Sized,
+                >(
+                    __shmrpc_service: &S,
+                    __shmrpc_request: &[u8],
+                    __shmrpc_reply: &mut [u8],
+                ) -> ::shmrpc::__private::core::result::Result<
+                    usize,
+                    ::shmrpc::__private::Invalid,
+                > {
+                    ::shmrpc::__private::check_len(
+                        __shmrpc_request,
+                        __SHMRPC_M0_REQUEST_LEN,
+                    )?;
+                    let mut __shmrpc_at = 0usize;
+                    let __shmrpc_arg0 = ::shmrpc::__private::get(
+                        &__SHMRPC_M0_ARG0,
+                        __shmrpc_request,
+                        __shmrpc_at,
+                    )?;
+                    __shmrpc_at += __SHMRPC_M0_ARG0.size;
+                    let __shmrpc_arg1 = ::shmrpc::__private::get(
+                        &__SHMRPC_M0_ARG1,
+                        __shmrpc_request,
+                        __shmrpc_at,
+                    )?;
+                    __shmrpc_at += __SHMRPC_M0_ARG1.size;
+                    let _ = __shmrpc_at;
+                    (__SHMRPC_M0_REPLY
+                        .encode)(
+                        <S as Calculator>::add(
+                            __shmrpc_service,
+                            __shmrpc_arg0,
+                            __shmrpc_arg1,
+                        ),
+                        &mut __shmrpc_reply[..__SHMRPC_M0_REPLY.size],
+                    );
+                    ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M0_REPLY.size)
+                }
+                __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
             1u32 => {
-                ::shmrpc::__private::check_len(
-                    __shmrpc_request,
-                    __SHMRPC_M1_REQUEST_LEN,
-                )?;
-                let mut __shmrpc_at = 0usize;
-                let __shmrpc_arg0 = ::shmrpc::__private::get(
-                    &__SHMRPC_M1_ARG0,
-                    __shmrpc_request,
-                    __shmrpc_at,
-                )?;
-                __shmrpc_at += __SHMRPC_M1_ARG0.size;
-                let __shmrpc_arg1 = ::shmrpc::__private::get(
-                    &__SHMRPC_M1_ARG1,
-                    __shmrpc_request,
-                    __shmrpc_at,
-                )?;
-                __shmrpc_at += __SHMRPC_M1_ARG1.size;
-                let _ = __shmrpc_at;
-                (__SHMRPC_M1_REPLY
-                    .encode)(
-                    <S as Calculator>::div(
-                        __shmrpc_service,
-                        __shmrpc_arg0,
-                        __shmrpc_arg1,
-                    ),
-                    &mut __shmrpc_reply[..__SHMRPC_M1_REPLY.size],
-                );
-                ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M1_REPLY.size)
+                #[inline(never)]
+                fn __shmrpc_method<
+                    S: Calculator + ?::shmrpc::__private::core::marker::Sized,
+                >(
+                    __shmrpc_service: &S,
+                    __shmrpc_request: &[u8],
+                    __shmrpc_reply: &mut [u8],
+                ) -> ::shmrpc::__private::core::result::Result<
+                    usize,
+                    ::shmrpc::__private::Invalid,
+                > {
+                    ::shmrpc::__private::check_len(
+                        __shmrpc_request,
+                        __SHMRPC_M1_REQUEST_LEN,
+                    )?;
+                    let mut __shmrpc_at = 0usize;
+                    let __shmrpc_arg0 = ::shmrpc::__private::get(
+                        &__SHMRPC_M1_ARG0,
+                        __shmrpc_request,
+                        __shmrpc_at,
+                    )?;
+                    __shmrpc_at += __SHMRPC_M1_ARG0.size;
+                    let __shmrpc_arg1 = ::shmrpc::__private::get(
+                        &__SHMRPC_M1_ARG1,
+                        __shmrpc_request,
+                        __shmrpc_at,
+                    )?;
+                    __shmrpc_at += __SHMRPC_M1_ARG1.size;
+                    let _ = __shmrpc_at;
+                    (__SHMRPC_M1_REPLY
+                        .encode)(
+                        <S as Calculator>::div(
+                            __shmrpc_service,
+                            __shmrpc_arg0,
+                            __shmrpc_arg1,
+                        ),
+                        &mut __shmrpc_reply[..__SHMRPC_M1_REPLY.size],
+                    );
+                    ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M1_REPLY.size)
+                }
+                __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
             2u32 => {
-                ::shmrpc::__private::check_len(
-                    __shmrpc_request,
-                    __SHMRPC_M2_REQUEST_LEN,
-                )?;
-                let mut __shmrpc_at = 0usize;
-                let __shmrpc_arg0 = ::shmrpc::__private::get(
-                    &__SHMRPC_M2_ARG0,
-                    __shmrpc_request,
-                    __shmrpc_at,
-                )?;
-                __shmrpc_at += __SHMRPC_M2_ARG0.size;
-                let __shmrpc_arg1 = ::shmrpc::__private::get(
-                    &__SHMRPC_M2_ARG1,
-                    __shmrpc_request,
-                    __shmrpc_at,
-                )?;
-                __shmrpc_at += __SHMRPC_M2_ARG1.size;
-                let _ = __shmrpc_at;
-                (__SHMRPC_M2_REPLY
-                    .encode)(
-                    <S as Calculator>::stats(
-                        __shmrpc_service,
-                        __shmrpc_arg0,
-                        __shmrpc_arg1,
-                    ),
-                    &mut __shmrpc_reply[..__SHMRPC_M2_REPLY.size],
-                );
-                ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M2_REPLY.size)
+                #[inline(never)]
+                fn __shmrpc_method<
+                    S: Calculator + ?::shmrpc::__private::core::marker::Sized,
+                >(
+                    __shmrpc_service: &S,
+                    __shmrpc_request: &[u8],
+                    __shmrpc_reply: &mut [u8],
+                ) -> ::shmrpc::__private::core::result::Result<
+                    usize,
+                    ::shmrpc::__private::Invalid,
+                > {
+                    ::shmrpc::__private::check_len(
+                        __shmrpc_request,
+                        __SHMRPC_M2_REQUEST_LEN,
+                    )?;
+                    let mut __shmrpc_at = 0usize;
+                    let __shmrpc_arg0 = ::shmrpc::__private::get(
+                        &__SHMRPC_M2_ARG0,
+                        __shmrpc_request,
+                        __shmrpc_at,
+                    )?;
+                    __shmrpc_at += __SHMRPC_M2_ARG0.size;
+                    let __shmrpc_arg1 = ::shmrpc::__private::get(
+                        &__SHMRPC_M2_ARG1,
+                        __shmrpc_request,
+                        __shmrpc_at,
+                    )?;
+                    __shmrpc_at += __SHMRPC_M2_ARG1.size;
+                    let _ = __shmrpc_at;
+                    (__SHMRPC_M2_REPLY
+                        .encode)(
+                        <S as Calculator>::stats(
+                            __shmrpc_service,
+                            __shmrpc_arg0,
+                            __shmrpc_arg1,
+                        ),
+                        &mut __shmrpc_reply[..__SHMRPC_M2_REPLY.size],
+                    );
+                    ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M2_REPLY.size)
+                }
+                __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
             3u32 => {
-                ::shmrpc::__private::check_len(
-                    __shmrpc_request,
-                    __SHMRPC_M3_REQUEST_LEN,
-                )?;
-                let mut __shmrpc_at = 0usize;
-                let __shmrpc_arg0 = ::shmrpc::__private::get(
-                    &__SHMRPC_M3_ARG0,
-                    __shmrpc_request,
-                    __shmrpc_at,
-                )?;
-                __shmrpc_at += __SHMRPC_M3_ARG0.size;
-                let _ = __shmrpc_at;
-                (__SHMRPC_M3_REPLY
-                    .encode)(
-                    <S as Calculator>::find(__shmrpc_service, __shmrpc_arg0),
-                    &mut __shmrpc_reply[..__SHMRPC_M3_REPLY.size],
-                );
-                ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M3_REPLY.size)
+                #[inline(never)]
+                fn __shmrpc_method<
+                    S: Calculator + ?::shmrpc::__private::core::marker::Sized,
+                >(
+                    __shmrpc_service: &S,
+                    __shmrpc_request: &[u8],
+                    __shmrpc_reply: &mut [u8],
+                ) -> ::shmrpc::__private::core::result::Result<
+                    usize,
+                    ::shmrpc::__private::Invalid,
+                > {
+                    ::shmrpc::__private::check_len(
+                        __shmrpc_request,
+                        __SHMRPC_M3_REQUEST_LEN,
+                    )?;
+                    let mut __shmrpc_at = 0usize;
+                    let __shmrpc_arg0 = ::shmrpc::__private::get(
+                        &__SHMRPC_M3_ARG0,
+                        __shmrpc_request,
+                        __shmrpc_at,
+                    )?;
+                    __shmrpc_at += __SHMRPC_M3_ARG0.size;
+                    let _ = __shmrpc_at;
+                    (__SHMRPC_M3_REPLY
+                        .encode)(
+                        <S as Calculator>::find(__shmrpc_service, __shmrpc_arg0),
+                        &mut __shmrpc_reply[..__SHMRPC_M3_REPLY.size],
+                    );
+                    ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M3_REPLY.size)
+                }
+                __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
             4u32 => {
-                ::shmrpc::__private::check_len(
-                    __shmrpc_request,
-                    __SHMRPC_M4_REQUEST_LEN,
-                )?;
-                (__SHMRPC_M4_REPLY
-                    .encode)(
-                    <S as Calculator>::reset(__shmrpc_service),
-                    &mut __shmrpc_reply[..__SHMRPC_M4_REPLY.size],
-                );
-                ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M4_REPLY.size)
+                #[inline(never)]
+                fn __shmrpc_method<
+                    S: Calculator + ?::shmrpc::__private::core::marker::Sized,
+                >(
+                    __shmrpc_service: &S,
+                    __shmrpc_request: &[u8],
+                    __shmrpc_reply: &mut [u8],
+                ) -> ::shmrpc::__private::core::result::Result<
+                    usize,
+                    ::shmrpc::__private::Invalid,
+                > {
+                    ::shmrpc::__private::check_len(
+                        __shmrpc_request,
+                        __SHMRPC_M4_REQUEST_LEN,
+                    )?;
+                    (__SHMRPC_M4_REPLY
+                        .encode)(
+                        <S as Calculator>::reset(__shmrpc_service),
+                        &mut __shmrpc_reply[..__SHMRPC_M4_REPLY.size],
+                    );
+                    ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M4_REPLY.size)
+                }
+                __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
             _ => {
                 ::shmrpc::__private::core::result::Result::Err(

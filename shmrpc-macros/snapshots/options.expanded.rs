@@ -325,40 +325,82 @@ const _: () = {
     ) -> ::rpc::__private::core::result::Result<usize, ::rpc::__private::Invalid> {
         match __shmrpc_tag {
             0u32 => {
-                ::rpc::__private::check_len(__shmrpc_request, __SHMRPC_M0_REQUEST_LEN)?;
-                let mut __shmrpc_at = 0usize;
-                let __shmrpc_arg0 = ::rpc::__private::get(
-                    &__SHMRPC_M0_ARG0,
-                    __shmrpc_request,
-                    __shmrpc_at,
-                )?;
-                __shmrpc_at += __SHMRPC_M0_ARG0.size;
-                let _ = __shmrpc_at;
-                (__SHMRPC_M0_REPLY
-                    .encode)(
-                    <S as Registry>::r#type(__shmrpc_service, __shmrpc_arg0),
-                    &mut __shmrpc_reply[..__SHMRPC_M0_REPLY.size],
-                );
-                ::rpc::__private::core::result::Result::Ok(__SHMRPC_M0_REPLY.size)
+                #[inline(never)]
+                fn __shmrpc_method<S: Registry + ?::rpc::__private::core::marker::Sized>(
+                    __shmrpc_service: &S,
+                    __shmrpc_request: &[u8],
+                    __shmrpc_reply: &mut [u8],
+                ) -> ::rpc::__private::core::result::Result<
+                    usize,
+                    ::rpc::__private::Invalid,
+                > {
+                    ::rpc::__private::check_len(
+                        __shmrpc_request,
+                        __SHMRPC_M0_REQUEST_LEN,
+                    )?;
+                    let mut __shmrpc_at = 0usize;
+                    let __shmrpc_arg0 = ::rpc::__private::get(
+                        &__SHMRPC_M0_ARG0,
+                        __shmrpc_request,
+                        __shmrpc_at,
+                    )?;
+                    __shmrpc_at += __SHMRPC_M0_ARG0.size;
+                    let _ = __shmrpc_at;
+                    (__SHMRPC_M0_REPLY
+                        .encode)(
+                        <S as Registry>::r#type(__shmrpc_service, __shmrpc_arg0),
+                        &mut __shmrpc_reply[..__SHMRPC_M0_REPLY.size],
+                    );
+                    ::rpc::__private::core::result::Result::Ok(__SHMRPC_M0_REPLY.size)
+                }
+                __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
             #[cfg(feature = "admin")]
             1u32 => {
-                ::rpc::__private::check_len(__shmrpc_request, __SHMRPC_M1_REQUEST_LEN)?;
-                (__SHMRPC_M1_REPLY
-                    .encode)(
-                    <S as Registry>::wipe(__shmrpc_service),
-                    &mut __shmrpc_reply[..__SHMRPC_M1_REPLY.size],
-                );
-                ::rpc::__private::core::result::Result::Ok(__SHMRPC_M1_REPLY.size)
+                #[inline(never)]
+                fn __shmrpc_method<S: Registry + ?::rpc::__private::core::marker::Sized>(
+                    __shmrpc_service: &S,
+                    __shmrpc_request: &[u8],
+                    __shmrpc_reply: &mut [u8],
+                ) -> ::rpc::__private::core::result::Result<
+                    usize,
+                    ::rpc::__private::Invalid,
+                > {
+                    ::rpc::__private::check_len(
+                        __shmrpc_request,
+                        __SHMRPC_M1_REQUEST_LEN,
+                    )?;
+                    (__SHMRPC_M1_REPLY
+                        .encode)(
+                        <S as Registry>::wipe(__shmrpc_service),
+                        &mut __shmrpc_reply[..__SHMRPC_M1_REPLY.size],
+                    );
+                    ::rpc::__private::core::result::Result::Ok(__SHMRPC_M1_REPLY.size)
+                }
+                __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
             2u32 => {
-                ::rpc::__private::check_len(__shmrpc_request, __SHMRPC_M2_REQUEST_LEN)?;
-                (__SHMRPC_M2_REPLY
-                    .encode)(
-                    <S as Registry>::ping(__shmrpc_service),
-                    &mut __shmrpc_reply[..__SHMRPC_M2_REPLY.size],
-                );
-                ::rpc::__private::core::result::Result::Ok(__SHMRPC_M2_REPLY.size)
+                #[inline(never)]
+                fn __shmrpc_method<S: Registry + ?::rpc::__private::core::marker::Sized>(
+                    __shmrpc_service: &S,
+                    __shmrpc_request: &[u8],
+                    __shmrpc_reply: &mut [u8],
+                ) -> ::rpc::__private::core::result::Result<
+                    usize,
+                    ::rpc::__private::Invalid,
+                > {
+                    ::rpc::__private::check_len(
+                        __shmrpc_request,
+                        __SHMRPC_M2_REQUEST_LEN,
+                    )?;
+                    (__SHMRPC_M2_REPLY
+                        .encode)(
+                        <S as Registry>::ping(__shmrpc_service),
+                        &mut __shmrpc_reply[..__SHMRPC_M2_REPLY.size],
+                    );
+                    ::rpc::__private::core::result::Result::Ok(__SHMRPC_M2_REPLY.size)
+                }
+                __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
             _ => {
                 ::rpc::__private::core::result::Result::Err(

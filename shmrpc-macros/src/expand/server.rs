@@ -1,4 +1,5 @@
-//! `XxxServer<S>`: bind, spawn, run, and the dispatch function that validates and calls.
+//! `XxxServer<S>`: bind, spawn, run, and the dispatch function that validates and calls (one
+//! function per method, so that each call's stack frame is only as large as its own values).
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -135,13 +136,26 @@ fn arm(cx: &Cx<'_>, m: &Method) -> TokenStream {
             let _ = #at;
         }
     });
+    // Each method in a function of its own, never inlined: a function's stack frame holds the
+    // largest values any of its paths decodes, and a frame over a page is probed page by page
+    // on every entry, so one method taking 64 KiB would otherwise slow down every call of the
+    // small ones.
+    let method = naming::local("method");
     quote! {
         #cfgs
         #tag => {
-            #private::check_len(#request, #request_len)?;
-            #decode
-            (#reply.encode)(<S as #service>::#ident(#svc, #(#args),*), &mut #reply_buf[..#reply.size]);
-            #private::core::result::Result::Ok(#reply.size)
+            #[inline(never)]
+            fn #method<S: #service + ?#private::core::marker::Sized>(
+                #svc: &S,
+                #request: &[u8],
+                #reply_buf: &mut [u8],
+            ) -> #private::core::result::Result<usize, #private::Invalid> {
+                #private::check_len(#request, #request_len)?;
+                #decode
+                (#reply.encode)(<S as #service>::#ident(#svc, #(#args),*), &mut #reply_buf[..#reply.size]);
+                #private::core::result::Result::Ok(#reply.size)
+            }
+            #method::<S>(#svc, #request, #reply_buf)
         }
     }
 }
