@@ -111,6 +111,11 @@ fn main() {
             hist,
         }));
     }
+    report(&rows, &clients_pass());
+}
+
+/// 1, 2 and 4 client processes calling one server, 8 B, adaptive: 3 interleaved rounds.
+fn clients_pass() -> Vec<(usize, f64, Histogram)> {
     let mut many: Vec<(usize, f64, Histogram)> = [1, 2, 4]
         .into_iter()
         .map(|n| (n, 0.0, Histogram::default()))
@@ -127,7 +132,7 @@ fn main() {
             hist.merge(&h);
         }
     }
-    report(&rows, &many);
+    many
 }
 
 /// Measures every transport in each of `ROUNDS` rounds, in turn. Only the one measured runs:
@@ -150,8 +155,20 @@ fn interleave(running: &mut [(&'static str, Box<dyn Transport>, Histogram)]) {
 
 /// `SHMRPC_BENCH_QUICK=8B[:name,name...]`: only the table pass, for one payload and the
 /// transports whose names contain one of the given words; prints p50 and p99 and writes nothing.
+/// `SHMRPC_BENCH_QUICK=clients`: only the many-clients pass.
 /// For trying a change to the protocol in seconds rather than minutes.
 fn quick(spec: &str) {
+    if spec == "clients" {
+        for (n, rate, hist) in clients_pass() {
+            println!(
+                "{n} clients: {:.2} M calls/s, p50 {}, p99 {}",
+                rate / 1e6,
+                fmt(hist.percentile(0.5)),
+                fmt(hist.percentile(0.99))
+            );
+        }
+        return;
+    }
     let (payload, names) = spec.split_once(':').unwrap_or((spec, ""));
     let payload = Payload::ALL
         .into_iter()
