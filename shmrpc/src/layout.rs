@@ -67,7 +67,7 @@ pub(crate) mod header {
 
 /// Lock line.
 pub(crate) mod lock {
-    /// u64: low 32 bits `pid | HANDOFF | WAITERS`, high 32 bits the owner's process tag. The
+    /// u64: low 32 bits `pid | WANT | HANDOFF | WAITERS`, high 32 bits the owner's process tag. The
     /// futex waits on the low half.
     pub(crate) const WORD: usize = 0;
     /// u64: when the last hand-off happened, monotonic nanoseconds.

@@ -1,20 +1,24 @@
 //! The client lock: one client at a time uses the slot, and a dead holder never blocks anyone.
 //!
-//! The lock is one 64-bit word in the segment. Its low half holds the owner's pid, a `WAITERS`
-//! bit and a `HANDOFF` bit, and is the futex that waiters sleep on; its high half holds the
-//! owner's process tag (its start time), so that a pid the kernel has since given to another
-//! process is not mistaken for the owner. Zero pid bits mean free, whatever the other bits say.
+//! The lock is one 64-bit word in the segment. Its low half holds the owner's pid and three
+//! bits, `WAITERS`, `WANT` and `HANDOFF`, and is the futex that waiters sleep on; its high half
+//! holds the owner's process tag (its start time), so that a pid the kernel has since given to
+//! another process is not mistaken for the owner. Zero pid bits mean free, whatever the other
+//! bits say.
 //!
-//! Taking a free lock is one compare-and-swap; so is releasing it. Waking a sleeper costs the
-//! releaser a system call and, worse on a machine with few cores, a context switch that takes a
-//! core from the server or from the client at work; so a release wakes a sleeper only when no
-//! other sleeper was woken in the last [`HANDOFF_EVERY`], and then *hands the lock off*: it leaves
-//! it free but reserved (`HANDOFF`), and only a thread that has slept may take a reserved lock.
-//! In between, the client at work takes the lock again and again at no cost, and everyone gets
-//! a turn within a bounded time: about the number of waiters ahead times `HANDOFF_EVERY`.
-//! (Measured with 4 client processes on 2 cores: waking at every release gave half the calls
-//! per second of one client; a hand-off every 2 ms gives 80% or more.) Sleepers also wake every [`SLEEP_SLICE`] to look for
-//! themselves, in case the holder released the lock for good without waking anyone.
+//! Taking a free lock is one compare-and-swap; so is releasing it, and neither reads the clock.
+//! Waking a sleeper costs the releaser a system call and, worse on a machine with few cores, a
+//! context switch that takes a core from the server or from the client at work; so a release
+//! wakes a sleeper only when a sleeper asked for a turn (`WANT`), and then *hands the lock off*:
+//! it leaves it free but reserved (`HANDOFF`), and only a thread that has slept may take a
+//! reserved lock. Sleepers wake every [`SLEEP_SLICE`] to look for themselves (in case the holder
+//! released the lock for good without waking anyone) and ask for a turn only when the last
+//! hand-off is [`HANDOFF_EVERY`] ago, so hand-offs are that far apart. In between, the client at
+//! work takes the lock again and again at no cost, and everyone gets a turn within a bounded
+//! time: about the number of waiters ahead times `HANDOFF_EVERY`. (Measured with 4 client
+//! processes on 2 cores: waking at every release gave half the calls per second of one client;
+//! a hand-off every 2 ms gives 80% or more. The releaser used to read the clock to space the
+//! hand-offs itself, which cost every contended call ~25 ns.)
 //!
 //! Whenever [`PROBE_INTERVAL`] passes with the same owner, a waiter asks the kernel whether that
 //! process still lives (`kill(pid, 0)`, then `/proc/<pid>/stat`). A dead owner's lock is taken
@@ -42,7 +46,11 @@ const HANDOFF_EVERY: Duration = Duration::from_millis(2);
 
 /// Pids are below 2^22 (`PID_MAX_LIMIT`).
 const PID_MASK: u64 = (1 << 22) - 1;
+/// A sleeper asks for a turn: the next release hands the lock off.
+const WANT: u64 = 1 << 29;
+/// Free but reserved for a thread that has slept.
 const HANDOFF: u64 = 1 << 30;
+/// Someone sleeps (or slept) on the lock.
 const WAITERS: u64 = 1 << 31;
 
 /// Who holds the lock: a pid and the process's tag.
@@ -57,7 +65,7 @@ impl Owner {
     }
 
     fn of(word: u64) -> Self {
-        Owner(word & !(WAITERS | HANDOFF))
+        Owner(word & !(WAITERS | HANDOFF | WANT))
     }
 
     fn pid(self) -> u32 {
@@ -111,7 +119,7 @@ impl<'a> Lock<'a> {
     pub(crate) fn acquire(&self, me: Owner, deadline: &Deadline) -> Option<Acquired> {
         // The common case, inlined into the call: free and not reserved for a sleeper.
         let cur = self.word.load(Ordering::Relaxed);
-        if cur & (PID_MASK | HANDOFF) == 0 && self.cas(cur, me.0 | (cur & WAITERS)) {
+        if cur & (PID_MASK | HANDOFF) == 0 && self.cas(cur, me.0 | (cur & (WAITERS | WANT))) {
             return Some(Acquired::Free);
         }
         self.acquire_slowly(me, deadline)
@@ -127,11 +135,17 @@ impl<'a> Lock<'a> {
             let cur = self.word.load(Ordering::Relaxed);
             // Free, and not reserved for a sleeper (or we are one).
             if Owner::of(cur).pid() == 0 && (cur & HANDOFF == 0 || slept) {
-                // After sleeping, others may sleep too: keep WAITERS so that they get a turn.
-                let new = me.0 | if slept { WAITERS } else { cur & WAITERS };
+                // After sleeping, others may sleep too: keep WAITERS so that they get a turn
+                // (and WANT, if one of them asked for it).
+                let new = me.0 | (cur & WANT) | if slept { WAITERS } else { cur & WAITERS };
                 if self.cas(cur, new) {
                     return Some(Acquired::Free);
                 }
+                continue;
+            }
+            if slept && cur & WANT == 0 && self.handoff_due() {
+                // Waited long enough: ask the holder for a turn at its next release.
+                let _ = self.cas(cur, cur | WANT);
                 continue;
             }
             if spins < 64 {
@@ -181,11 +195,13 @@ impl<'a> Lock<'a> {
     /// Releases the lock if `me` still holds it; now and then hands it off to a sleeper.
     #[inline]
     pub(crate) fn release(&self, me: Owner) {
-        // The common case, inlined into the call: held by `me`, nobody waiting.
-        if self
-            .word
-            .compare_exchange(me.0, 0, Ordering::Release, Ordering::Relaxed)
-            .is_err()
+        // Every case is one compare-and-swap; the one without waiters is inlined into the call.
+        let cur = self.word.load(Ordering::Relaxed);
+        if cur != me.0
+            || self
+                .word
+                .compare_exchange(cur, 0, Ordering::Release, Ordering::Relaxed)
+                .is_err()
         {
             self.release_slowly(me);
         }
@@ -199,8 +215,9 @@ impl<'a> Lock<'a> {
                 // Taken over (we were thought dead) or overwritten: not ours to release.
                 return;
             }
-            let wake = cur & WAITERS != 0 && self.handoff_due();
-            let new = match (cur & WAITERS != 0, wake) {
+            let waiters = cur & WAITERS != 0;
+            let wake = waiters && cur & WANT != 0;
+            let new = match (waiters, wake) {
                 (false, _) => 0,
                 (true, false) => WAITERS,
                 (true, true) => WAITERS | HANDOFF,
@@ -210,6 +227,8 @@ impl<'a> Lock<'a> {
                 .compare_exchange(cur, new, Ordering::Release, Ordering::Relaxed)
             {
                 Ok(_) if wake => {
+                    self.handoff_at
+                        .store(sys::monotonic_ns(), Ordering::Relaxed);
                     if sys::futex_wake(self.futex, 1) == 0 {
                         // Nobody sleeps any more (contention is over): clear the bits, or every
                         // later hand-off would reserve the lock for no one. A thread about to
@@ -229,16 +248,13 @@ impl<'a> Lock<'a> {
         }
     }
 
-    /// Whether the last hand-off is at least `HANDOFF_EVERY` ago; if so, this one is recorded.
+    /// Whether the last hand-off is at least `HANDOFF_EVERY` ago (a sleeper's question; the
+    /// releaser records the time of each hand-off).
     fn handoff_due(&self) -> bool {
         let now = sys::monotonic_ns();
         let last = self.handoff_at.load(Ordering::Relaxed);
         // A time in the future (written by garbage) counts as long ago.
-        let due = last > now || now - last >= HANDOFF_EVERY.as_nanos() as u64;
-        if due {
-            self.handoff_at.store(now, Ordering::Relaxed);
-        }
-        due
+        last > now || now - last >= HANDOFF_EVERY.as_nanos() as u64
     }
 }
 
@@ -364,8 +380,8 @@ mod tests {
     #[test]
     #[cfg(target_endian = "little")]
     fn bits_left_by_contention_are_cleared_when_nobody_sleeps() {
-        // WAITERS left set after contention ended; a hand-off is due (last one at time 0).
-        let w = Word::new(WAITERS);
+        // WAITERS and a request for a turn left set after contention ended.
+        let w = Word::new(WAITERS | WANT);
         let lock = w.lock();
         assert_eq!(lock.acquire(Owner::me(), &soon()), Some(Acquired::Free));
         lock.release(Owner::me());
