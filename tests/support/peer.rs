@@ -14,6 +14,9 @@
 //! peer loop <name> <client-id> <timeout-ms>
 //!     prints `ready`, then echo calls until killed; prints `crossed ...` and exits 3 on a
 //!     crossed answer
+//! peer share <name> <ms>
+//!     connects, prints `ready`, waits for a line on stdin, then calls `add` in a loop for <ms>
+//!     milliseconds and prints `calls=<n>`
 //! peer churn <name> <client-id> <timeout-ms>
 //!     echo calls until stdin closes, through server deaths and restarts, then prints
 //!     `ok=<n> died=<n> notrunning=<n> timeout=<n> other=<n> crossed=<n>` (and the first
@@ -229,6 +232,20 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
                 "ok={ok} died={died} notrunning={notrunning} timeout={timeout} other={other} crossed={crossed} {}",
                 first_other.unwrap_or_default()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        ["share", name, ms] => {
+            let client = WorkClient::connect(name)?;
+            println!("ready");
+            // Start together: on the test's word.
+            let _ = std::io::stdin().read_line(&mut String::new());
+            let until = Instant::now() + Duration::from_millis(ms.parse().unwrap());
+            let mut calls = 0u64;
+            while Instant::now() < until {
+                client.add(1, 2)?;
+                calls += 1;
+            }
+            println!("calls={calls}");
             Ok(ExitCode::SUCCESS)
         }
         _ => panic!("usage: see the top of tests/support/peer.rs; got {args:?}"),
