@@ -311,7 +311,18 @@ fn a_timeout_shorter_than_the_probe_interval_still_notices_a_dead_server() {
         ClientOptions::default().timeout(Duration::from_millis(2)),
     )
     .unwrap();
-    assert_eq!(client.add(1, 1).unwrap(), 2);
+    // A 2 ms deadline may pass before a loaded machine runs the server at all: a timeout is a
+    // right answer then, any other error is not.
+    let add = |a: i64, b: i64| {
+        let start = Instant::now();
+        loop {
+            match client.add(a, b) {
+                Err(Error::Timeout { .. }) if start.elapsed() < Duration::from_secs(10) => {}
+                other => break other,
+            }
+        }
+    };
+    assert_eq!(add(1, 1).unwrap(), 2);
     server.kill();
     for _ in 0..3 {
         let err = client.add(1, 1).unwrap_err();
@@ -323,6 +334,7 @@ fn a_timeout_shorter_than_the_probe_interval_still_notices_a_dead_server() {
             "{err}"
         );
     }
+    // The same client carries on with a new server.
     let _new = Peer::start(&["server", "work", &name]);
-    assert_eq!(client.add(2, 2).unwrap(), 4);
+    assert_eq!(add(2, 2).unwrap(), 4);
 }

@@ -1,5 +1,5 @@
 //! A kill storm: 40 busy client processes killed at random moments, replaced as they die,
-//! while a checker calls for 6 s with a 2 s timeout. The checker sees zero errors and zero
+//! while a checker calls for 6 s (and through 60 kills at least) with a 2 s timeout. The checker sees zero errors and zero
 //! crossed answers; so do the survivors.
 
 use std::process::Command;
@@ -36,7 +36,9 @@ fn a_kill_storm_costs_the_checker_nothing() {
     let (mut calls, mut kills, mut slowest) = (0u64, 0u32, Duration::ZERO);
     let start = Instant::now();
     let mut next_kill = start;
-    while start.elapsed() < Duration::from_secs(6) {
+    // At least 6 s and at least 60 kills: on a loaded machine starting the replacements is
+    // slow, and the storm must not get calmer for it.
+    while start.elapsed() < Duration::from_secs(6) || kills < 60 {
         if Instant::now() >= next_kill {
             let victim = rng.below(CLIENTS as u64) as usize;
             clients[victim].kill();
@@ -58,7 +60,6 @@ fn a_kill_storm_costs_the_checker_nothing() {
         let rest = std::io::read_to_string(&mut client.stdout).unwrap_or_default();
         assert!(!rest.contains("crossed"), "{rest}");
     }
-    assert!(kills > 50, "the storm was too calm: {kills} kills");
     drop(server);
     assert!(leftovers(&name).is_empty());
 }
