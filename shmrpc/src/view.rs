@@ -11,8 +11,7 @@
 //! Within this process no two accesses of different sizes to the same bytes are ever concurrent
 //! (the header, whose state word is also used alone, is copied in 4-byte units; payload bytes
 //! are reached only by copies that the protocol orders): Rust's memory model does not allow
-//! that. The kernel reading the low
-//! half of the lock word as a futex is outside that model.
+//! that. The kernel reading the low half of the lock word as a futex is outside that model.
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
@@ -80,10 +79,9 @@ impl View {
         // SAFETY: `offset..offset + dst.len()` is in bounds and 8-aligned (checked above), stays
         // mapped while `self` is borrowed, and this process accesses it only atomically.
         let src = unsafe { self.map.as_ptr().add(offset) };
-        if dst.len() >= BULK {
-            // SAFETY: `src` is valid for `dst.len()` bytes (checked above), `dst` is a private
-            // buffer of that length, and the two cannot overlap.
-            unsafe { bulk_copy(dst.as_mut_ptr(), src, dst.len()) };
+        // SAFETY: `src` is valid for `dst.len()` bytes (checked above), `dst` is a private
+        // buffer of that length, and the two cannot overlap.
+        if unsafe { bulk_copy(dst.as_mut_ptr(), src, dst.len()) } {
             return;
         }
         let start = dst.len() - dst.len() % 8;
@@ -141,9 +139,8 @@ impl View {
         self.check(offset, src.len(), 8);
         // SAFETY: as in `read`.
         let dst = unsafe { self.map.as_ptr().add(offset) };
-        if src.len() >= BULK {
-            // SAFETY: as in `read`, the other way round.
-            unsafe { bulk_copy(dst, src.as_ptr(), src.len()) };
+        // SAFETY: as in `read`, the other way round.
+        if unsafe { bulk_copy(dst, src.as_ptr(), src.len()) } {
             return;
         }
         let mut words = src.chunks_exact(8);
@@ -163,8 +160,9 @@ impl View {
 /// Copies of at least this many bytes go through [`bulk_copy`].
 const BULK: usize = 256;
 
-/// Copies `len` bytes between the segment and private memory with `rep movsb`, which current
-/// x86-64 CPUs run at full cache bandwidth (the word loop moves 8 bytes at a time).
+/// On x86-64, copies `len` bytes between the segment and private memory with `rep movsb`,
+/// which current CPUs run at full cache bandwidth, if `len` is at least [`BULK`]; whether it
+/// did (if not, the caller copies word by word).
 ///
 /// The memory model says nothing of an assembly block's accesses beyond what Rust code could
 /// have done instead: this one reads and writes exactly what a loop of relaxed atomic byte
@@ -177,7 +175,10 @@ const BULK: usize = 256;
 /// not overlap.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-unsafe fn bulk_copy(dst: *mut u8, src: *const u8, len: usize) {
+unsafe fn bulk_copy(dst: *mut u8, src: *const u8, len: usize) -> bool {
+    if len < BULK {
+        return false;
+    }
     // SAFETY: the caller's contract; the direction flag is clear on entry to an asm block (and
     // left clear), so `rep movsb` copies forwards; it touches no stack and no flags.
     unsafe {
@@ -189,36 +190,18 @@ unsafe fn bulk_copy(dst: *mut u8, src: *const u8, len: usize) {
             options(nostack, preserves_flags)
         );
     }
+    true
 }
 
-/// Elsewhere, the word loop with relaxed atomics.
+/// Elsewhere, never: the caller's word loop does every copy.
 ///
 /// # Safety
 ///
-/// As for the x86-64 version; both pointers 8-aligned.
+/// None needed; `unsafe` only to match the x86-64 version.
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
-unsafe fn bulk_copy(dst: *mut u8, src: *const u8, len: usize) {
-    for i in 0..len / 8 {
-        // SAFETY: word `i` of the ranges the caller vouches for.
-        let (from, to) = unsafe {
-            (
-                AtomicU64::from_ptr(src.add(8 * i).cast_mut().cast()),
-                AtomicU64::from_ptr(dst.add(8 * i).cast()),
-            )
-        };
-        to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-    }
-    for i in len - len % 8..len {
-        // SAFETY: as above, for one byte.
-        let (from, to) = unsafe {
-            (
-                AtomicU8::from_ptr(src.add(i).cast_mut()),
-                AtomicU8::from_ptr(dst.add(i)),
-            )
-        };
-        to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
-    }
+unsafe fn bulk_copy(_dst: *mut u8, _src: *const u8, _len: usize) -> bool {
+    false
 }
 
 #[cfg(test)]
