@@ -6,7 +6,8 @@
 //! another process is not mistaken for the owner. Zero pid bits mean free, whatever the other
 //! bits say.
 //!
-//! Taking a free lock is one compare-and-swap; so is releasing it, and neither reads the clock.
+//! Taking a free lock is one compare-and-swap; so is releasing it, and neither reads the clock
+//! (a release does, to record the time, only when it hands the lock off).
 //! Waking a sleeper costs the releaser a system call and, worse on a machine with few cores, a
 //! context switch that takes a core from the server or from the client at work; so a release
 //! wakes a sleeper only when a sleeper asked for a turn (`WANT`), and then *hands the lock off*:
@@ -375,6 +376,19 @@ mod tests {
         }
         stop.store(true, Ordering::Relaxed);
         hog.join().unwrap();
+    }
+
+    #[test]
+    fn a_waiters_bit_left_over_costs_a_lone_client_nothing() {
+        // Contention ended without anyone asking for a turn: WAITERS stays, but no release
+        // reserves the lock or asks for a hand-off, so a lone client never waits for a sleeper.
+        let w = Word::new(WAITERS);
+        let lock = w.lock();
+        for _ in 0..1000 {
+            assert_eq!(lock.acquire(Owner::me(), &soon()), Some(Acquired::Free));
+            lock.release(Owner::me());
+            assert_eq!(w.0.load(Ordering::Relaxed) & (PID_MASK | HANDOFF | WANT), 0);
+        }
     }
 
     #[test]
