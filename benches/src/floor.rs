@@ -134,7 +134,7 @@ impl SharedPage {
         unsafe { AtomicU32::from_ptr(self.ptr.as_ptr().add(off).cast()) }
     }
 
-    /// Copies `src` into the request (`response == false`) or response area, word by word.
+    /// Copies `src` into the request (`response == false`) or response area.
     pub fn write(&self, response: bool, src: &[u8]) {
         let mut at = if response {
             self.places.resp_data

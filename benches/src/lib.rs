@@ -251,9 +251,7 @@ impl Shmrpc {
             _server: Some(server),
         }
     }
-}
 
-impl Shmrpc {
     #[inline(never)]
     fn b8(&mut self) {
         self.x += 1;

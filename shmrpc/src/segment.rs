@@ -373,9 +373,10 @@ impl Segment {
         }
         let mut chunk = [0u8; 256];
         let offset = self.image.geometry.description_offset();
-        expected.chunks(chunk.len()).enumerate().all(|(i, want)| {
+        let step = chunk.len();
+        expected.chunks(step).enumerate().all(|(i, want)| {
             let got = &mut chunk[..want.len()];
-            self.view.read(offset + i * 256, got);
+            self.view.read(offset + i * step, got);
             got == want
         })
     }
