@@ -1,9 +1,11 @@
-//! Behaviours 3, 4, 12 and 14, and name checks: connecting, binding, shutting down, and what
-//! is left in the system.
+//! Behaviours 3, 4, 12 and 14 of the contract, behaviour 5 of the connections issue, and name
+//! checks: connecting, binding, shutting down, and what is left in the system.
 
 use std::time::{Duration, Instant};
 
-use shmrpc::Error;
+use std::process::Command;
+
+use shmrpc::{ClientOptions, Error, ServerOptions};
 use shmrpc_tests::*;
 
 #[test]
@@ -34,16 +36,25 @@ fn a_second_bind_of_a_live_name_is_already_running() {
 }
 
 #[test]
-fn bind_takes_over_what_a_killed_server_left() {
+fn a_killed_server_leaves_nothing_and_the_next_bind_succeeds_at_once() {
     let name = unique_name("leftover");
     let mut dead = Peer::start(&["server", "work", &name]);
+    assert_eq!(leftovers(&name), vec![format!("@shmrpc/u0/{name}")]);
+    let client = WorkClient::connect(&name).unwrap();
+    assert_eq!(client.add(1, 1).unwrap(), 2);
+    assert_eq!(slot_mappings(), 1);
     dead.kill();
-    assert_eq!(
-        leftovers(&name),
-        vec![format!("shmrpc.{name}")],
-        "a killed server leaves its object"
+    assert!(
+        leftovers(&name).is_empty(),
+        "a killed server leaves its socket: {:?}",
+        leftovers(&name)
     );
-    // The leftover is not a live server.
+    // The client lets go of the dead server's slot once it notices.
+    assert!(matches!(
+        client.add(1, 1),
+        Err(Error::ServerNotRunning { .. })
+    ));
+    assert_eq!(slot_mappings(), 0, "the dead server's slot is still mapped");
     assert!(matches!(
         WorkClient::connect(&name),
         Err(Error::ServerNotRunning { .. })
@@ -52,9 +63,31 @@ fn bind_takes_over_what_a_killed_server_left() {
         .unwrap()
         .spawn()
         .unwrap();
-    assert_eq!(WorkClient::connect(&name).unwrap().add(2, 2).unwrap(), 4);
+    assert_eq!(client.add(2, 2).unwrap(), 4);
     handle.shutdown().unwrap();
     assert!(leftovers(&name).is_empty());
+}
+
+#[test]
+fn already_running_names_the_live_winner_of_every_bind_race() {
+    // Two processes bind the same name at once, 100 times: one wins, and the other's
+    // AlreadyRunning names the winner's pid, never a dead or unknown one.
+    for round in 0..100 {
+        let name = unique_name(&format!("race{round}"));
+        let mut a = Peer::spawn(Command::new(peer_program()).args(["server", "work", &name]));
+        let mut b = Peer::spawn(Command::new(peer_program()).args(["server", "work", &name]));
+        let (la, lb) = (a.line(), b.line());
+        let (winner, loser_line) = match (la.as_str(), lb.as_str()) {
+            ("ready", other) => (a.pid(), other.to_owned()),
+            (other, "ready") => (b.pid(), other.to_owned()),
+            _ => panic!("round {round}: {la:?} / {lb:?}"),
+        };
+        assert!(
+            loser_line.starts_with("error ")
+                && loser_line.contains(&format!("a live server (pid {winner}, uid 0)")),
+            "round {round}: winner {winner}, loser said {loser_line:?}"
+        );
+    }
 }
 
 #[test]
@@ -128,6 +161,7 @@ fn dropping_a_server_that_never_served_removes_the_name() {
     assert_eq!(leftovers(&name).len(), 1);
     drop(server);
     assert!(leftovers(&name).is_empty());
+    WorkServer::bind(&name, WorkImpl::default()).unwrap();
 }
 
 #[test]
@@ -137,8 +171,83 @@ fn run_serves_on_the_calling_thread() {
     std::thread::spawn(move || server.run());
     let client = WorkClient::connect(&name).unwrap();
     assert_eq!(client.add(20, 22).unwrap(), 42);
-    // `run` serves for ever; this process ends with it, so tidy up as the next bind would.
-    std::fs::remove_file(format!("/dev/shm/shmrpc.{name}")).unwrap();
+}
+
+#[test]
+fn run_with_several_workers_serves_on_this_thread_and_others() {
+    let name = unique_name("run-workers");
+    let server = WorkServer::bind_with(
+        &name,
+        WorkImpl::default(),
+        ServerOptions::default().workers(3),
+    )
+    .unwrap();
+    std::thread::spawn(move || server.run());
+    let client = WorkClient::connect(&name).unwrap();
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for token in 0..3 {
+            let client = &client;
+            s.spawn(move || assert_eq!(client.sleep(200, token).unwrap(), token));
+        }
+    });
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "three 200 ms calls on three workers took {:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn zero_workers_is_a_clear_error() {
+    let err = WorkServer::bind_with(
+        &unique_name("zero"),
+        WorkImpl::default(),
+        ServerOptions::default().workers(0),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("workers(1)"), "{err}");
+}
+
+#[test]
+fn connect_can_wait_for_a_server_to_bind() {
+    let name = unique_name("late");
+    let started = Instant::now();
+    let binder = {
+        let name = name.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(150));
+            WorkServer::bind(&name, WorkImpl::default())
+                .unwrap()
+                .spawn()
+                .unwrap()
+        })
+    };
+    let client = WorkClient::connect_with(
+        &name,
+        ClientOptions::default().wait_for_server(Duration::from_secs(5)),
+    )
+    .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(150) && waited < Duration::from_millis(400),
+        "{waited:?}"
+    );
+    assert_eq!(client.add(1, 1).unwrap(), 2);
+    binder.join().unwrap().shutdown().unwrap();
+    // And gives up at its bound, with the usual error.
+    let start = Instant::now();
+    let err = WorkClient::connect_with(
+        &unique_name("never"),
+        ClientOptions::default().wait_for_server(Duration::from_millis(100)),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::ServerNotRunning { .. }), "{err}");
+    assert!(
+        (Duration::from_millis(100)..Duration::from_millis(200)).contains(&start.elapsed()),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]

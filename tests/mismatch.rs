@@ -31,7 +31,7 @@ fn a_client_of_another_definition_is_told_what_differs() {
 
     let message = difference(extra_method::WorkClient::connect(&name));
     assert!(
-        message.contains("this client expects `reset() -> ()` (method #5), which the server lacks"),
+        message.contains("this client expects `reset() -> ()` (method #6), which the server lacks"),
         "{message}"
     );
 

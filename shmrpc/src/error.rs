@@ -15,12 +15,15 @@ pub enum Error {
     /// No live server serves the name: at `connect`, or at a call after the server went away.
     /// Start (or restart) the server; an existing client reconnects by itself at its next call.
     #[error(
-        "no server is serving `{name}`; start the server first (a client reconnects by itself \
-         once a server binds the name)"
+        "no server is serving `{name}`{}; start the server first (a client reconnects by itself \
+         once a server binds the name)",
+        prefixed(detail)
     )]
     ServerNotRunning {
         /// The service name.
         name: String,
+        /// More about why, when there is more to say (empty otherwise).
+        detail: String,
     },
 
     /// The call did not complete within the client's timeout, waiting for other clients
@@ -53,13 +56,31 @@ pub enum Error {
 
     /// `bind`: a live server already serves this name.
     #[error(
-        "a live server (pid {pid}) already serves `{name}`; stop it first, or bind another name"
+        "a live server (pid {pid}, uid {uid}) already serves `{name}`{}; stop it first, or bind \
+         another name",
+        other_user(*uid)
     )]
     AlreadyRunning {
         /// The service name.
         name: String,
-        /// Process id of the running server, 0 if unknown.
+        /// Process id of the running server, as this process sees it (0 if it is in a pid
+        /// namespace this process cannot see).
         pid: u32,
+        /// The user it runs as.
+        uid: u32,
+    },
+
+    /// `bind`: the name is held by a process that does not serve it, such as a process forked
+    /// (without exec) from a server that has since died.
+    #[error(
+        "the name `{name}` is held by a process that does not serve it: {detail}; that process \
+         must exit (or close its copy of the server's socket) before a server can bind the name"
+    )]
+    NameTaken {
+        /// The service name.
+        name: String,
+        /// Who holds it, as far as is known.
+        detail: String,
     },
 
     /// The server serves a different interface than this client was built for.
@@ -74,17 +95,13 @@ pub enum Error {
         difference: String,
     },
 
-    /// The operating system refused access to the service's shared memory.
-    #[error(
-        "permission denied for `{name}` ({path}): {detail}; run as the server's user, or have the \
-         server bind with ServerOptions::mode(0o666)"
-    )]
+    /// The server's access rules do not admit this client's user, or the server runs as a user
+    /// this client does not trust. The detail names the rule and what to change.
+    #[error("permission denied for `{name}`: {detail}")]
     PermissionDenied {
         /// The service name.
         name: String,
-        /// The file the OS refused.
-        path: String,
-        /// What was refused.
+        /// Which rule refused, and what to do.
         detail: String,
     },
 
@@ -99,13 +116,13 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// The server found the request invalid and refused it (nothing ran). Seen when another
-    /// process writes into the segment, or when client and server disagree on a type's
-    /// validity rules.
+    /// The server found the request invalid and refused it (nothing ran). Seen when something
+    /// in the client's process writes into its slot, or when client and server disagree on a
+    /// type's validity rules.
     #[error(
         "the server of `{name}` refused call `{method}` as invalid ({reason}); nothing ran. Look for \
-         another process writing into the shared memory, or a client and server built from \
-         different shmrpc versions"
+         code in this process writing into shmrpc's shared memory, or a client and server built \
+         from different shmrpc versions"
     )]
     BadRequest {
         /// The service name.
@@ -130,11 +147,13 @@ pub enum Error {
         message: String,
     },
 
-    /// The segment holds data no shmrpc server wrote: another process is writing into it.
-    /// The server repairs it; retry once the writing has stopped.
+    /// The server's answer, or the slot the server sent, is invalid: something other than
+    /// shmrpc wrote into this client's shared memory, or the server is not a well-behaved
+    /// shmrpc server.
     #[error(
-        "the shared memory of `{name}` holds invalid data ({detail}); another process is \
-         writing into it. The server repairs it: retry, and find the writer"
+        "the shared memory of `{name}` holds invalid data ({detail}); look for code in this \
+         process or the server writing into it, or a client and server built from different \
+         shmrpc versions"
     )]
     Corrupted {
         /// The service name.
@@ -152,6 +171,25 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// `": detail"`, or nothing for an empty detail.
+fn prefixed(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
+/// A remark when the holder of a name is another user than this process's.
+fn other_user(uid: u32) -> &'static str {
+    if uid == crate::sys::euid() {
+        ""
+    } else {
+        " (another user: service names are per user, but any user may take a name first; \
+         a client never trusts it unless told to)"
+    }
 }
 
 impl Error {

@@ -3,41 +3,41 @@
 //! Compiled in only with the `fault-injection` feature, which only the test crate enables; in
 //! every other build `point` is an empty inline function. With the feature, the environment
 //! variable `SHMRPC_FAULT=<step>:<action>` (read once) picks one step, for example
-//! `client-locked:kill` or `server-took-request:stop`. Actions: `kill` (SIGKILL, the process
+//! `client-published:kill` or `server-took-request:stop`. Actions: `kill` (SIGKILL, the process
 //! dies at once), `stop` (SIGSTOP, it freezes), `sleep-<ms>`.
 
-/// A step of the call protocol at which a test may inject a fault.
+/// A step of the protocol at which a test may inject a fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Step {
-    /// Client: holds the lock, nothing written yet.
-    ClientLocked,
-    /// Client: request bytes written, not yet marked as a request.
+    /// Client: connected and welcomed, before its first call.
+    ClientConnected,
+    /// Client: request bytes written, not yet published.
     ClientWroteRequest,
-    /// Client: request marked and exec rung.
-    ClientRangExec,
-    /// Client: its response arrived, not yet read.
+    /// Client: request published (and the server kicked, if it was not watching).
+    ClientPublished,
+    /// Client: its answer arrived, not yet read.
     ClientGotResponse,
-    /// Client: about to release the lock.
-    ClientReleasing,
+    /// Server: accepted a connection, not yet welcomed it.
+    ServerAccepted,
     /// Server: read a new request's sequence number, not yet taken it.
     ServerSawRequest,
     /// Server: took a request, not yet dispatched.
     ServerTookRequest,
     /// Server: the method returned, response not yet written.
     ServerDispatched,
-    /// Server: response written, done not yet rung.
+    /// Server: response written and published, the bell not yet rung.
     ServerWroteResponse,
 }
 
 impl Step {
     /// Every step, in protocol order.
     pub const ALL: [Step; 9] = [
-        Step::ClientLocked,
+        Step::ClientConnected,
         Step::ClientWroteRequest,
-        Step::ClientRangExec,
+        Step::ClientPublished,
         Step::ClientGotResponse,
-        Step::ClientReleasing,
+        Step::ServerAccepted,
         Step::ServerSawRequest,
         Step::ServerTookRequest,
         Step::ServerDispatched,
@@ -47,11 +47,11 @@ impl Step {
     /// The step's name in `SHMRPC_FAULT`.
     pub fn name(self) -> &'static str {
         match self {
-            Step::ClientLocked => "client-locked",
+            Step::ClientConnected => "client-connected",
             Step::ClientWroteRequest => "client-wrote-request",
-            Step::ClientRangExec => "client-rang-exec",
+            Step::ClientPublished => "client-published",
             Step::ClientGotResponse => "client-got-response",
-            Step::ClientReleasing => "client-releasing",
+            Step::ServerAccepted => "server-accepted",
             Step::ServerSawRequest => "server-saw-request",
             Step::ServerTookRequest => "server-took-request",
             Step::ServerDispatched => "server-dispatched",

@@ -1,33 +1,47 @@
 #![doc = include_str!("../../README.md")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-// Unsafe code lives in two modules only: `sys` (calls into the OS) and `view` (typed access to
-// mapped memory). Everything else is safe.
+// Unsafe code lives in three modules only: `sys` (calls into the OS), `view` (typed access to
+// mapped memory) and `fork_local` (a value a forked child replaces). Everything else is safe.
+mod fork_local;
 mod sys;
 mod view;
 
+mod caller;
 mod client;
 mod data;
-mod doorbell;
 mod error;
 mod fault;
 mod interface;
-mod layout;
-mod lock;
 mod name;
 mod options;
-mod segment;
+mod protocol;
 mod server;
+mod transport;
 mod wait;
 
+pub use caller::Caller;
 pub use data::ShmData;
 pub use error::Error;
 pub use name::MAX_NAME_LEN;
 pub use options::{
-    ClientOptions, DEFAULT_CLIENT_SPIN_BUDGET, DEFAULT_SERVER_SPIN_BUDGET, ServerOptions,
-    WaitStrategy,
+    ClientOptions, DEFAULT_CLIENT_SPIN_BUDGET, DEFAULT_MAX_SLOTS, DEFAULT_SERVER_SPIN_BUDGET,
+    ServerOptions, WaitStrategy,
 };
 pub use server::ServerHandle;
+
+/// Locks a mutex whether or not a thread panicked while holding it: shmrpc's locks guard data
+/// that stays consistent at every step.
+trait MutexExt<T> {
+    fn lock_anyway(&self) -> std::sync::MutexGuard<'_, T>;
+}
+
+impl<T> MutexExt<T> for std::sync::Mutex<T> {
+    fn lock_anyway(&self) -> std::sync::MutexGuard<'_, T> {
+        self.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
 
 /// Turns a trait into a shared-memory service: a typed client, a server, and their wire format.
 ///
@@ -51,11 +65,11 @@ pub use server::ServerHandle;
 /// | `CalculatorClient::connect(name: &str) -> Result<Self, Error>` | connects with [`ClientOptions::default()`] (timeout 5 s) |
 /// | `CalculatorClient::connect_with(name: &str, options: ClientOptions) -> Result<Self, Error>` | connects with `options` |
 /// | `CalculatorClient::<method>(&self, <args>) -> Result<R, Error>` | one per trait method: same name, arguments and docs; one blocking call |
-/// | `struct CalculatorServer<S>` | the server of a `S: Calculator + Send + 'static`; `Debug` |
-/// | `CalculatorServer::bind(name: &str, service: S) -> Result<Self, Error>` | publishes the name with [`ServerOptions::default()`] (mode `0o600`) |
-/// | `CalculatorServer::bind_with(name: &str, service: S, options: ServerOptions) -> Result<Self, Error>` | publishes with `options` |
-/// | `CalculatorServer::spawn(self) -> Result<ServerHandle, Error>` | serves on a new thread until the [`ServerHandle`] is shut down or dropped |
-/// | `CalculatorServer::run(self) -> Result<(), Error>` | serves on this thread, for ever |
+/// | `struct CalculatorServer<S>` | the server of a `S: Calculator + Send + Sync + 'static` (methods run on worker threads, several at once with `ServerOptions::workers`); `Debug` |
+/// | `CalculatorServer::bind(name: &str, service: S) -> Result<Self, Error>` | takes the name with [`ServerOptions::default()`] (only this user may connect, one worker) |
+/// | `CalculatorServer::bind_with(name: &str, service: S, options: ServerOptions) -> Result<Self, Error>` | takes the name with `options` |
+/// | `CalculatorServer::spawn(self) -> Result<ServerHandle, Error>` | serves on threads of its own until the [`ServerHandle`] is shut down or dropped |
+/// | `CalculatorServer::run(self) -> Result<(), Error>` | serves on this thread (one of the workers), for ever |
 /// | `CalculatorServer::name(&self) -> &str` | the service name |
 ///
 /// Everything else (argument and result codecs, the slot size, the interface fingerprint and
@@ -172,6 +186,13 @@ pub mod __private {
     #[inline]
     pub fn get<T>(codec: &crate::data::Codec<T>, buf: &[u8], offset: usize) -> Result<T, Invalid> {
         (codec.decode)(&buf[offset..offset + codec.size])
+    }
+
+    /// Hooks for the behaviour tests, which attack the protocol from a hostile client's seat.
+    /// Compiled in only with the test-only `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
+    pub mod testing {
+        pub use crate::transport::testing::*;
     }
 
     /// Checks a request's length before decoding its arguments.

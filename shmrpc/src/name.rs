@@ -1,16 +1,10 @@
-//! Service names, checked before anything touches the system.
+//! Service names, checked before anything touches the system, and the socket names they
+//! become.
 
 use crate::Error;
 
 /// Longest service name, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
-
-/// Prefix of every shared-memory object shmrpc creates (`/dev/shm/shmrpc.<name>` on Linux).
-pub(crate) const OBJECT_PREFIX: &str = "shmrpc.";
-
-/// Separates a service's object name from the suffix of a server's unpublished object. It is not
-/// a character a service name may hold, so no service's object can be mistaken for another's.
-pub(crate) const UNPUBLISHED_MARK: char = '~';
 
 /// A validated service name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,14 +41,16 @@ impl ServiceName {
         &self.name
     }
 
-    /// The name of the published shared-memory object.
-    pub(crate) fn object(&self) -> String {
-        format!("{OBJECT_PREFIX}{}", self.name)
+    /// The socket name under which a server of user `uid` publishes the service for its own
+    /// user: `shmrpc/u<uid>/<name>`, in the abstract namespace.
+    pub(crate) fn user_address(&self, uid: u32) -> Vec<u8> {
+        format!("shmrpc/u{uid}/{}", self.name).into_bytes()
     }
 
-    /// The prefix of this service's unpublished objects (a server between create and publish).
-    pub(crate) fn unpublished_prefix(&self) -> String {
-        format!("{OBJECT_PREFIX}{}{UNPUBLISHED_MARK}", self.name)
+    /// The socket name under which a server that admits other users publishes the service for
+    /// them: `shmrpc/public/<name>`.
+    pub(crate) fn public_address(&self) -> Vec<u8> {
+        format!("shmrpc/public/{}", self.name).into_bytes()
     }
 }
 

@@ -29,17 +29,23 @@ pub enum WaitStrategy {
 pub const DEFAULT_CLIENT_SPIN_BUDGET: Duration = Duration::from_micros(50);
 
 /// The longest an adaptive server spins for the next request before it sleeps, unless set
-/// otherwise. Longer than a client's: under load the next request often comes only after the
-/// lock passed from one client process to another, which takes a context switch; an idle server
-/// still sleeps after it, and a server whose requests keep coming just after it gave up stops
-/// spinning altogether.
+/// otherwise. Longer than a client's: under load the next request often comes only after a
+/// client process was scheduled again; an idle server still sleeps after it, and a server whose
+/// requests keep coming just after it gave up stops spinning altogether.
 pub const DEFAULT_SERVER_SPIN_BUDGET: Duration = Duration::from_millis(1);
+
+/// The most slots a client opens on one connection, unless set otherwise: threads of one
+/// client call in parallel up to this many, then take turns.
+pub const DEFAULT_MAX_SLOTS: usize = 16;
 
 /// Options of a client: [`ClientOptions::default()`] then the setters.
 ///
 /// ```
 /// use std::time::Duration;
-/// let options = shmrpc::ClientOptions::default().timeout(Duration::from_millis(200));
+/// let options = shmrpc::ClientOptions::default()
+///     .timeout(Duration::from_millis(200))
+///     .wait_for_server(Duration::from_secs(2))
+///     .trust_uid(1000);
 /// assert_eq!(options.get_timeout(), Duration::from_millis(200));
 /// ```
 #[derive(Debug, Clone)]
@@ -47,24 +53,30 @@ pub struct ClientOptions {
     pub(crate) timeout: Duration,
     pub(crate) wait: WaitStrategy,
     pub(crate) spin_budget: Duration,
+    pub(crate) wait_for_server: Duration,
+    pub(crate) trusted: Vec<u32>,
+    pub(crate) max_slots: usize,
 }
 
 impl Default for ClientOptions {
-    /// Timeout 5 s, adaptive waiting.
+    /// Timeout 5 s, adaptive waiting, no waiting for a server at `connect`, trusting servers of
+    /// this process's user and root, up to [`DEFAULT_MAX_SLOTS`] calls in parallel.
     fn default() -> Self {
         ClientOptions {
             timeout: Duration::from_secs(5),
             wait: WaitStrategy::Adaptive,
             spin_budget: DEFAULT_CLIENT_SPIN_BUDGET,
+            wait_for_server: Duration::ZERO,
+            trusted: Vec::new(),
+            max_slots: DEFAULT_MAX_SLOTS,
         }
     }
 }
 
 impl ClientOptions {
-    /// Bounds each whole call: waiting for other clients, sending, the server's work and the
+    /// Bounds each whole call: waiting for a free slot, sending, the server's work and the
     /// answer. A call not done by then returns [`Error::Timeout`](crate::Error::Timeout).
-    /// Connecting is not bounded by it: it does not wait for a server, and retries a damaged
-    /// header (while the server repairs it) for at most 100 ms.
+    /// Also bounds `connect`'s exchange with a server that holds the name but does not answer.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
@@ -86,30 +98,79 @@ impl ClientOptions {
         self
     }
 
+    /// How long `connect` waits for a server to bind the name, when none holds it yet (default:
+    /// not at all, `connect` fails at once with `ServerNotRunning`). It looks again at growing
+    /// intervals of at most 5 ms: socket names give no notification.
+    #[must_use]
+    pub fn wait_for_server(mut self, wait: Duration) -> Self {
+        self.wait_for_server = wait;
+        self
+    }
+
+    /// Also trusts a server run by user `uid` (by default only servers of this process's own
+    /// user and of root are trusted). Any user may take a service's name before its real server
+    /// starts; a client refuses a server it does not trust with
+    /// [`Error::PermissionDenied`](crate::Error::PermissionDenied), so that a squatter never
+    /// sees a call.
+    #[must_use]
+    pub fn trust_uid(mut self, uid: u32) -> Self {
+        if !self.trusted.contains(&uid) {
+            self.trusted.push(uid);
+        }
+        self
+    }
+
+    /// The most calls this client makes in parallel (one slot each; default
+    /// [`DEFAULT_MAX_SLOTS`], at least 1): more threads calling at once take turns. The
+    /// server may allow fewer.
+    #[must_use]
+    pub fn max_slots(mut self, slots: usize) -> Self {
+        self.max_slots = slots.max(1);
+        self
+    }
+
     /// The call timeout.
     pub fn get_timeout(&self) -> Duration {
         self.timeout
     }
 }
 
+/// Who may connect to a server: the rules of [`ServerOptions`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Access {
+    pub(crate) any_user: bool,
+    pub(crate) uids: Vec<u32>,
+    pub(crate) gids: Vec<u32>,
+}
+
+impl Access {
+    /// Whether any rule admits users other than the server's own: the service is then also
+    /// published where other users look for it.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.any_user || !self.uids.is_empty() || !self.gids.is_empty()
+    }
+}
+
 /// Options of a server: [`ServerOptions::default()`] then the setters.
 ///
 /// ```
-/// let options = shmrpc::ServerOptions::default().mode(0o660);
-/// assert_eq!(options.get_mode(), 0o660);
+/// let options = shmrpc::ServerOptions::default().workers(4).allow_uid(1001).allow_gid(100);
+/// assert_eq!(options.get_workers(), 4);
 /// ```
 #[derive(Debug, Clone)]
 pub struct ServerOptions {
-    pub(crate) mode: u32,
+    pub(crate) access: Access,
+    pub(crate) workers: usize,
     pub(crate) wait: WaitStrategy,
     pub(crate) spin_budget: Duration,
 }
 
 impl Default for ServerOptions {
-    /// Mode `0o600` (only the server's user may connect), adaptive waiting.
+    /// Only the server's own user may connect; one worker; adaptive waiting.
     fn default() -> Self {
         ServerOptions {
-            mode: 0o600,
+            access: Access::default(),
+            workers: 1,
             wait: WaitStrategy::Adaptive,
             spin_budget: DEFAULT_SERVER_SPIN_BUDGET,
         }
@@ -117,12 +178,39 @@ impl Default for ServerOptions {
 }
 
 impl ServerOptions {
-    /// The permission bits of everything the server creates, exactly: the umask does not apply.
-    /// `0o600` lets only this user connect, `0o660` this user and group, `0o666` anyone.
-    /// Clients need read and write access.
+    /// Lets any user connect. The service is then also published under a name other users look
+    /// up (see the README's security section); clients still check who runs the server.
     #[must_use]
-    pub fn mode(mut self, mode: u32) -> Self {
-        self.mode = mode;
+    pub fn allow_any_user(mut self) -> Self {
+        self.access.any_user = true;
+        self
+    }
+
+    /// Also lets user `uid` connect. Rules add up.
+    #[must_use]
+    pub fn allow_uid(mut self, uid: u32) -> Self {
+        if !self.access.uids.contains(&uid) {
+            self.access.uids.push(uid);
+        }
+        self
+    }
+
+    /// Also lets members of group `gid` connect (their primary or a supplementary group, as
+    /// the kernel reports them when they connect). Rules add up.
+    #[must_use]
+    pub fn allow_gid(mut self, gid: u32) -> Self {
+        if !self.access.gids.contains(&gid) {
+            self.access.gids.push(gid);
+        }
+        self
+    }
+
+    /// How many threads run methods (default 1). With one, calls are served one at a time in
+    /// the order they arrive; with `n`, calls from different connections (and from different
+    /// threads of one client) run in parallel on up to `n` threads. At least 1.
+    #[must_use]
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = workers;
         self
     }
 
@@ -141,8 +229,8 @@ impl ServerOptions {
         self
     }
 
-    /// The permission bits.
-    pub fn get_mode(&self) -> u32 {
-        self.mode
+    /// The number of worker threads.
+    pub fn get_workers(&self) -> usize {
+        self.workers
     }
 }

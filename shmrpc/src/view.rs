@@ -9,9 +9,8 @@
 //! object's size.
 //!
 //! Within this process no two accesses of different sizes to the same bytes are ever concurrent
-//! (the header, whose state word is also used alone, is copied in 4-byte units; payload bytes
-//! are reached only by copies that the protocol orders): Rust's memory model does not allow
-//! that. The kernel reading the low half of the lock word as a futex is outside that model.
+//! (control words are only ever reached as the same atomic type; payload bytes only by copies
+//! that the protocol orders): Rust's memory model does not allow that.
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
@@ -94,41 +93,6 @@ impl View {
         for (i, b) in words.into_remainder().iter_mut().enumerate() {
             // SAFETY: a byte of the checked range after its last whole word.
             *b = unsafe { AtomicU8::from_ptr(src.add(start + i)) }.load(Ordering::Relaxed);
-        }
-    }
-
-    /// Copies `dst.len()` bytes (a multiple of 4, at a 4-aligned offset) out of the segment in
-    /// 4-byte units: for regions where some words are also accessed alone as `u32` (the header's
-    /// state word), since concurrent atomic accesses of different sizes are not allowed.
-    pub(crate) fn read_words(&self, offset: usize, dst: &mut [u8]) {
-        self.check(offset, dst.len(), 4);
-        assert!(
-            dst.len().is_multiple_of(4),
-            "shmrpc bug: word copy of {} bytes",
-            dst.len()
-        );
-        for (i, chunk) in dst.chunks_exact_mut(4).enumerate() {
-            chunk.copy_from_slice(
-                &self
-                    .u32(offset + 4 * i)
-                    .load(Ordering::Relaxed)
-                    .to_ne_bytes(),
-            );
-        }
-    }
-
-    /// Copies `src` (a multiple of 4 bytes) into the segment at a 4-aligned `offset` in 4-byte
-    /// units; see [`View::read_words`].
-    pub(crate) fn write_words(&self, offset: usize, src: &[u8]) {
-        self.check(offset, src.len(), 4);
-        assert!(
-            src.len().is_multiple_of(4),
-            "shmrpc bug: word copy of {} bytes",
-            src.len()
-        );
-        for (i, chunk) in src.chunks_exact(4).enumerate() {
-            let word = u32::from_ne_bytes(chunk.try_into().expect("4 bytes"));
-            self.u32(offset + 4 * i).store(word, Ordering::Relaxed);
         }
     }
 

@@ -140,17 +140,27 @@ impl Deadline {
         }
     }
 
+    /// The timeout the deadline was made from.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub(crate) fn get(&self) -> Instant {
         if let Some(at) = self.at.get() {
             return at;
         }
-        let now = Instant::now();
-        let at = now
-            .checked_add(self.timeout)
-            .unwrap_or(now + Duration::from_secs(86400 * 365));
+        let at = after(self.timeout);
         self.at.set(Some(at));
         at
     }
+}
+
+/// The instant `d` from now, or a year from now if `d` is longer (an `Instant` cannot hold any
+/// duration).
+pub(crate) fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d.min(Duration::from_secs(86400 * 365)))
+        .unwrap_or(now)
 }
 
 /// Spins until `done()` or until `limit` passes; returns whether `done()` became true.

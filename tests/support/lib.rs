@@ -248,6 +248,9 @@ pub trait Work {
     fn add(&self, a: i64, b: i64) -> i64;
     /// How many calls this server has served.
     fn served(&self) -> u64;
+    /// The caller as the server sees it: pid, uid, gid (`u32::MAX` each outside a call, which
+    /// would be a bug).
+    fn caller(&self) -> [u32; 3];
 }
 
 /// The server side of [`Work`].
@@ -282,6 +285,9 @@ impl Work for WorkImpl {
     fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)
     }
+    fn caller(&self) -> [u32; 3] {
+        shmrpc::Caller::current().map_or([u32::MAX; 3], |c| [c.pid(), c.uid(), c.gid()])
+    }
 }
 
 /// A service with a 1 MiB slot.
@@ -311,16 +317,43 @@ pub fn unique_name(what: &str) -> String {
     )
 }
 
-/// The objects in `/dev/shm` that belong to service `name` (published or not).
+/// What the system holds for service `name`: a socket holding its name (a listening socket in
+/// `/proc/net/unix` under `@shmrpc/<user or public>/<name>`; accepted connections show the
+/// same path but hold no name) and any file in `/dev/shm` naming it.
 pub fn leftovers(name: &str) -> Vec<String> {
-    let prefix = format!("shmrpc.{name}");
-    std::fs::read_dir("/dev/shm")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|f| f == &prefix || f.starts_with(&format!("{prefix}~")))
-                .collect()
-        })
+    /// `__SO_ACCEPTCON`, in the Flags column: a listening socket.
+    const LISTENING: &str = "00010000";
+    let mut found: Vec<String> = std::fs::read_to_string("/proc/net/unix")
         .unwrap_or_default()
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(3) == Some(&LISTENING)).then(|| fields.get(7).copied())?
+        })
+        .filter(|path| {
+            path.strip_prefix("@shmrpc/")
+                .and_then(|rest| rest.split_once('/'))
+                .is_some_and(|(_, service)| service == name)
+        })
+        .map(str::to_owned)
+        .collect();
+    if let Ok(dir) = std::fs::read_dir("/dev/shm") {
+        found.extend(
+            dir.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|f| f.contains(name)),
+        );
+    }
+    found
+}
+
+/// Shared-memory slots and sockets this process holds (mappings of shmrpc memfds, open socket
+/// descriptors), for checking that nothing is left.
+pub fn slot_mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("memfd:shmrpc-slot"))
+        .count()
 }
 
 /// The `peer` program: next to the test executable's `deps` folder.
@@ -444,6 +477,45 @@ impl Drop for Peer {
     }
 }
 
+/// The user the tests switch to, with `setpriv`.
+pub const NOBODY: u32 = 65534;
+
+/// Whether this process may run others as another user (root, and `setpriv` installed); says
+/// so when not, so that a skipped test is visible.
+pub fn can_switch_users() -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    let setpriv = Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !(root && setpriv) {
+        eprintln!("skipped: switching users needs root and setpriv");
+    }
+    root && setpriv
+}
+
+/// A `peer` command run as user `uid` (and group `uid`, no supplementary groups).
+pub fn peer_as(uid: u32, args: &[&str]) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args([
+            "--reuid",
+            &uid.to_string(),
+            "--regid",
+            &uid.to_string(),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(peer_program())
+        .args(args);
+    command
+}
+
 /// CPU time a process has used so far, in clock ticks (user + system), from `/proc`.
 pub fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/<pid>/stat");
@@ -465,6 +537,7 @@ pub fn kind(e: &shmrpc::Error) -> &'static str {
         InterfaceMismatch { .. } => "InterfaceMismatch",
         PermissionDenied { .. } => "PermissionDenied",
         InvalidName { .. } => "InvalidName",
+        NameTaken { .. } => "NameTaken",
         BadRequest { .. } => "BadRequest",
         HandlerPanicked { .. } => "HandlerPanicked",
         Corrupted { .. } => "Corrupted",
@@ -583,6 +656,7 @@ pub mod other_versions {
             fn boom(&self, code: u32) -> u32;
             fn add(&self, a: i32, b: i32) -> i32;
             fn served(&self) -> u64;
+            fn caller(&self) -> [u32; 3];
         }
     }
 
@@ -595,6 +669,7 @@ pub mod other_versions {
             fn boom(&self, code: u32) -> u32;
             fn add(&self, a: i64, b: i64) -> i64;
             fn served(&self) -> u64;
+            fn caller(&self) -> [u32; 3];
             fn reset(&self);
         }
     }
@@ -619,6 +694,7 @@ pub mod other_versions {
             fn boom(&self, code: u32) -> u32;
             fn add(&self, a: i64, b: i64) -> i64;
             fn served(&self) -> u64;
+            fn caller(&self) -> [u32; 3];
         }
     }
 
@@ -631,6 +707,7 @@ pub mod other_versions {
             fn boom(&self, code: u32) -> u32;
             fn add(&self, a: i64, b: i64) -> i64;
             fn served(&self) -> u64;
+            fn caller(&self) -> [u32; 3];
         }
     }
 }

@@ -1,14 +1,21 @@
-//! The other process of the behaviour tests: a server or a client of the test services.
+//! The other process of the behaviour tests: a server or a client of the test services, honest
+//! or hostile.
 //!
 //! ```text
-//! peer server <work|types|big> <name> [mode=<octal>] [wait=<adaptive|spin|park>]
+//! peer server <work|types|big> <name> [wait=<adaptive|spin|park>] [workers=<n>]
+//!             [allow=any] [allow-uid=<uid>] [allow-gid=<gid>]
 //!     binds, prints `ready`, serves until stdin closes (then shuts down, prints `stopped`)
+//! peer server-fork <name> <libc|raw>
+//!     binds `work`, serves, then forks (through libc, or with a raw fork system call that runs
+//!     no atfork handler); the child sleeps for ever. Prints `ready <child pid>`
 //! peer echo <name> <client-id> <threads> <calls>
 //!     each thread makes <calls> echo calls with unique values; prints `ok <n>` or the problem
 //! peer types <name>          calls every method of Types and checks the answers
 //! peer idle <name>           connects, makes one call, prints `ready`, then waits on stdin
-//! peer connect <name>        prints `ok` or the error kind of connecting
+//! peer connect <name> [trust=<uid>]
+//!     prints `ok` or `<ErrorKind> <message>` of connecting and calling `add`
 //! peer connect-narrow <name> as `connect`, with a client built from `Work` whose `add` takes i32
+//! peer whoami <name>         prints `caller <pid> <uid> <gid>` as the server saw this process
 //! peer sleep <name> <ms> <token> <timeout-ms>
 //!     one call; prints `ok <value> <elapsed-ms>` or `<ErrorKind> <elapsed-ms>`
 //! peer loop <name> <client-id> <timeout-ms>
@@ -21,6 +28,21 @@
 //!     echo calls until stdin closes, through server deaths and restarts, then prints
 //!     `ok=<n> died=<n> notrunning=<n> timeout=<n> other=<n> crossed=<n>` (and the first
 //!     unexpected error, if any)
+//! peer nofd <name> <client-id> <calls>
+//!     connects, calls, then fills its descriptor table and makes <calls> echo calls; prints
+//!     `ok <n>` or the problem
+//! peer fork-client <name> <calls>
+//!     connects, calls, then forks; parent and child each make <calls> echo calls through the
+//!     same client object at once; prints `ok parent=<n> child=<n>` or the problem
+//! peer many <name> <n>       connects <n> clients, calls once on each, prints `ready`, waits
+//! peer slow <name> <ms>      prints `ready`, then calls sleep(<ms>) in a loop until stdin closes
+//! peer squat <address>      binds and listens on the abstract socket <address>, prints `ready`
+//! peer peek <pid>
+//!     tries to open every /proc/<pid>/fd/* and /proc/<pid>/map_files/*; prints
+//!     `opened=<n> tried=<n> memfds=<n> `
+//! peer hostile <name> <truncate|grow|mprotect|garbage|punch|kicks|stop>
+//!     connects by hand and attacks its own slot (see `hostile`); prints `attacking`, keeps on
+//!     until stdin closes, prints `done <n>`
 //! ```
 
 use std::io::BufRead;
@@ -55,15 +77,35 @@ fn wait_strategy(args: &[&str]) -> WaitStrategy {
     }
 }
 
+fn server_options(args: &[&str]) -> ServerOptions {
+    let mut options = ServerOptions::default().wait(wait_strategy(args));
+    if let Some(n) = opt(args, "workers") {
+        options = options.workers(n.parse().expect("workers=<n>"));
+    }
+    if opt(args, "allow") == Some("any") {
+        options = options.allow_any_user();
+    }
+    if let Some(uid) = opt(args, "allow-uid") {
+        options = options.allow_uid(uid.parse().expect("allow-uid=<uid>"));
+    }
+    if let Some(gid) = opt(args, "allow-gid") {
+        options = options.allow_gid(gid.parse().expect("allow-gid=<gid>"));
+    }
+    options
+}
+
+fn wait_for_stdin_to_close() {
+    for line in std::io::stdin().lock().lines() {
+        if line.is_err() {
+            break;
+        }
+    }
+}
+
 fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
     match args {
         ["server", service, name, rest @ ..] => {
-            let mut options = ServerOptions::default().wait(wait_strategy(rest));
-            if let Some(mode) = opt(rest, "mode") {
-                options = options.mode(
-                    u32::from_str_radix(mode.trim_start_matches("0o"), 8).expect("octal mode"),
-                );
-            }
+            let options = server_options(rest);
             let handle = match *service {
                 "work" => WorkServer::bind_with(name, WorkImpl::default(), options)?.spawn()?,
                 "types" => TypesServer::bind_with(name, TypesImpl::default(), options)?.spawn()?,
@@ -72,13 +114,30 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
             };
             println!("ready");
             // Serve until the test closes stdin (or kills us).
-            for line in std::io::stdin().lock().lines() {
-                if line.is_err() {
-                    break;
-                }
-            }
+            wait_for_stdin_to_close();
             handle.shutdown()?;
             println!("stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        ["server-fork", name, how] => {
+            let handle = WorkServer::bind(name, WorkImpl::default())?.spawn()?;
+            let child = match *how {
+                // SAFETY: the child only sleeps (pause is async-signal-safe).
+                "libc" => unsafe { libc::fork() },
+                // SAFETY: as above; a raw fork runs no atfork handler, as a program calling
+                // clone(2) itself would.
+                "raw" => unsafe { libc::syscall(libc::SYS_fork) as libc::pid_t },
+                other => panic!("fork how? {other}"),
+            };
+            if child == 0 {
+                loop {
+                    // SAFETY: async-signal-safe; the child does nothing else.
+                    unsafe { libc::pause() };
+                }
+            }
+            println!("ready {child}");
+            wait_for_stdin_to_close();
+            handle.shutdown()?;
             Ok(ExitCode::SUCCESS)
         }
         ["echo", name, id, threads, calls] => {
@@ -92,21 +151,7 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
                 let workers: Vec<_> = (0..threads)
                     .map(|t| {
                         let client = &client;
-                        s.spawn(move || {
-                            for seq in 0..calls {
-                                let seq = seq * 1_000_003 + u64::from(t);
-                                match client.echo(id, t, seq) {
-                                    Ok(r) if (r.client, r.thread, r.seq) == (id, t, seq) => {}
-                                    Ok(r) => {
-                                        return Some(format!(
-                                            "crossed: sent {id}/{t}/{seq}, got {r:?}"
-                                        ));
-                                    }
-                                    Err(e) => return Some(format!("failed: {e}")),
-                                }
-                            }
-                            None
-                        })
+                        s.spawn(move || echo_calls(client, id, t, calls).err())
                     })
                     .collect();
                 workers
@@ -134,15 +179,15 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
             let client = WorkClient::connect(name)?;
             client.add(1, 2)?;
             println!("ready");
-            for line in std::io::stdin().lock().lines() {
-                if line.is_err() {
-                    break;
-                }
-            }
+            wait_for_stdin_to_close();
             Ok(ExitCode::SUCCESS)
         }
-        ["connect", name] => {
-            match WorkClient::connect(name).and_then(|c| c.add(40, 2)) {
+        ["connect", name, rest @ ..] => {
+            let mut options = ClientOptions::default();
+            if let Some(uid) = opt(rest, "trust") {
+                options = options.trust_uid(uid.parse().unwrap());
+            }
+            match WorkClient::connect_with(name, options).and_then(|c| c.add(40, 2)) {
                 Ok(42) => println!("ok"),
                 Ok(other) => println!("wrong {other}"),
                 Err(e) => println!("{} {e}", kind(&e)),
@@ -155,6 +200,11 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
                 Ok(v) => println!("ok {v}"),
                 Err(e) => println!("{} {e}", kind(&e)),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        ["whoami", name] => {
+            let [pid, uid, gid] = WorkClient::connect(name)?.caller()?;
+            println!("caller {pid} {uid} {gid}");
             Ok(ExitCode::SUCCESS)
         }
         ["sleep", name, ms, token, timeout] => {
@@ -186,54 +236,7 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        ["churn", name, id, timeout] => {
-            use std::sync::atomic::{AtomicBool, Ordering};
-            let stop = std::sync::Arc::new(AtomicBool::new(false));
-            let watcher = stop.clone();
-            std::thread::spawn(move || {
-                let _ = std::io::stdin().read_line(&mut String::new());
-                watcher.store(true, Ordering::Relaxed);
-            });
-            let options =
-                ClientOptions::default().timeout(Duration::from_millis(timeout.parse().unwrap()));
-            let id: u32 = id.parse().unwrap();
-            let client = loop {
-                match WorkClient::connect_with(name, options.clone()) {
-                    Ok(client) => break client,
-                    Err(_) if !stop.load(Ordering::Relaxed) => {
-                        std::thread::sleep(Duration::from_millis(5))
-                    }
-                    Err(e) => return Err(e),
-                }
-            };
-            println!("ready");
-            let mut counts = [0u64; 6];
-            let mut first_other = None;
-            let mut seq = 0;
-            while !stop.load(Ordering::Relaxed) {
-                seq += 1;
-                match client.echo(id, 0, seq) {
-                    Ok(r) if (r.client, r.seq) == (id, seq) => counts[0] += 1,
-                    Ok(_) => counts[5] += 1,
-                    Err(shmrpc::Error::ServerDied { .. }) => counts[1] += 1,
-                    Err(shmrpc::Error::ServerNotRunning { .. }) => {
-                        counts[2] += 1;
-                        std::thread::sleep(Duration::from_millis(1));
-                    }
-                    Err(shmrpc::Error::Timeout { .. }) => counts[3] += 1,
-                    Err(e) => {
-                        counts[4] += 1;
-                        first_other.get_or_insert(e.to_string());
-                    }
-                }
-            }
-            let [ok, died, notrunning, timeout, other, crossed] = counts;
-            println!(
-                "ok={ok} died={died} notrunning={notrunning} timeout={timeout} other={other} crossed={crossed} {}",
-                first_other.unwrap_or_default()
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        ["churn", name, id, timeout] => churn(name, id, timeout),
         ["share", name, ms] => {
             let client = WorkClient::connect(name)?;
             println!("ready");
@@ -248,6 +251,341 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
             println!("calls={calls}");
             Ok(ExitCode::SUCCESS)
         }
+        ["nofd", name, id, calls] => {
+            let client = WorkClient::connect(name)?;
+            client.add(1, 1)?;
+            let filled = fill_descriptor_table();
+            let result = echo_calls(&client, id.parse().unwrap(), 0, calls.parse().unwrap());
+            match result {
+                Ok(n) => println!("ok {n} (with {filled} descriptors more, the table full)"),
+                Err(problem) => println!("{problem}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ["fork-client", name, calls] => fork_client(name, calls.parse().unwrap()),
+        ["many", name, n] => {
+            raise_fd_limit();
+            let clients: Vec<WorkClient> = (0..n.parse::<usize>().unwrap())
+                .map(|_| WorkClient::connect(name))
+                .collect::<Result<_, _>>()?;
+            for c in &clients {
+                c.add(1, 1)?;
+            }
+            println!("ready");
+            wait_for_stdin_to_close();
+            Ok(ExitCode::SUCCESS)
+        }
+        ["slow", name, ms] => {
+            let client = WorkClient::connect(name)?;
+            let ms: u32 = ms.parse().unwrap();
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let watcher = stop.clone();
+            std::thread::spawn(move || {
+                wait_for_stdin_to_close();
+                watcher.store(true, std::sync::atomic::Ordering::Relaxed);
+            });
+            println!("ready");
+            let mut calls = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                client.sleep(ms, calls)?;
+                calls += 1;
+            }
+            println!("calls={calls}");
+            Ok(ExitCode::SUCCESS)
+        }
+        ["hostile", name, attack] => hostile::attack(name, attack),
+        ["squat", address] => {
+            // A plain socket under someone else's service name: accepts, says nothing.
+            use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+            let fd = rustix::net::socket_with(
+                AddressFamily::UNIX,
+                SocketType::SEQPACKET,
+                SocketFlags::CLOEXEC,
+                None,
+            )
+            .unwrap();
+            let addr = SocketAddrUnix::new_abstract_name(address.as_bytes()).unwrap();
+            rustix::net::bind(&fd, &addr).unwrap();
+            rustix::net::listen(&fd, 16).unwrap();
+            println!("ready");
+            let mut held = Vec::new();
+            while let Ok(conn) = rustix::net::accept(&fd) {
+                held.push(conn);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ["peek", pid] => {
+            let (mut tried, mut opened, mut memfds) = (0, 0, 0);
+            for dir in ["fd", "map_files"] {
+                let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/{dir}")) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    tried += 1;
+                    let target = std::fs::read_link(entry.path()).unwrap_or_default();
+                    if dir == "fd" && target.to_string_lossy().contains("memfd:") {
+                        memfds += 1;
+                    }
+                    if std::fs::File::open(entry.path()).is_ok() {
+                        opened += 1;
+                    }
+                }
+            }
+            println!("opened={opened} tried={tried} memfds={memfds} ");
+            Ok(ExitCode::SUCCESS)
+        }
         _ => panic!("usage: see the top of tests/support/peer.rs; got {args:?}"),
+    }
+}
+
+/// `calls` echo calls with unique values; the number made, or the first problem.
+fn echo_calls(client: &WorkClient, id: u32, thread: u32, calls: u64) -> Result<u64, String> {
+    for seq in 0..calls {
+        let seq = seq * 1_000_003 + u64::from(thread);
+        match client.echo(id, thread, seq) {
+            Ok(r) if (r.client, r.thread, r.seq) == (id, thread, seq) => {}
+            Ok(r) => return Err(format!("crossed: sent {id}/{thread}/{seq}, got {r:?}")),
+            Err(e) => return Err(format!("failed: {e}")),
+        }
+    }
+    Ok(calls)
+}
+
+fn churn(name: &str, id: &str, timeout: &str) -> Result<ExitCode, shmrpc::Error> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let watcher = stop.clone();
+    std::thread::spawn(move || {
+        let _ = std::io::stdin().read_line(&mut String::new());
+        watcher.store(true, Ordering::Relaxed);
+    });
+    let options = ClientOptions::default().timeout(Duration::from_millis(timeout.parse().unwrap()));
+    let id: u32 = id.parse().unwrap();
+    let client = loop {
+        match WorkClient::connect_with(name, options.clone()) {
+            Ok(client) => break client,
+            Err(_) if !stop.load(Ordering::Relaxed) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => return Err(e),
+        }
+    };
+    println!("ready");
+    let mut counts = [0u64; 6];
+    let mut first_other = None;
+    let mut seq = 0;
+    while !stop.load(Ordering::Relaxed) {
+        seq += 1;
+        match client.echo(id, 0, seq) {
+            Ok(r) if (r.client, r.seq) == (id, seq) => counts[0] += 1,
+            Ok(_) => counts[5] += 1,
+            Err(shmrpc::Error::ServerDied { .. }) => counts[1] += 1,
+            Err(shmrpc::Error::ServerNotRunning { .. }) => {
+                counts[2] += 1;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(shmrpc::Error::Timeout { .. }) => counts[3] += 1,
+            Err(e) => {
+                counts[4] += 1;
+                first_other.get_or_insert(e.to_string());
+            }
+        }
+    }
+    let [ok, died, notrunning, timeout, other, crossed] = counts;
+    println!(
+        "ok={ok} died={died} notrunning={notrunning} timeout={timeout} other={other} crossed={crossed} {}",
+        first_other.unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Opens `/dev/null` until the process has no free descriptor; how many it opened.
+fn fill_descriptor_table() -> usize {
+    let mut held = Vec::new();
+    while let Ok(file) = std::fs::File::open("/dev/null") {
+        held.push(file);
+    }
+    let n = held.len();
+    std::mem::forget(held);
+    n
+}
+
+fn raise_fd_limit() {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        },
+    );
+}
+
+fn fork_client(name: &str, calls: u64) -> Result<ExitCode, shmrpc::Error> {
+    let client = WorkClient::connect(name)?;
+    client.add(1, 1)?;
+    // A thread of the parent calls in a loop across the fork: the child inherits its slot in
+    // the middle of a call.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let outcome = std::thread::scope(|s| {
+        let background = s.spawn(|| {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                echo_calls(&client, 7, 1, 1)?;
+                n += 1;
+            }
+            Ok::<u64, String>(n)
+        });
+        std::thread::sleep(Duration::from_millis(20));
+        // SAFETY: the child runs only this thread's code, which calls through shmrpc (which
+        // must not touch what the parent's threads hold) and then exits.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let code = match echo_calls(&client, 8, 2, calls) {
+                Ok(_) => 0,
+                Err(problem) => {
+                    println!("child: {problem}");
+                    1
+                }
+            };
+            // SAFETY: ends the child at once, without running the parent's destructors.
+            unsafe { libc::_exit(code) };
+        }
+        let parent = echo_calls(&client, 9, 3, calls);
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let background = background.join().unwrap();
+        (parent, background, status)
+    });
+    match outcome {
+        (Ok(parent), Ok(background), 0) => {
+            println!("ok parent={parent} child={calls} background={background}");
+            Ok(ExitCode::SUCCESS)
+        }
+        (parent, background, status) => {
+            println!("problem parent={parent:?} background={background:?} child status={status}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// A client that speaks the protocol by hand and attacks its own slot.
+mod hostile {
+    use std::process::ExitCode;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use shmrpc::__private::testing::{RawConnection, kick, raw_connect};
+
+    pub(super) fn attack(name: &str, attack: &str) -> Result<ExitCode, shmrpc::Error> {
+        let raw = raw_connect(name)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = stop.clone();
+        std::thread::spawn(move || {
+            super::wait_for_stdin_to_close();
+            watcher.store(true, Ordering::Relaxed);
+        });
+        // SAFETY: a fresh shared mapping of the slot; this process only ever accesses it
+        // through raw pointers with volatile writes (it is the attacker: anything goes, but
+        // only in its own memory).
+        let map = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                raw.slot_len,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED,
+                &raw.memfd,
+                0,
+            )
+        }
+        .expect("map the slot")
+        .cast::<u8>();
+        println!("attacking");
+        let mut rounds = 0u64;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut random = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        while !stop.load(Ordering::Relaxed) {
+            rounds += 1;
+            match attack {
+                // Sealed: these must fail, and change nothing.
+                "truncate" => assert!(rustix::fs::ftruncate(&raw.memfd, 64).is_err()),
+                "grow" => assert!(rustix::fs::ftruncate(&raw.memfd, 1 << 30).is_err()),
+                "punch" => {
+                    let _ = rustix::fs::fallocate(
+                        &raw.memfd,
+                        rustix::fs::FallocateFlags::PUNCH_HOLE
+                            | rustix::fs::FallocateFlags::KEEP_SIZE,
+                        0,
+                        raw.slot_len as u64,
+                    );
+                    publish(&raw, map, random(), random() as u32, 64);
+                }
+                "mprotect" => {
+                    // SAFETY: the attacker's own mapping.
+                    let _ = unsafe {
+                        rustix::mm::mprotect(
+                            map.cast(),
+                            raw.slot_len,
+                            if rounds.is_multiple_of(2) {
+                                rustix::mm::MprotectFlags::empty()
+                            } else {
+                                rustix::mm::MprotectFlags::READ | rustix::mm::MprotectFlags::WRITE
+                            },
+                        )
+                    };
+                    if !rounds.is_multiple_of(2) {
+                        publish(&raw, map, random(), random() as u32, 8);
+                    }
+                }
+                "garbage" => {
+                    for _ in 0..64 {
+                        let at = (random() as usize % (raw.slot_len - 8)) & !7;
+                        // SAFETY: within the attacker's mapping, 8-aligned.
+                        unsafe { map.add(at).cast::<u64>().write_volatile(random()) };
+                    }
+                    publish(&raw, map, random(), random() as u32, random() as u32);
+                }
+                "kicks" => {
+                    publish(&raw, map, random(), random() as u32, 16);
+                    for index in [0, 1, 63, u32::MAX] {
+                        let _ = rustix::net::send(
+                            &raw.socket,
+                            &kick(index, random()),
+                            rustix::net::SendFlags::DONTWAIT,
+                        );
+                    }
+                }
+                "stop" => {
+                    // Mid-call: a request published, then frozen (the test resumes nothing).
+                    publish(&raw, map, random(), 0, 0);
+                    // SAFETY: stops this process; no memory effects.
+                    unsafe { libc::raise(libc::SIGSTOP) };
+                }
+                other => panic!("unknown attack {other}"),
+            }
+            std::thread::yield_now();
+        }
+        println!("done {rounds}");
+        let _ = &raw.eventfd;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    /// Writes a request header (method, length) and publishes sequence number `seq`, then
+    /// kicks.
+    fn publish(raw: &RawConnection, map: *mut u8, seq: u64, method: u32, len: u32) {
+        // SAFETY: offsets within the attacker's mapping, naturally aligned.
+        unsafe {
+            map.add(raw.request + 16)
+                .cast::<u32>()
+                .write_volatile(method % 8);
+            map.add(raw.request + 20).cast::<u32>().write_volatile(len);
+            map.add(raw.request).cast::<u64>().write_volatile(seq);
+        }
+        let _ = rustix::net::send(&raw.socket, &kick(0, seq), rustix::net::SendFlags::DONTWAIT);
     }
 }

@@ -1,0 +1,262 @@
+//! One call on one slot: publish, tell the server if it is not watching, wait, read the answer;
+//! or withdraw, if the time runs out or the server dies first.
+//!
+//! The client spins for its answer while one is likely to come soon (see `wait`), then kicks
+//! the server if the request was not taken yet (the server may be busy with a long method, and
+//! another worker, or the ready queue's order, should know), sets the bell's sleeper bit and
+//! sleeps on the slot's eventfd, the connection's socket and the server's pidfd at once: an
+//! answer, a closed connection or a dead server each wake it.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::connection::{ClientSlot, Connection};
+use crate::data::Invalid;
+use crate::protocol::exchange::{Sleep, Words};
+use crate::protocol::layout::Status;
+use crate::wait::{Deadline, Ended, SpinPolicy, spin_briefly, spin_until};
+use crate::{Error, fault};
+
+/// How often a client that only spins looks for a dead server.
+const SPIN_CHECK: Duration = Duration::from_millis(1);
+
+/// One call, as `exchange` needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Call<'a> {
+    pub(crate) tag: u32,
+    pub(crate) method: &'static str,
+    pub(crate) request_len: usize,
+    pub(crate) reply_len: usize,
+    pub(crate) deadline: &'a Deadline,
+    /// When a request not yet taken is kicked for anyway: after the client's spin budget.
+    pub(crate) kick_after: Duration,
+}
+
+/// How one attempt at a call ended, short of an error.
+#[derive(Debug)]
+pub(crate) enum Attempt {
+    /// The server answered.
+    Answered(Answer),
+    /// The server was gone before it took the request: safe to send again elsewhere.
+    NotTaken,
+}
+
+/// What the server answered.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// The method returned; this many reply bytes are in the buffer.
+    Reply(usize),
+    /// The server refused the request, for this reason.
+    Refused(String),
+    /// The method panicked with this message.
+    Panicked(String),
+}
+
+/// How a wait ended.
+enum WaitEnd {
+    Answered(Ended),
+    Deadline,
+    ServerGone,
+}
+
+/// Makes one call on `slot`, which this thread holds: `buf` holds the request and receives the
+/// reply.
+pub(crate) fn exchange(
+    connection: &Connection,
+    slot: &ClientSlot,
+    call: &Call<'_>,
+    buf: &mut [u8],
+    spin: &SpinPolicy,
+) -> Result<Attempt, Error> {
+    let memory = &slot.memory;
+    let words = memory.words();
+    let seq = next_seq(slot, &words);
+    memory.write_request(&buf[..call.request_len]);
+    memory.method().store(call.tag, Ordering::Relaxed);
+    memory
+        .request_len()
+        .store(call.request_len as u32, Ordering::Relaxed);
+    fault::point(fault::Step::ClientWroteRequest);
+    let mut kicked = words.publish(seq);
+    if kicked {
+        connection.kick(memory.index(), seq);
+    }
+    fault::point(fault::Step::ClientPublished);
+    let spun = spin.spin_for();
+    match wait(connection, slot, seq, call, spun, &mut kicked) {
+        WaitEnd::Answered(ended) => spin.record(spun.unwrap_or_default(), ended),
+        WaitEnd::Deadline => {
+            // If the server has not taken it, it never will; if it has, its answer carries a
+            // number no later call waits for, and the slot rests until that answer is in.
+            if !words.withdraw(seq) {
+                slot.abandoned.store(seq, Ordering::Relaxed);
+            }
+            return Err(Error::Timeout {
+                name: connection.name.as_str().to_owned(),
+                method: call.method,
+                timeout: call.deadline.timeout(),
+            });
+        }
+        WaitEnd::ServerGone => {
+            connection.dead.store(true, Ordering::Relaxed);
+            if words.is_answered(seq) {
+                return read_answer(connection, slot, seq, buf, call.reply_len);
+            }
+            if words.withdraw(seq) {
+                return Ok(Attempt::NotTaken);
+            }
+            return Err(Error::ServerDied {
+                name: connection.name.as_str().to_owned(),
+                method: call.method,
+            });
+        }
+    }
+    fault::point(fault::Step::ClientGotResponse);
+    read_answer(connection, slot, seq, buf, call.reply_len)
+}
+
+/// A sequence number for a new request: counting up from a random start per slot, never 0, and
+/// never one the slot holds now, so that no answer in the slot can ever carry it but the one to
+/// this request.
+fn next_seq(slot: &ClientSlot, words: &Words<'_>) -> u64 {
+    let mut seq = slot.last_seq.load(Ordering::Relaxed);
+    if seq == 0 {
+        seq = crate::sys::random_u64();
+    }
+    let in_slot =
+        [words.req_seq, words.resp_seq, words.withdrawn].map(|w| w.load(Ordering::Relaxed));
+    loop {
+        seq = seq.wrapping_add(1);
+        if seq != 0 && !in_slot.contains(&seq) {
+            slot.last_seq.store(seq, Ordering::Relaxed);
+            return seq;
+        }
+    }
+}
+
+/// Waits for the answer to `seq`: spins for `spin` (`None`: the whole wait), kicks the server
+/// once the request has waited `kick_after` without being taken, then sleeps.
+fn wait(
+    connection: &Connection,
+    slot: &ClientSlot,
+    seq: u64,
+    call: &Call<'_>,
+    spin: Option<Duration>,
+    kicked: &mut bool,
+) -> WaitEnd {
+    let words = slot.memory.words();
+    let answered = || words.is_answered(seq);
+    if spin != Some(Duration::ZERO) && spin_briefly(answered) {
+        return WaitEnd::Answered(Ended::Spinning);
+    }
+    let start = Instant::now();
+    let deadline = call.deadline.get();
+    let spin_end = spin.map(|s| start + s);
+    let kick_at = start + call.kick_after;
+    let mut check_at = start + SPIN_CHECK;
+    loop {
+        let now = Instant::now();
+        if !*kicked && now >= kick_at.min(spin_end.unwrap_or(kick_at)) && !words.is_taken(seq) {
+            connection.kick(slot.memory.index(), seq);
+            *kicked = true;
+        }
+        if now >= deadline {
+            return if answered() {
+                WaitEnd::Answered(Ended::Sleeping(now - start))
+            } else if connection.server_gone() {
+                // Even a timeout shorter than a check interval notices a dead server.
+                WaitEnd::ServerGone
+            } else {
+                WaitEnd::Deadline
+            };
+        }
+        if spin_end.is_none_or(|end| now < end) {
+            let mut limit = check_at.min(deadline);
+            if let Some(end) = spin_end {
+                limit = limit.min(end);
+            }
+            if !*kicked {
+                limit = limit.min(kick_at);
+            }
+            if spin_until(limit, answered) {
+                return WaitEnd::Answered(Ended::Spinning);
+            }
+            if Instant::now() >= check_at {
+                check_at += SPIN_CHECK;
+                if connection.server_gone() {
+                    return if answered() {
+                        WaitEnd::Answered(Ended::Spinning)
+                    } else {
+                        WaitEnd::ServerGone
+                    };
+                }
+            }
+            continue;
+        }
+        match words.prepare_sleep(seq) {
+            Sleep::Answered => return WaitEnd::Answered(Ended::Sleeping(now - start)),
+            Sleep::Retry => continue,
+            Sleep::Flagged => {}
+        }
+        if connection.sleep(slot, Some(deadline - now)) {
+            return if answered() {
+                WaitEnd::Answered(Ended::Sleeping(start.elapsed()))
+            } else {
+                WaitEnd::ServerGone
+            };
+        }
+    }
+}
+
+/// Copies out and checks the answer to `seq`, which the slot carries.
+fn read_answer(
+    connection: &Connection,
+    slot: &ClientSlot,
+    seq: u64,
+    buf: &mut [u8],
+    reply_len: usize,
+) -> Result<Attempt, Error> {
+    let memory = &slot.memory;
+    let status = Status::from_raw(memory.status().load(Ordering::Relaxed));
+    let len = memory.response_len().load(Ordering::Relaxed) as usize;
+    let corrupted = |detail: &str| Error::Corrupted {
+        name: connection.name.as_str().to_owned(),
+        detail: detail.to_owned(),
+    };
+    let answer = match status {
+        Some(Status::Ok) if len == reply_len && len <= memory.capacity().min(buf.len()) => {
+            memory.read_response(&mut buf[..len]);
+            Answer::Reply(len)
+        }
+        Some(status @ (Status::BadRequest | Status::Panicked)) if len <= memory.capacity() => {
+            let mut text = vec![0; len];
+            memory.read_response(&mut text);
+            let text = String::from_utf8_lossy(&text).into_owned();
+            if status == Status::Panicked {
+                Answer::Panicked(text)
+            } else {
+                Answer::Refused(text)
+            }
+        }
+        // The server found the request withdrawn: only if something wrote into this slot.
+        _ => return Err(corrupted("an answer with an unknown status or length")),
+    };
+    // Like a seqlock's second read: the copies above must not be reordered after it.
+    std::sync::atomic::fence(Ordering::Acquire);
+    if memory.words().resp_seq.load(Ordering::Relaxed) != seq {
+        return Err(corrupted("the answer changed while it was read"));
+    }
+    Ok(Attempt::Answered(answer))
+}
+
+/// Decodes a reply with the generated decoder.
+pub(crate) fn decode<R>(
+    connection_name: &str,
+    decode: impl FnOnce(&[u8]) -> Result<R, Invalid>,
+    bytes: &[u8],
+) -> Result<R, Error> {
+    decode(bytes).map_err(|Invalid(why)| Error::Corrupted {
+        name: connection_name.to_owned(),
+        detail: why.to_owned(),
+    })
+}

@@ -1,0 +1,438 @@
+//! A client's connection to one server: the handshake, the slots, kicks, and noticing the
+//! server's death.
+//!
+//! The connection holds the socket, a pidfd of the server and the slots the server sent. Each
+//! slot is used by one thread at a time, through an in-process lock (`busy`); a thread that
+//! finds every slot busy asks the server for another, up to the bound both sides allow, and
+//! beyond it waits for one to be free. A slot whose call timed out after the server took it
+//! stays out of use until that late answer arrives, so the answer never meets a later call.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::interface::{self, Interface};
+use crate::name::ServiceName;
+use crate::options::ClientOptions;
+use crate::protocol::layout::Geometry;
+use crate::protocol::messages::{self, MAX_MESSAGE, Message, RefusedCode};
+use crate::sys::{self, Interest, ProcessHandle, Stream, Waker, wait_any};
+use crate::transport::rendezvous;
+use crate::transport::slot::SlotMemory;
+use crate::{Error, MutexExt, fault};
+
+/// One slot, as the client sees it.
+#[derive(Debug)]
+pub(crate) struct ClientSlot {
+    pub(crate) memory: SlotMemory,
+    /// Readable when the server woke this slot's sleeping client.
+    pub(crate) waker: Waker,
+    /// The in-process lock: one call at a time.
+    busy: AtomicBool,
+    /// The last sequence number used here (only touched by the thread holding `busy`).
+    pub(crate) last_seq: AtomicU64,
+    /// A request given up on after the server took it, whose answer has not come yet (0: none).
+    pub(crate) abandoned: AtomicU64,
+}
+
+impl ClientSlot {
+    fn new(memory: SlotMemory, waker: Waker) -> Self {
+        ClientSlot {
+            memory,
+            waker,
+            busy: AtomicBool::new(false),
+            last_seq: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes the slot for one call, if no other thread has it and no late answer is due.
+    #[inline]
+    pub(crate) fn try_lock(&self) -> bool {
+        if self
+            .busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        let abandoned = self.abandoned.load(Ordering::Relaxed);
+        if abandoned == 0 {
+            return true;
+        }
+        if self.memory.words().is_answered(abandoned) {
+            self.abandoned.store(0, Ordering::Relaxed);
+            return true;
+        }
+        self.busy.store(false, Ordering::Release);
+        false
+    }
+
+    #[inline]
+    fn unlock(&self) {
+        self.busy.store(false, Ordering::Release);
+    }
+}
+
+/// A connection to a live server.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    pub(crate) name: ServiceName,
+    stream: Stream,
+    server: ProcessHandle,
+    geometry: Geometry,
+    /// The most slots: the client's option, the server's bound, or fewer if the server refused
+    /// one.
+    max_slots: AtomicUsize,
+    slots: Mutex<Vec<Arc<ClientSlot>>>,
+    /// Signalled when a slot is let go and a thread waits for one.
+    slot_freed: Condvar,
+    waiting: AtomicUsize,
+    /// One exchange of messages with the server at a time.
+    control: Mutex<()>,
+    /// Set once the server is known to be gone: the next call connects afresh.
+    pub(crate) dead: AtomicBool,
+    /// The fork epoch this connection was made in: a forked child must not end it.
+    epoch: u64,
+    /// The client's timeout (for messages).
+    timeout: Duration,
+}
+
+/// A slot taken for one call; let go when dropped.
+#[derive(Debug)]
+pub(crate) struct Taken<'a> {
+    pub(crate) slot: &'a ClientSlot,
+    connection: &'a Connection,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        self.slot.unlock();
+        self.connection.slot_let_go();
+    }
+}
+
+impl<'a> Taken<'a> {
+    /// Wraps a slot this thread locked (with [`ClientSlot::try_lock`] or
+    /// [`Connection::take_slot`]).
+    pub(crate) fn new(connection: &'a Connection, slot: &'a ClientSlot) -> Self {
+        Taken { slot, connection }
+    }
+}
+
+impl Connection {
+    /// Connects to the server of `name` (waiting up to `wait` for one to bind it), checks it
+    /// serves `interface`, and maps its first slot. The client's timeout bounds the wait for the
+    /// server's welcome.
+    pub(crate) fn open(
+        name: &ServiceName,
+        options: &ClientOptions,
+        wait: Duration,
+        interface: &Interface,
+    ) -> Result<Self, Error> {
+        sys::watch_forks();
+        let found = rendezvous::connect(name, options, wait)?;
+        let give_up = crate::wait::after(options.timeout);
+        let mut connection = Connection {
+            name: name.clone(),
+            stream: found.stream,
+            server: found.process,
+            geometry: Geometry { capacity: 0 },
+            max_slots: AtomicUsize::new(1),
+            slots: Mutex::new(Vec::new()),
+            slot_freed: Condvar::new(),
+            waiting: AtomicUsize::new(0),
+            control: Mutex::new(()),
+            dead: AtomicBool::new(false),
+            epoch: sys::fork_epoch(),
+            timeout: options.timeout,
+        };
+        let (message, fds) = connection.receive(give_up)?;
+        let (fingerprint, capacity, slot_len, max_slots) = match message {
+            Message::Welcome {
+                fingerprint,
+                capacity,
+                slot_len,
+                max_slots,
+            } => (fingerprint, capacity as usize, slot_len, max_slots as usize),
+            other => return Err(connection.unexpected(other)),
+        };
+        if fingerprint != interface.fingerprint {
+            return Err(connection.mismatch(interface, give_up));
+        }
+        connection.geometry = Geometry { capacity };
+        if capacity < interface.capacity || slot_len != connection.geometry.total_len() as u64 {
+            return Err(connection.corrupted(format!(
+                "the server offers slots of {capacity} bytes ({slot_len} in all), this client \
+                 needs {}",
+                interface.capacity
+            )));
+        }
+        connection.max_slots = AtomicUsize::new(max_slots.clamp(1, options.max_slots));
+        let slot = connection.map_slot(0, fds)?;
+        connection.slots.lock_anyway().push(Arc::new(slot));
+        fault::point(fault::Step::ClientConnected);
+        Ok(connection)
+    }
+
+    fn io(&self, e: io::Error) -> Error {
+        Error::io(
+            format!("talking to the server of `{}`", self.name.as_str()),
+            e,
+        )
+    }
+
+    fn corrupted(&self, detail: String) -> Error {
+        Error::Corrupted {
+            name: self.name.as_str().to_owned(),
+            detail,
+        }
+    }
+
+    fn unexpected(&self, message: Message) -> Error {
+        match message {
+            Message::Refused {
+                code: RefusedCode::Permission,
+                reason,
+            } => Error::PermissionDenied {
+                name: self.name.as_str().to_owned(),
+                detail: format!("the server refused this client: {reason}"),
+            },
+            Message::Refused { reason, .. } => {
+                self.io(io::Error::other(format!("the server refused: {reason}")))
+            }
+            other => self.corrupted(format!("the server sent an unexpected message ({other:?})")),
+        }
+    }
+
+    /// Asks for the server's description and names the first difference.
+    fn mismatch(&self, interface: &Interface, give_up: Instant) -> Error {
+        let mine = interface::describe(interface);
+        let _control = self.control.lock_anyway();
+        let difference = match self.request(&Message::Describe, give_up) {
+            Ok((Message::Description(server), _)) => interface::first_difference(&server, &mine),
+            _ => "the interface fingerprints differ (the server did not describe its own)".into(),
+        };
+        Error::InterfaceMismatch {
+            name: self.name.as_str().to_owned(),
+            difference,
+        }
+    }
+
+    /// Checks and maps a slot the server sent.
+    fn map_slot(&self, index: u32, fds: Vec<OwnedFd>) -> Result<ClientSlot, Error> {
+        let [memfd, eventfd]: [OwnedFd; 2] = fds.try_into().map_err(|fds: Vec<OwnedFd>| {
+            self.corrupted(format!(
+                "a slot came with {} descriptors instead of 2",
+                fds.len()
+            ))
+        })?;
+        let memory = SlotMemory::open(&memfd, self.geometry, index)
+            .map_err(|why| self.corrupted(format!("slot {index} is unusable: {why}")))?;
+        Ok(ClientSlot::new(memory, Waker::from_fd(eventfd)))
+    }
+
+    /// Sends `message` and waits for the answer. The caller holds the `control` lock.
+    fn request(
+        &self,
+        message: &Message,
+        give_up: Instant,
+    ) -> Result<(Message, Vec<OwnedFd>), Error> {
+        self.stream
+            .send(&message.encode(), &[])
+            .map_err(|e| self.gone_or(e))?;
+        self.receive(give_up)
+    }
+
+    /// Waits for the server's next message (at most until `give_up`).
+    fn receive(&self, give_up: Instant) -> Result<(Message, Vec<OwnedFd>), Error> {
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut fds = Vec::new();
+        loop {
+            match self.stream.recv(&mut buf, &mut fds) {
+                Ok(Some(0)) => return Err(self.not_running()),
+                Ok(Some(n)) => {
+                    return Message::decode(&buf[..n])
+                        .map(|m| (m, fds))
+                        .map_err(|why| self.corrupted(format!("the server sent {why}")));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(self.io(e)),
+            }
+            let now = Instant::now();
+            if now >= give_up {
+                // The server holds the name but does not answer: stopped, bound and not yet
+                // serving, or out of descriptors.
+                return Err(Error::Timeout {
+                    name: self.name.as_str().to_owned(),
+                    method: "connect",
+                    timeout: self.timeout,
+                });
+            }
+            let ready = wait_any(
+                &[
+                    (self.stream.fd(), Interest::Readable),
+                    (self.server.fd(), Interest::Readable),
+                ],
+                Some(give_up - now),
+            );
+            if ready & 2 != 0 {
+                return Err(self.not_running());
+            }
+        }
+    }
+
+    fn not_running(&self) -> Error {
+        self.dead.store(true, Ordering::Relaxed);
+        Error::ServerNotRunning {
+            name: self.name.as_str().to_owned(),
+            detail: String::new(),
+        }
+    }
+
+    fn gone_or(&self, e: io::Error) -> Error {
+        if matches!(
+            e.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        ) {
+            self.not_running()
+        } else {
+            self.io(e)
+        }
+    }
+
+    /// Takes a free slot, locked for one call (asking the server for a new one if all are busy
+    /// and the bound allows), waiting until `give_up` if needed (`None`: none was free in time).
+    pub(crate) fn take_slot(&self, give_up: Instant) -> Result<Option<Arc<ClientSlot>>, Error> {
+        loop {
+            let slots = self.slots.lock_anyway();
+            if let Some(slot) = slots.iter().find(|s| s.try_lock()) {
+                return Ok(Some(slot.clone()));
+            }
+            if slots.len() < self.max_slots.load(Ordering::Relaxed) {
+                drop(slots);
+                if let Some(slot) = self.open_slot(give_up)? {
+                    return Ok(Some(slot));
+                }
+                // Another thread opened the last one, or the server allows no more.
+                continue;
+            }
+            if self.dead.load(Ordering::Relaxed) {
+                return Err(self.not_running());
+            }
+            let now = Instant::now();
+            if now >= give_up {
+                return Ok(None);
+            }
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            // In short slices: a slot whose late answer arrives frees itself without a signal.
+            let slice = (give_up - now).min(Duration::from_millis(1));
+            drop(
+                self.slot_freed
+                    .wait_timeout(slots, slice)
+                    .unwrap_or_else(PoisonError::into_inner),
+            );
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Signals a thread waiting for a slot, if any.
+    #[inline]
+    fn slot_let_go(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            let _slots = self.slots.lock_anyway();
+            self.slot_freed.notify_one();
+        }
+    }
+
+    /// Asks the server for one more slot and returns it locked; `None` if the bound is reached.
+    /// One thread at a time: the server numbers slots in the order it makes them.
+    fn open_slot(&self, give_up: Instant) -> Result<Option<Arc<ClientSlot>>, Error> {
+        let _control = self.control.lock_anyway();
+        let index = {
+            let slots = self.slots.lock_anyway();
+            if slots.len() >= self.max_slots.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            slots.len() as u32
+        };
+        match self.request(&Message::OpenSlot, give_up)? {
+            (
+                Message::Slot {
+                    index: got,
+                    slot_len,
+                },
+                fds,
+            ) if got == index && slot_len == self.geometry.total_len() as u64 => {
+                let slot = Arc::new(self.map_slot(index, fds)?);
+                let locked = slot.try_lock();
+                debug_assert!(locked, "a new slot is free");
+                self.slots.lock_anyway().push(slot.clone());
+                Ok(Some(slot))
+            }
+            (
+                Message::Refused {
+                    code: RefusedCode::Limit,
+                    ..
+                },
+                _,
+            ) => {
+                // Take turns on the slots there are from now on.
+                self.max_slots.store(index as usize, Ordering::Relaxed);
+                Ok(None)
+            }
+            (other, _) => Err(self.unexpected(other)),
+        }
+    }
+
+    /// Tells the server about request `seq` in slot `index`, which it may not be watching.
+    /// Never blocks; if the server is gone, waiting for the answer notices.
+    #[inline]
+    pub(crate) fn kick(&self, index: u32, seq: u64) {
+        let _ = self.stream.send(&messages::kick(index, seq), &[]);
+    }
+
+    /// Sleeps until `slot`'s eventfd is woken, the server dies or closes the connection, or
+    /// `timeout` passes. Whether the server is gone.
+    pub(crate) fn sleep(&self, slot: &ClientSlot, timeout: Option<Duration>) -> bool {
+        let ready = wait_any(
+            &[
+                (slot.waker.fd(), Interest::Readable),
+                (self.stream.fd(), Interest::Hangup),
+                (self.server.fd(), Interest::Readable),
+            ],
+            timeout,
+        );
+        if ready & 1 != 0 {
+            slot.waker.drain();
+        }
+        ready & 0b110 != 0
+    }
+
+    /// Whether the server is gone, without waiting.
+    pub(crate) fn server_gone(&self) -> bool {
+        wait_any(
+            &[
+                (self.stream.fd(), Interest::Hangup),
+                (self.server.fd(), Interest::Readable),
+            ],
+            Some(Duration::ZERO),
+        ) != 0
+    }
+
+    /// Ends the connection: the server sees it closed at once, even if a forked child holds a
+    /// copy of the socket. Not in a forked child, which must leave its parent's connection be.
+    pub(crate) fn close(&self) {
+        if self.epoch == sys::fork_epoch() {
+            self.stream.shutdown();
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.close();
+    }
+}

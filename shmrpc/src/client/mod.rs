@@ -1,0 +1,289 @@
+//! The client behind every generated `XxxClient`.
+//!
+//! A client holds one connection to the server (see `connection`), made at `connect` and made
+//! again, at the next call, after the server went away. Each thread remembers the slot it used
+//! last: a call on it takes no lock but the slot's own in-process one, allocates nothing and,
+//! while the server watches the slot, makes no system call. Threads that call at once use
+//! different slots, up to the bound; beyond it they take turns.
+//!
+//! After a `fork`, the child's copy of a client is the parent's connection: it must not touch
+//! it (the parent may be calling through the same slots, and locks held by the parent's other
+//! threads stay held in the child). A client notices that it runs in a forked child and makes
+//! a connection of its own there.
+
+mod call;
+mod connection;
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::Instant;
+
+use crate::data::Invalid;
+use crate::fork_local::ForkLocal;
+use crate::interface::Interface;
+use crate::name::ServiceName;
+use crate::options::ClientOptions;
+use crate::wait::{Deadline, SpinPolicy};
+use crate::{Error, MutexExt, sys};
+
+use call::{Answer, Attempt, Call};
+use connection::{ClientSlot, Connection, Taken};
+
+/// The untyped client behind every generated `XxxClient`.
+#[derive(Debug)]
+pub struct Client {
+    name: ServiceName,
+    options: ClientOptions,
+    interface: &'static Interface,
+    /// Unique in this process: keys the per-thread cache.
+    id: u64,
+    spin: SpinPolicy,
+    state: ForkLocal<State>,
+}
+
+/// The connection of this process.
+#[derive(Debug, Default)]
+struct State {
+    current: Mutex<Current>,
+    changed: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Current {
+    connection: Option<Arc<Connection>>,
+    /// A thread is connecting: the others wait for it.
+    connecting: bool,
+}
+
+/// What each thread keeps for its calls, so that a call's fast path allocates nothing and takes
+/// no lock but its slot's.
+struct PerThread {
+    /// Request and reply bytes: allocated once, reused.
+    scratch: Vec<u8>,
+    /// The slot this thread used last, and its connection.
+    last: Option<Last>,
+}
+
+struct Last {
+    client: u64,
+    epoch: u64,
+    connection: Arc<Connection>,
+    slot: Arc<ClientSlot>,
+}
+
+thread_local! {
+    static PER_THREAD: RefCell<PerThread> = const {
+        RefCell::new(PerThread { scratch: Vec::new(), last: None })
+    };
+}
+
+/// Client ids, never reused in a process (nor in its forked children, which go on counting).
+static NEXT_CLIENT_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Client {
+    /// Connects to the server of `name`, which must serve `interface`.
+    pub fn connect(
+        name: &str,
+        options: ClientOptions,
+        interface: &'static Interface,
+    ) -> Result<Self, Error> {
+        let name = ServiceName::new(name)?;
+        let wait = options.wait_for_server;
+        let connection = Connection::open(&name, &options, wait, interface)?;
+        Ok(Client {
+            spin: SpinPolicy::new(options.wait, options.spin_budget),
+            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            state: ForkLocal::new(State {
+                current: Mutex::new(Current {
+                    connection: Some(Arc::new(connection)),
+                    connecting: false,
+                }),
+                changed: Condvar::new(),
+            }),
+            name,
+            options,
+            interface,
+        })
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    fn timeout(&self, method: &'static str) -> Error {
+        Error::Timeout {
+            name: self.name.as_str().to_owned(),
+            method,
+            timeout: self.options.timeout,
+        }
+    }
+
+    /// The live connection, connecting afresh if the last one's server went away (one thread
+    /// connects, the others wait for it).
+    fn connection(
+        &self,
+        deadline: &Deadline,
+        method: &'static str,
+    ) -> Result<Arc<Connection>, Error> {
+        let state = self.state.get(State::default);
+        let mut current = state.current.lock_anyway();
+        loop {
+            if let Some(connection) = &current.connection
+                && !connection.dead.load(Ordering::Relaxed)
+            {
+                return Ok(connection.clone());
+            }
+            if !current.connecting {
+                break;
+            }
+            let left = deadline.get().saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(self.timeout(method));
+            }
+            current = state
+                .changed
+                .wait_timeout(current, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        if let Some(old) = current.connection.take() {
+            old.close();
+        }
+        current.connecting = true;
+        drop(current);
+        // A call does not wait for a server to come back: it fails at once if none is there.
+        let opened = Connection::open(
+            &self.name,
+            &self.options,
+            std::time::Duration::ZERO,
+            self.interface,
+        );
+        let mut current = state.current.lock_anyway();
+        current.connecting = false;
+        state.changed.notify_all();
+        let connection = Arc::new(opened?);
+        current.connection = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// Makes one call: `encode` writes the `request_len` request bytes, `decode` reads the
+    /// `reply_len` reply bytes.
+    pub fn call<R>(
+        &self,
+        tag: u32,
+        method: &'static str,
+        request_len: usize,
+        reply_len: usize,
+        encode: impl FnOnce(&mut [u8]),
+        decode: impl FnOnce(&[u8]) -> Result<R, Invalid>,
+    ) -> Result<R, Error> {
+        let deadline = Deadline::new(self.options.timeout);
+        PER_THREAD.with_borrow_mut(|per_thread| {
+            let PerThread { scratch, last } = per_thread;
+            let size = request_len.max(reply_len);
+            if scratch.len() < size {
+                scratch.resize(size, 0);
+            }
+            encode(&mut scratch[..request_len]);
+            let call = Call {
+                tag,
+                method,
+                request_len,
+                reply_len,
+                deadline: &deadline,
+                kick_after: self.options.spin_budget,
+            };
+            let mut resent = false;
+            let answer = loop {
+                let ours = last.as_ref().is_some_and(|last| {
+                    last.client == self.id
+                        && last.epoch == sys::fork_epoch()
+                        && !last.connection.dead.load(Ordering::Relaxed)
+                        && last.slot.try_lock()
+                });
+                if !ours {
+                    // Let go of a dead connection (or a forked parent's) at once.
+                    if last.as_ref().is_some_and(|last| {
+                        last.epoch != sys::fork_epoch()
+                            || last.connection.dead.load(Ordering::Relaxed)
+                    }) {
+                        *last = None;
+                    }
+                    // The slow path may wait (for another thread connecting, or for a free
+                    // slot): the call's time starts now.
+                    let connection = self.connection(&deadline, method)?;
+                    let Some(slot) = connection.take_slot(deadline.get())? else {
+                        return Err(self.timeout(method));
+                    };
+                    *last = Some(Last {
+                        client: self.id,
+                        epoch: sys::fork_epoch(),
+                        connection,
+                        slot,
+                    });
+                }
+                let Last {
+                    connection, slot, ..
+                } = last.as_ref().expect("set above");
+                let taken = Taken::new(connection, slot);
+                match call::exchange(connection, slot, &call, scratch, &self.spin) {
+                    Ok(Attempt::Answered(answer)) => break answer,
+                    Ok(Attempt::NotTaken) => {
+                        drop(taken);
+                        // The request never reached a server: send it to the next one, once.
+                        if resent || Instant::now() >= deadline.get() {
+                            return Err(Error::ServerNotRunning {
+                                name: self.name.as_str().to_owned(),
+                                detail: String::new(),
+                            });
+                        }
+                        resent = true;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            let name = || self.name.as_str().to_owned();
+            match answer {
+                Answer::Reply(len) => call::decode(self.name.as_str(), decode, &scratch[..len]),
+                Answer::Refused(reason) => Err(Error::BadRequest {
+                    name: name(),
+                    method,
+                    reason,
+                }),
+                Answer::Panicked(message) => Err(Error::HandlerPanicked {
+                    name: name(),
+                    method,
+                    message,
+                }),
+            }
+        })
+    }
+}
+
+impl Drop for Client {
+    /// Ends the connection (the server sees it closed at once), and lets go of this thread's
+    /// cached slot if it is this client's; other threads let go of theirs at their next call.
+    fn drop(&mut self) {
+        if let Some(state) = self.state.get_mut_if_own() {
+            let current = state
+                .current
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(connection) = current.connection.take() {
+                connection.close();
+            }
+        }
+        let _ = PER_THREAD.try_with(|per_thread| {
+            if let Ok(mut per_thread) = per_thread.try_borrow_mut()
+                && per_thread
+                    .last
+                    .as_ref()
+                    .is_some_and(|last| last.client == self.id)
+            {
+                per_thread.last = None;
+            }
+        });
+    }
+}

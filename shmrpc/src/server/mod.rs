@@ -1,0 +1,391 @@
+//! The server: a watcher thread for everything that arrives on sockets, and worker threads
+//! that run methods.
+//!
+//! **The watcher** sleeps in `epoll` on the service's listening socket(s), every connection's
+//! socket and every client's pidfd. It accepts connections (checking the client's identity
+//! against the access rules, creating its first slot), opens more slots when a client asks,
+//! closes a connection when its client closes it or dies, and turns each kick (a client
+//! telling the server about a request in a slot nobody watches) into an entry of the ready
+//! queue, waking a sleeping worker. It never runs a method, so `connect` is quick whatever the
+//! methods do.
+//!
+//! **Workers** (`ServerOptions::workers`, 1 by default) take requests from the ready queue, in
+//! the order the kicks arrived, and run them. One worker at a time may also hold the "spinner"
+//! role: after serving a slot it keeps watching it (and every other slot it served lately), so
+//! that a client calling again needs no kick and no system call: the server sees the request
+//! within nanoseconds. The spinner stops watching when nothing came for its spin budget, then
+//! sleeps like the others. A client whose request is not taken within its own spin budget kicks
+//! anyway, so a request waiting behind a long method reaches an idle worker, and with one
+//! worker the ready queue keeps the order in which calls arrived.
+//!
+//! Each request is copied out of its slot and validated before the generated dispatch runs the
+//! method, on the thread that took it, with [`Caller::current`](crate::Caller::current) set to
+//! the connection's kernel-verified identity. A panic is caught and answered as such.
+//!
+//! The service type must be `Send + Sync + 'static`: methods run on the worker threads, several
+//! at once with more than one worker, for as long as the server lives.
+
+mod access;
+mod slot;
+mod watcher;
+mod worker;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::data::Invalid;
+use crate::interface::{self, Interface};
+use crate::name::ServiceName;
+use crate::options::ServerOptions;
+use crate::protocol::layout::{Geometry, MAX_CAPACITY};
+use crate::protocol::messages::MAX_DESCRIPTION;
+use crate::sys::{self, Listener, Waker};
+use crate::{Error, MutexExt};
+
+use slot::ServerSlot;
+
+/// The generated dispatch: method tag, request bytes, reply buffer → reply length. Called from
+/// every worker thread.
+pub type Dispatch = Arc<dyn Fn(u32, &[u8], &mut [u8]) -> Result<usize, Invalid> + Send + Sync>;
+
+/// Smallest slot a server offers, so that panic messages and refusals fit even when every
+/// method carries a few bytes. The slot is a page anyway.
+const MIN_CAPACITY: usize = 1024;
+
+/// How long `shutdown` waits for a method that is still running before it returns anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(60);
+
+/// What the server's threads share.
+pub(crate) struct Shared {
+    name: ServiceName,
+    description: String,
+    fingerprint: u128,
+    geometry: Geometry,
+    options: ServerOptions,
+    dispatch: Dispatch,
+    uid: u32,
+    /// Set once to stop serving.
+    stop: AtomicBool,
+    /// Slots whose client kicked, in the order the kicks arrived.
+    ready: Mutex<VecDeque<Arc<ServerSlot>>>,
+    /// `ready.len()`, read without the lock.
+    ready_len: AtomicUsize,
+    /// Workers asleep, waiting for the ready queue (or the stop).
+    idle: Mutex<usize>,
+    idle_cv: Condvar,
+    /// The slots the spinner watches; holding the lock is holding the spinner role.
+    hot: Mutex<worker::HotSet>,
+    /// Wakes the watcher: at stop, and when a worker exits.
+    watcher_bell: Waker,
+    /// The socket(s) holding the service's name; emptied at stop, which frees the name.
+    listeners: Mutex<Vec<Listener>>,
+    /// Worker threads not yet exited.
+    workers_running: AtomicUsize,
+    /// Threads (workers and watcher) not yet exited.
+    running: Mutex<usize>,
+    exited: Condvar,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Queues a slot whose client kicked, once, and wakes a sleeping worker.
+    fn enqueue(&self, slot: &Arc<ServerSlot>) {
+        if slot.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.ready.lock_anyway().push_back(slot.clone());
+        self.ready_len.fetch_add(1, Ordering::Release);
+        let idle = self.idle.lock_anyway();
+        if *idle > 0 {
+            self.idle_cv.notify_one();
+        }
+    }
+
+    /// The slot that kicked first, if any.
+    fn pop_ready(&self) -> Option<Arc<ServerSlot>> {
+        if self.ready_len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let slot = self.ready.lock_anyway().pop_front()?;
+        self.ready_len.fetch_sub(1, Ordering::Release);
+        slot.queued.store(false, Ordering::Release);
+        Some(slot)
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Stops serving: frees the name at once, and wakes every thread so that it exits once its
+    /// current call is answered.
+    fn begin_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.listeners.lock_anyway().clear();
+        self.watcher_bell.wake();
+        let _idle = self.idle.lock_anyway();
+        self.idle_cv.notify_all();
+    }
+
+    /// Counts a thread out.
+    fn exit_thread(&self) {
+        *self.running.lock_anyway() -= 1;
+        self.exited.notify_all();
+    }
+
+    /// Waits until every thread exited, at most `limit` (`None`: for as long as it takes);
+    /// whether they did.
+    fn wait_exited(&self, limit: Option<Duration>) -> bool {
+        let end = limit.and_then(|limit| Instant::now().checked_add(limit));
+        let mut running = self.running.lock_anyway();
+        while *running > 0 {
+            running = match end {
+                None => self
+                    .exited
+                    .wait(running)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(end) => {
+                    let now = Instant::now();
+                    if now >= end {
+                        return false;
+                    }
+                    self.exited
+                        .wait_timeout(running, end - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        }
+        true
+    }
+}
+
+/// A bound server, not yet serving. Dropping it frees the name.
+#[derive(Debug)]
+pub struct Server {
+    shared: Option<Arc<Shared>>,
+}
+
+impl Server {
+    /// Takes the name of the service; clients may connect once this returns (they are welcomed
+    /// once the server serves).
+    pub fn bind(
+        name: &str,
+        options: ServerOptions,
+        interface: &'static Interface,
+        dispatch: Dispatch,
+    ) -> Result<Self, Error> {
+        let name = ServiceName::new(name)?;
+        let invalid = |what: String| {
+            Error::io(
+                format!("binding `{}`", name.as_str()),
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, what),
+            )
+        };
+        if options.workers == 0 {
+            return Err(invalid(
+                "ServerOptions::workers(0): a server needs at least one worker; use workers(1) \
+                 or more"
+                    .into(),
+            ));
+        }
+        let description = interface::describe(interface);
+        if description.len() > MAX_DESCRIPTION || interface.capacity > MAX_CAPACITY {
+            return Err(invalid(format!(
+                "the interface of `{}` is too large for shmrpc (description of {} bytes, slot \
+                 of {} bytes; the limits are {MAX_DESCRIPTION} and {MAX_CAPACITY})",
+                interface.name,
+                description.len(),
+                interface.capacity
+            )));
+        }
+        sys::watch_forks();
+        sys::raise_fd_limit();
+        let watcher_bell =
+            Waker::new().map_err(|e| Error::io(format!("binding `{}`", name.as_str()), e))?;
+        let listeners = crate::transport::rendezvous::bind(&name, options.access.is_shared())?;
+        let shared = Shared {
+            description,
+            fingerprint: interface.fingerprint,
+            geometry: Geometry {
+                capacity: interface.capacity.max(MIN_CAPACITY),
+            },
+            dispatch,
+            uid: sys::euid(),
+            stop: AtomicBool::new(false),
+            ready: Mutex::new(VecDeque::new()),
+            ready_len: AtomicUsize::new(0),
+            idle: Mutex::new(0),
+            idle_cv: Condvar::new(),
+            hot: Mutex::new(worker::HotSet::default()),
+            watcher_bell,
+            listeners: Mutex::new(listeners),
+            workers_running: AtomicUsize::new(0),
+            running: Mutex::new(0),
+            exited: Condvar::new(),
+            options,
+            name,
+        };
+        Ok(Server {
+            shared: Some(Arc::new(shared)),
+        })
+    }
+
+    /// The service name.
+    pub fn name(&self) -> &str {
+        self.shared.as_ref().map_or("", |s| s.name.as_str())
+    }
+
+    fn take(&mut self) -> Arc<Shared> {
+        self.shared
+            .take()
+            .expect("a Server holds its state until it serves")
+    }
+
+    /// Serves on threads of its own until the returned handle is shut down or dropped.
+    pub fn spawn(mut self) -> Result<ServerHandle, Error> {
+        let shared = self.take();
+        let threads = start_threads(&shared, shared.options.workers)?;
+        Ok(ServerHandle {
+            shared,
+            threads,
+            epoch: sys::fork_epoch(),
+        })
+    }
+
+    /// Serves on this thread (one of the workers) and threads of its own, for ever.
+    pub fn run(mut self) -> Result<(), Error> {
+        let shared = self.take();
+        let threads = start_threads(&shared, shared.options.workers - 1)?;
+        *shared.running.lock_anyway() += 1;
+        shared.workers_running.fetch_add(1, Ordering::AcqRel);
+        worker::run(&shared);
+        shared.exit_thread();
+        shared.wait_exited(None);
+        for thread in threads {
+            let _ = thread.join();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.listeners.lock_anyway().clear();
+        }
+    }
+}
+
+/// Starts the watcher and `workers` worker threads.
+fn start_threads(shared: &Arc<Shared>, workers: usize) -> Result<Vec<JoinHandle<()>>, Error> {
+    let mut threads = Vec::with_capacity(workers + 1);
+    let mut result = spawn_thread(shared, "watcher", watcher::run).map(|t| threads.push(t));
+    for _ in 0..workers {
+        if result.is_err() {
+            break;
+        }
+        shared.workers_running.fetch_add(1, Ordering::AcqRel);
+        result = spawn_thread(shared, "worker", worker::run).map(|t| threads.push(t));
+        if result.is_err() {
+            shared.workers_running.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    if let Err(e) = result {
+        shared.begin_stop();
+        shared.wait_exited(Some(SHUTDOWN_GRACE));
+        return Err(e);
+    }
+    Ok(threads)
+}
+
+fn spawn_thread(
+    shared: &Arc<Shared>,
+    role: &str,
+    body: fn(&Shared),
+) -> Result<JoinHandle<()>, Error> {
+    let thread_shared = shared.clone();
+    *shared.running.lock_anyway() += 1;
+    std::thread::Builder::new()
+        .name(format!("shmrpc-{role}"))
+        .spawn(move || {
+            body(&thread_shared);
+            thread_shared.exit_thread();
+        })
+        .map_err(|e| {
+            *shared.running.lock_anyway() -= 1;
+            Error::io(
+                format!("starting the {role} thread of `{}`", shared.name.as_str()),
+                e,
+            )
+        })
+}
+
+/// A server running on threads of its own. [`ServerHandle::shutdown`] (or dropping the handle)
+/// stops it and frees its name.
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    /// The fork epoch the threads run in: in a forked child, none of them exists.
+    epoch: u64,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("name", &self.shared.name.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// The service name.
+    pub fn name(&self) -> &str {
+        self.shared.name.as_str()
+    }
+
+    /// Stops serving and frees the name, within 100 ms.
+    ///
+    /// New calls fail with `ServerNotRunning` from then on. A method that is still running is
+    /// let finish on its thread (its caller still gets the answer), but `shutdown` does not wait
+    /// for it beyond a short grace period.
+    pub fn shutdown(mut self) -> Result<(), Error> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), Error> {
+        if self.threads.is_empty() || self.epoch != sys::fork_epoch() {
+            // Already stopped, or a forked child's copy of the handle: its threads run in the
+            // parent only.
+            return Ok(());
+        }
+        self.shared.begin_stop();
+        let threads = std::mem::take(&mut self.threads);
+        if self.shared.wait_exited(Some(SHUTDOWN_GRACE)) {
+            for thread in threads {
+                thread.join().map_err(|_| {
+                    Error::io(
+                        format!("shutting down `{}`", self.shared.name.as_str()),
+                        std::io::Error::other("a server thread panicked"),
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}

@@ -1,0 +1,356 @@
+//! A worker: takes requests (the ready queue first, in arrival order; then, as the spinner, the
+//! slots it watches), runs them, answers; sleeps when there is nothing to do.
+//!
+//! Serving a slot: claim it (so that no other worker serves it at once), read the request's
+//! number, take it (see `protocol::exchange`: a withdrawn request is answered "withdrawn", never
+//! run), copy the request out, and hand the private copy to the generated dispatch, which
+//! validates the method tag and every value before calling the method. Then write the answer,
+//! publish its number, and ring the bell, which wakes the client only if it sleeps.
+
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::Shared;
+use super::slot::ServerSlot;
+use crate::data::Invalid;
+use crate::options::WaitStrategy;
+use crate::protocol::exchange::Take;
+use crate::protocol::layout::Status;
+use crate::wait::{Ended, SpinPolicy, spin_briefly, spin_until};
+use crate::{MutexExt, fault};
+
+/// Most slots the spinner watches at once: past that, the one idle longest is let go.
+const MAX_HOT: usize = 64;
+
+/// The slots the spinner watches (their clients need not kick).
+#[derive(Debug, Default)]
+pub(crate) struct HotSet {
+    slots: Vec<Hot>,
+    /// Where the next scan starts, so that no slot is always looked at last.
+    next: usize,
+    /// Requests served by the spinner so far: when each slot was last busy.
+    clock: u64,
+}
+
+#[derive(Debug)]
+struct Hot {
+    slot: Arc<ServerSlot>,
+    busy_at: u64,
+}
+
+impl HotSet {
+    /// The index of a watched slot holding a new request, scanning from a rotating start;
+    /// forgets slots whose connection closed.
+    fn pending(&mut self) -> Option<usize> {
+        let n = self.slots.len();
+        for i in 0..n {
+            let at = (self.next + i) % n;
+            if self.slots[at].slot.has_request() {
+                self.next = at + 1;
+                return Some(at);
+            }
+        }
+        if self
+            .slots
+            .iter()
+            .any(|h| h.slot.closed.load(Ordering::Relaxed))
+        {
+            self.slots.retain(|h| {
+                let keep = !h.slot.closed.load(Ordering::Relaxed);
+                if !keep {
+                    h.slot.hot.store(false, Ordering::Relaxed);
+                }
+                keep
+            });
+        }
+        None
+    }
+
+    fn any_pending(&self) -> bool {
+        self.slots.iter().any(|h| h.slot.has_request())
+    }
+
+    /// Watches `slot` from now on. If that means letting go of another slot, and a request came
+    /// in that one meanwhile, returns it: it must be served.
+    #[must_use]
+    fn add(&mut self, slot: &Arc<ServerSlot>) -> Option<Arc<ServerSlot>> {
+        self.clock += 1;
+        if slot.hot.swap(true, Ordering::Relaxed) {
+            if let Some(h) = self.slots.iter_mut().find(|h| Arc::ptr_eq(&h.slot, slot)) {
+                h.busy_at = self.clock;
+            }
+            return None;
+        }
+        let mut missed = None;
+        if self.slots.len() >= MAX_HOT
+            && let Some(oldest) = (0..self.slots.len()).min_by_key(|&i| self.slots[i].busy_at)
+        {
+            let old = self.slots.swap_remove(oldest);
+            missed = let_go(&old.slot).then_some(old.slot);
+        }
+        slot.memory.words().set_watched();
+        self.slots.push(Hot {
+            slot: slot.clone(),
+            busy_at: self.clock,
+        });
+        missed
+    }
+
+    fn touch(&mut self, at: usize) {
+        self.clock += 1;
+        self.slots[at].busy_at = self.clock;
+    }
+}
+
+/// Stops watching one slot; whether a request came in it meanwhile (its client saw the slot
+/// watched and did not kick: the server must serve it).
+fn let_go(slot: &ServerSlot) -> bool {
+    slot.hot.store(false, Ordering::Relaxed);
+    slot.memory
+        .words()
+        .unwatch(slot.seen.load(Ordering::Relaxed))
+}
+
+/// One worker thread's state.
+struct Worker<'a> {
+    shared: &'a Shared,
+    request: Vec<u8>,
+    reply: Vec<u8>,
+    spin: SpinPolicy,
+    /// How long this worker spun in vain before its next sleep, if it did: the spin policy
+    /// learns from how long the sleep then lasts.
+    spun_in_vain: Option<Duration>,
+}
+
+/// The body of a worker thread: serves until the server stops.
+pub(crate) fn run(shared: &Shared) {
+    let capacity = shared.geometry.capacity;
+    let mut worker = Worker {
+        shared,
+        request: vec![0; capacity],
+        reply: vec![0; capacity],
+        spin: SpinPolicy::new(shared.options.wait, shared.options.spin_budget),
+        spun_in_vain: None,
+    };
+    worker.serve_until_stopped();
+    shared.workers_running.fetch_sub(1, Ordering::AcqRel);
+    shared.watcher_bell.wake();
+}
+
+impl Worker<'_> {
+    fn serve_until_stopped(&mut self) {
+        let shared = self.shared;
+        while !shared.stopping() {
+            if let Some(slot) = shared.pop_ready() {
+                self.serve(&slot);
+                // A worker that can watch the slot from now on does: its client's next call then
+                // needs no kick.
+                if let Ok(mut hot) = shared.hot.try_lock() {
+                    self.watch(&mut hot, &slot);
+                }
+                continue;
+            }
+            if let Ok(mut hot) = shared.hot.try_lock() {
+                self.spin(&mut hot);
+                if shared.ready_len.load(Ordering::Acquire) > 0 {
+                    continue;
+                }
+            }
+            self.sleep();
+        }
+    }
+
+    fn watch(&self, hot: &mut HotSet, slot: &Arc<ServerSlot>) {
+        if self.shared.options.wait != WaitStrategy::ParkOnly
+            && !slot.closed.load(Ordering::Relaxed)
+            && let Some(missed) = hot.add(slot)
+        {
+            self.shared.enqueue(&missed);
+        }
+    }
+
+    /// As the spinner: serves the ready queue and the watched slots until nothing came for
+    /// the spin budget; then lets every watched slot go (serving what that turns up) and
+    /// returns, to sleep.
+    fn spin(&mut self, hot: &mut HotSet) {
+        let shared = self.shared;
+        loop {
+            if shared.stopping() {
+                return;
+            }
+            if let Some(slot) = shared.pop_ready() {
+                self.serve(&slot);
+                self.watch(hot, &slot);
+                continue;
+            }
+            if let Some(at) = hot.pending() {
+                hot.touch(at);
+                self.serve(&hot.slots[at].slot);
+                continue;
+            }
+            if self.wait_for_work(hot) {
+                continue;
+            }
+            // Nothing came: stop watching. A request that came meanwhile was not kicked for.
+            let missed: Vec<Arc<ServerSlot>> = hot
+                .slots
+                .drain(..)
+                .filter_map(|h| let_go(&h.slot).then_some(h.slot))
+                .collect();
+            if missed.is_empty() {
+                return;
+            }
+            for slot in missed {
+                self.serve(&slot);
+            }
+        }
+    }
+
+    /// Spins while work is likely to come soon; whether it came.
+    fn wait_for_work(&mut self, hot: &HotSet) -> bool {
+        let shared = self.shared;
+        let came = || {
+            shared.ready_len.load(Ordering::Relaxed) > 0
+                || hot.any_pending()
+                || shared.stop.load(Ordering::Relaxed)
+        };
+        let spin = self.spin.spin_for();
+        if spin == Some(Duration::ZERO) {
+            self.spun_in_vain = spin;
+            return false;
+        }
+        if spin_briefly(came) {
+            self.spin.record(spin.unwrap_or_default(), Ended::Spinning);
+            return true;
+        }
+        let start = Instant::now();
+        let end = spin.map(|s| start + s);
+        let came_while_spinning = match end {
+            Some(end) => spin_until(end, came),
+            None => loop {
+                // Spinning only: until work comes, however long that takes.
+                if spin_until(start + Duration::from_secs(1), came) {
+                    break true;
+                }
+            },
+        };
+        if came_while_spinning {
+            self.spin.record(spin.unwrap_or_default(), Ended::Spinning);
+        } else {
+            self.spun_in_vain = spin;
+        }
+        came_while_spinning
+    }
+
+    /// Sleeps until the ready queue has something, or the server stops.
+    fn sleep(&mut self) {
+        let shared = self.shared;
+        let start = Instant::now();
+        let mut idle = shared.idle.lock_anyway();
+        while shared.ready_len.load(Ordering::Acquire) == 0 && !shared.stopping() {
+            *idle += 1;
+            idle = shared
+                .idle_cv
+                .wait(idle)
+                .unwrap_or_else(PoisonError::into_inner);
+            *idle -= 1;
+        }
+        drop(idle);
+        if let Some(spun) = self.spun_in_vain.take() {
+            self.spin
+                .record(spun, Ended::Sleeping(spun + start.elapsed()));
+        }
+    }
+
+    /// Serves the request in `slot`, if there is a new one and no other worker serves it.
+    fn serve(&mut self, slot: &ServerSlot) {
+        if slot
+            .claimed
+            .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        // Once the server stops, it takes no new request (the watcher, which stores `stop`
+        // before it looks at `claimed`, keeps the connection of a claimed slot open until its
+        // answer is out).
+        if !self.shared.stopping() {
+            self.serve_claimed(slot);
+        }
+        slot.claimed.store(false, Ordering::Release);
+    }
+
+    fn serve_claimed(&mut self, slot: &ServerSlot) {
+        let words = slot.memory.words();
+        let seq = words.req_seq.load(Ordering::Acquire);
+        if seq == slot.seen.load(Ordering::Relaxed) {
+            return;
+        }
+        slot.seen.store(seq, Ordering::Relaxed);
+        fault::point(fault::Step::ServerSawRequest);
+        match words.take(seq) {
+            Take::Stale => return,
+            Take::Withdrawn => return answer(slot, seq, Status::Withdrawn, &[]),
+            Take::Run => {}
+        }
+        let tag = slot.memory.method().load(Ordering::Relaxed);
+        let len = slot.memory.request_len().load(Ordering::Relaxed) as usize;
+        fault::point(fault::Step::ServerTookRequest);
+        let (status, reply_len) = if len > slot.memory.capacity() {
+            self.refuse(Status::BadRequest, "the request is longer than the slot")
+        } else {
+            slot.memory.read_request(&mut self.request[..len]);
+            let (request, reply, dispatch) =
+                (&self.request[..len], &mut self.reply, &self.shared.dispatch);
+            let ran = catch_unwind(AssertUnwindSafe(|| {
+                slot.caller.serve(|| dispatch(tag, request, reply))
+            }));
+            match ran {
+                Ok(Ok(n)) => (Status::Ok, n),
+                Ok(Err(Invalid(why))) => self.refuse(Status::BadRequest, why),
+                Err(panic) => self.refuse(Status::Panicked, &panic_message(&*panic)),
+            }
+        };
+        fault::point(fault::Step::ServerDispatched);
+        answer(slot, seq, status, &self.reply[..reply_len]);
+    }
+
+    /// Writes `message` (cut to the slot) as the reply.
+    fn refuse(&mut self, status: Status, message: &str) -> (Status, usize) {
+        let mut end = message.len().min(self.reply.len());
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.reply[..end].copy_from_slice(&message.as_bytes()[..end]);
+        (status, end)
+    }
+}
+
+/// Writes the answer to `seq`, publishes it and rings the bell.
+fn answer(slot: &ServerSlot, seq: u64, status: Status, reply: &[u8]) {
+    let memory = &slot.memory;
+    memory.write_response(reply);
+    memory.status().store(status as u32, Ordering::Relaxed);
+    memory
+        .response_len()
+        .store(reply.len() as u32, Ordering::Relaxed);
+    let words = memory.words();
+    words.publish_answer(seq);
+    fault::point(fault::Step::ServerWroteResponse);
+    if words.ring() {
+        slot.waker.wake();
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}

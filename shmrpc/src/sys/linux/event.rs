@@ -1,0 +1,208 @@
+//! Waking and sleeping: an eventfd per slot to wake a client that sleeps on its answer, epoll
+//! for the server's watcher thread, poll for a client waiting on one call.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Duration;
+
+use rustix::event::{EventfdFlags, PollFd, PollFlags, epoll};
+use rustix::io::Errno;
+
+fn timespec(d: Duration) -> rustix::time::Timespec {
+    rustix::time::Timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: d.subsec_nanos().into(),
+    }
+}
+
+/// An eventfd: one side writes to wake the other, which polls it.
+#[derive(Debug)]
+pub(crate) struct Waker(OwnedFd);
+
+impl Waker {
+    pub(crate) fn new() -> io::Result<Self> {
+        let fd = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
+        Ok(Waker(fd))
+    }
+
+    /// A waker received from the other side.
+    pub(crate) fn from_fd(fd: OwnedFd) -> Self {
+        Waker(fd)
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+
+    /// Makes the eventfd readable. Never blocks: a counter that is already huge stays readable.
+    pub(crate) fn wake(&self) {
+        let _ = rustix::io::write(&self.0, &1u64.to_ne_bytes());
+    }
+
+    /// Makes the eventfd unreadable again, consuming past wake-ups.
+    pub(crate) fn drain(&self) {
+        let mut buf = [0u8; 8];
+        let _ = rustix::io::read(&self.0, &mut buf);
+    }
+}
+
+/// What to wait for on a descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Interest {
+    /// Data to read (or, for a pidfd, the process exited), or the other end closed.
+    Readable,
+    /// Only the other end closing (or an error): data to read does not wake.
+    Hangup,
+}
+
+impl Interest {
+    fn poll_flags(self) -> PollFlags {
+        match self {
+            Interest::Readable => PollFlags::IN | PollFlags::RDHUP,
+            Interest::Hangup => PollFlags::RDHUP,
+        }
+    }
+}
+
+/// Sleeps until one of `fds` (at most 4) is ready or `timeout` passes (`None`: no timeout).
+/// Returns a bit per descriptor that is ready (bit `i` for `fds[i]`), 0 if the time passed or a
+/// signal interrupted the sleep. Allocates nothing: a call's wait uses it.
+pub(crate) fn wait_any(fds: &[(BorrowedFd<'_>, Interest)], timeout: Option<Duration>) -> u32 {
+    assert!(
+        (1..=4).contains(&fds.len()),
+        "shmrpc bug: wait_any on {} descriptors",
+        fds.len()
+    );
+    // Entries past `fds.len()` only fill the array; they are never polled.
+    let mut list: [PollFd<'_>; 4] = std::array::from_fn(|i| {
+        let (fd, interest) = fds.get(i).unwrap_or(&fds[0]);
+        PollFd::from_borrowed_fd(*fd, interest.poll_flags())
+    });
+    let list = &mut list[..fds.len()];
+    match rustix::event::poll(list, timeout.map(timespec).as_ref()) {
+        Ok(_) => ready_bits(list.iter()),
+        Err(_) => 0,
+    }
+}
+
+fn ready_bits<'a>(fds: impl Iterator<Item = &'a PollFd<'a>>) -> u32 {
+    fds.enumerate()
+        .filter(|(_, fd)| !fd.revents().is_empty())
+        .fold(0, |bits, (i, _)| bits | 1 << i)
+}
+
+/// An epoll instance: the server's watcher sleeps on it.
+pub(crate) struct Poller {
+    epoll: OwnedFd,
+    /// Reused by every wait, so that waking allocates nothing.
+    events: Vec<epoll::Event>,
+}
+
+impl std::fmt::Debug for Poller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("epoll", &self.epoll)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One ready descriptor, as [`Poller::wait`] reports it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ready {
+    pub(crate) token: u64,
+    /// The other end closed, or an error: nothing more will come.
+    pub(crate) hangup: bool,
+}
+
+impl Poller {
+    pub(crate) fn new() -> io::Result<Self> {
+        Ok(Poller {
+            epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
+            events: Vec::with_capacity(64),
+        })
+    }
+
+    /// Watches `fd` (level-triggered) for data to read and for its other end closing.
+    pub(crate) fn add(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+        let flags = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
+        Ok(epoll::add(
+            &self.epoll,
+            fd,
+            epoll::EventData::new_u64(token),
+            flags,
+        )?)
+    }
+
+    pub(crate) fn remove(&self, fd: BorrowedFd<'_>) {
+        let _ = epoll::delete(&self.epoll, fd);
+    }
+
+    /// Sleeps until something is ready (or `timeout` passes), then fills `out`.
+    pub(crate) fn wait(
+        &mut self,
+        out: &mut Vec<Ready>,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        out.clear();
+        let events = &mut self.events;
+        events.clear();
+        match epoll::wait(
+            &self.epoll,
+            rustix::buffer::spare_capacity(events),
+            timeout.map(timespec).as_ref(),
+        ) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+        out.extend(events.iter().map(|e| {
+            let flags = e.flags;
+            Ready {
+                token: e.data.u64(),
+                hangup: flags.intersects(
+                    epoll::EventFlags::HUP | epoll::EventFlags::RDHUP | epoll::EventFlags::ERR,
+                ),
+            }
+        }));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_waker_wakes_a_poll_and_drains() {
+        let w = Waker::new().unwrap();
+        assert_eq!(
+            wait_any(&[(w.fd(), Interest::Readable)], Some(Duration::ZERO)),
+            0
+        );
+        w.wake();
+        w.wake();
+        assert_eq!(wait_any(&[(w.fd(), Interest::Readable)], None), 1);
+        w.drain();
+        assert_eq!(
+            wait_any(
+                &[(w.fd(), Interest::Readable)],
+                Some(Duration::from_millis(1))
+            ),
+            0
+        );
+    }
+
+    #[test]
+    fn the_poller_reports_tokens() {
+        let mut p = Poller::new().unwrap();
+        let (a, b) = (Waker::new().unwrap(), Waker::new().unwrap());
+        p.add(a.fd(), 7).unwrap();
+        p.add(b.fd(), 9).unwrap();
+        b.wake();
+        let mut out = Vec::new();
+        p.wait(&mut out, None).unwrap();
+        assert_eq!(out.iter().map(|r| r.token).collect::<Vec<_>>(), [9]);
+        p.remove(b.fd());
+        p.wait(&mut out, Some(Duration::from_millis(1))).unwrap();
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,11 @@
+//! Linux: abstract Unix sockets, sealed memfds, eventfd, epoll, pidfds.
+
+mod event;
+mod memory;
+mod process;
+mod socket;
+
+pub(crate) use event::*;
+pub(crate) use memory::*;
+pub(crate) use process::*;
+pub(crate) use socket::*;

@@ -1,0 +1,197 @@
+//! Processes: pidfds, what happens at `fork`, ids and limits.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Once;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::{Interest, wait_any};
+
+/// A handle on one process (a pidfd): it names that process and no other, even once its pid is
+/// reused, and becomes readable when the process exits.
+#[derive(Debug)]
+pub(crate) struct ProcessHandle(OwnedFd);
+
+impl ProcessHandle {
+    /// A handle on the process with id `pid`, if it exists now. Only a fallback: a handle taken
+    /// from a socket ([`super::Stream::peer_process`]) cannot name the wrong process.
+    pub(crate) fn open(pid: u32) -> io::Result<Self> {
+        let pid = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
+        Ok(ProcessHandle(fd))
+    }
+
+    pub(crate) fn from_fd(fd: OwnedFd) -> Self {
+        ProcessHandle(fd)
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+
+    /// Whether the process still runs: its pidfd is not readable yet.
+    pub(crate) fn is_alive(&self) -> bool {
+        wait_any(&[(self.fd(), Interest::Readable)], Some(Duration::ZERO)) == 0
+    }
+}
+
+/// Counts the `fork`s between this process and the one that started the program: 0 in it, one
+/// more in each child. Anything that belongs to a process (a connection, a server's threads)
+/// records the epoch it was made in, and a forked child, whose epoch differs, never uses it.
+static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Descriptors of listening sockets a forked child must not keep: -1 for a free entry.
+static LISTENERS: [AtomicI32; 64] = [const { AtomicI32::new(-1) }; 64];
+
+/// A descriptor of `/dev/null`, copied over each listener in a forked child.
+static PLACEHOLDER: AtomicI32 = AtomicI32::new(-1);
+
+/// Runs in the child of every `fork` (as a `pthread_atfork` handler): a new epoch, and every
+/// listening socket replaced by `/dev/null`, so that the child, which has none of the server's
+/// threads, cannot keep a service's name alive once its parent is gone.
+extern "C" fn in_forked_child() {
+    FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
+    let placeholder = PLACEHOLDER.load(Ordering::Relaxed);
+    if placeholder < 0 {
+        return;
+    }
+    for entry in &LISTENERS {
+        let fd = entry.load(Ordering::Relaxed);
+        if fd >= 0 {
+            // SAFETY: dup3 is async-signal-safe, as an atfork child handler must be; both
+            // descriptors are open in the child (it inherited the parent's table), and `fd`
+            // keeps its number, so whatever owns it in Rust still owns an open descriptor.
+            unsafe { libc::dup3(placeholder, fd, libc::O_CLOEXEC) };
+        }
+    }
+}
+
+/// Registers the fork handler, once per process. Every client and server calls it before it
+/// relies on [`fork_epoch`].
+pub(crate) fn watch_forks() {
+    static HANDLER: Once = Once::new();
+    HANDLER.call_once(|| {
+        if let Ok(null) = rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) {
+            // Kept open for the life of the process: the child handler needs it.
+            PLACEHOLDER.store(std::os::fd::IntoRawFd::into_raw_fd(null), Ordering::Relaxed);
+        }
+        // SAFETY: registers a handler that only touches atomics and calls dup3, which is
+        // async-signal-safe as a fork child handler must be; the handler lives for ever.
+        unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
+    });
+}
+
+/// This process's fork epoch (see [`FORK_EPOCH`]): one relaxed load.
+#[inline]
+pub(crate) fn fork_epoch() -> u64 {
+    FORK_EPOCH.load(Ordering::Relaxed)
+}
+
+/// Adds a listening socket to those a forked child gives up; its entry, if there was room.
+pub(crate) fn register_listener(fd: RawFd) -> Option<usize> {
+    watch_forks();
+    LISTENERS.iter().position(|entry| {
+        entry
+            .compare_exchange(-1, fd, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    })
+}
+
+/// Gives up a listening socket for good: its name is free as soon as this returns, even if a
+/// `fork` happens meanwhile (the child then inherits `/dev/null`, or gives the socket up itself).
+pub(crate) fn release_listener(fd: OwnedFd, entry: Option<usize>) {
+    let placeholder = PLACEHOLDER.load(Ordering::Relaxed);
+    if placeholder >= 0 {
+        // SAFETY: `fd` is owned here and `placeholder` is open for the life of the process;
+        // after the call `fd` refers to `/dev/null`, and is closed below.
+        unsafe { libc::dup3(placeholder, fd.as_raw_fd(), libc::O_CLOEXEC) };
+    }
+    if let Some(entry) = entry {
+        LISTENERS[entry].store(-1, Ordering::Release);
+    }
+    drop(fd);
+}
+
+/// The effective user id of this process.
+pub(crate) fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// This process's id.
+pub(crate) fn pid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// Raises this process's soft limit on open descriptors to its hard limit: a server holds a few
+/// per connection, and the usual soft limit (1024) would cap it at a few hundred clients.
+pub(crate) fn raise_fd_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let _ = setrlimit(
+            Resource::Nofile,
+            rustix::process::Rlimit {
+                current: limit.maximum,
+                maximum: limit.maximum,
+            },
+        );
+    }
+}
+
+/// 64 random bits from the kernel (or, if that fails, from the clock and the pid).
+pub(crate) fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    match rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()) {
+        Ok(8) => u64::from_ne_bytes(bytes),
+        _ => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            (nanos as u64).rotate_left(17) ^ u64::from(pid()).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        }
+    }
+}
+
+/// Test-only: sends `SIGKILL` (`stop == false`) or `SIGSTOP` to the calling thread, so that the
+/// process dies or freezes right here. A process-directed signal would be delivered to whichever
+/// thread the kernel picks, and this thread could run on for microseconds.
+#[cfg(feature = "fault-injection")]
+pub(crate) fn signal_this_thread(stop: bool) {
+    let signal = if stop { libc::SIGSTOP } else { libc::SIGKILL };
+    // SAFETY: raise() has no memory-safety preconditions; it signals the calling thread.
+    unsafe { libc::raise(signal) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_handle_sees_its_process_exit() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .unwrap();
+        let handle = ProcessHandle::open(child.id()).unwrap();
+        assert!(handle.is_alive());
+        child.kill().unwrap();
+        let start = std::time::Instant::now();
+        assert_eq!(wait_any(&[(handle.fd(), Interest::Readable)], None), 1);
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert!(!handle.is_alive());
+        let _ = child.wait();
+    }
+
+    #[test]
+    fn this_process_is_alive() {
+        assert!(ProcessHandle::open(pid()).unwrap().is_alive());
+    }
+}
