@@ -164,9 +164,14 @@ pub(crate) fn after(d: Duration) -> Instant {
 }
 
 /// Spins until `done()` or until `limit` passes; returns whether `done()` became true.
+///
+/// Yields the CPU every [`YIELD_EVERY`]: the process this one waits for may be runnable on this
+/// very CPU (the kernel tends to run a woken process where its waker runs), and would otherwise
+/// wait for the spin to end. With nothing else to run, a yield returns at once.
 #[inline]
 pub(crate) fn spin_until(limit: Instant, mut done: impl FnMut() -> bool) -> bool {
     let mut i = 0u32;
+    let mut next_yield: Option<Instant> = None;
     loop {
         if done() {
             return true;
@@ -174,11 +179,25 @@ pub(crate) fn spin_until(limit: Instant, mut done: impl FnMut() -> bool) -> bool
         std::hint::spin_loop();
         i = i.wrapping_add(1);
         // Reading the clock costs ~20 ns: look at it every few dozen spins.
-        if i.is_multiple_of(32) && Instant::now() >= limit {
-            return false;
+        if i.is_multiple_of(32) {
+            let now = Instant::now();
+            if now >= limit {
+                return false;
+            }
+            match next_yield {
+                None => next_yield = Some(now + YIELD_EVERY),
+                Some(at) if now >= at => {
+                    std::thread::yield_now();
+                    next_yield = Some(now + YIELD_EVERY);
+                }
+                Some(_) => {}
+            }
         }
     }
 }
+
+/// How often a long spin yields the CPU.
+pub(crate) const YIELD_EVERY: Duration = Duration::from_micros(20);
 
 #[cfg(test)]
 mod tests {

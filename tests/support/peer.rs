@@ -2,7 +2,7 @@
 //! or hostile.
 //!
 //! ```text
-//! peer server <work|types|big> <name> [wait=<adaptive|spin|park>] [workers=<n>]
+//! peer server <work|types|big> <name> [wait=<adaptive|spin|park>] [spin=<us>] [workers=<n>]
 //!             [allow=any] [allow-uid=<uid>] [allow-gid=<gid>]
 //!     binds, prints `ready`, serves until stdin closes (then shuts down, prints `stopped`)
 //! peer server-fork <name> <libc|raw>
@@ -79,6 +79,9 @@ fn wait_strategy(args: &[&str]) -> WaitStrategy {
 
 fn server_options(args: &[&str]) -> ServerOptions {
     let mut options = ServerOptions::default().wait(wait_strategy(args));
+    if let Some(us) = opt(args, "spin") {
+        options = options.spin_budget(Duration::from_micros(us.parse().expect("spin=<us>")));
+    }
     if let Some(n) = opt(args, "workers") {
         options = options.workers(n.parse().expect("workers=<n>"));
     }

@@ -231,6 +231,24 @@ impl<M: Memory> Words<'_, M> {
     }
 }
 
+/// Server: runs `serve` on one slot for a worker that wants to, one worker at a time, never
+/// missing a request. A worker that finds another at the slot leaves a mark (adds one to
+/// `serving`) and goes; the other, before it lets go, sees the mark and serves once more, which
+/// covers every request published before the mark. Whether this worker ran `serve`.
+pub(crate) fn serve_exclusively<W: Word32 + ?Sized>(serving: &W, mut serve: impl FnMut()) -> bool {
+    if serving.fetch_add(1, Ordering::AcqRel) != 0 {
+        return false;
+    }
+    loop {
+        serve();
+        if serving.compare_exchange(1, 0).is_ok() {
+            return true;
+        }
+        // Marks came meanwhile: one more look covers them all.
+        serving.store(1, Ordering::Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod loom_tests {
     //! Every interleaving (and every weak-memory outcome loom models) of each exchange.
@@ -349,6 +367,33 @@ mod loom_tests {
                 assert_ne!(take, Take::Stale);
                 assert!(slot.words().is_answered(1));
             }
+        });
+    }
+
+    #[test]
+    fn a_request_published_while_another_worker_serves_the_slot_is_served() {
+        loom::model(|| {
+            let slot = Slot::new(true);
+            let serving = Arc::new(LU32::new(0));
+            // What the serving worker saw last: the request it handled.
+            let seen = Arc::new(LU64::new(0));
+            let worker = |slot: Arc<Slot>, serving: Arc<LU32>, seen: Arc<LU64>| {
+                serve_exclusively(&*serving, || {
+                    let req = slot.req_seq.load(Ordering::Acquire);
+                    seen.store(req, Ordering::Relaxed);
+                });
+            };
+            slot.words().publish(1);
+            let first = {
+                let (slot, serving, seen) = (slot.clone(), serving.clone(), seen.clone());
+                loom::thread::spawn(move || worker(slot, serving, seen))
+            };
+            // The next request, and the kick that sends another worker to the slot.
+            slot.words().publish(2);
+            worker(slot.clone(), serving.clone(), seen.clone());
+            first.join().unwrap();
+            assert_eq!(seen.load(Ordering::Relaxed), 2, "request 2 was dropped");
+            assert_eq!(serving.load(Ordering::Relaxed), 0);
         });
     }
 

@@ -1,34 +1,38 @@
-//! The server: a watcher thread for everything that arrives on sockets, and worker threads
-//! that run methods.
+//! The server: `workers + 1` threads, each of which watches the sockets while it has nothing
+//! else to do, and serves requests while it holds one of `workers` permits.
 //!
-//! **The watcher** sleeps in `epoll` on the service's listening socket(s), every connection's
-//! socket and every client's pidfd. It accepts connections (checking the client's identity
-//! against the access rules, creating its first slot), opens more slots when a client asks,
-//! closes a connection when its client closes it or dies, and turns each kick (a client
-//! telling the server about a request in a slot nobody watches) into an entry of the ready
-//! queue, waking a sleeping worker. It never runs a method, so `connect` is quick whatever the
-//! methods do.
+//! **Watching.** Every idle thread sleeps in one shared `epoll` on the service's listening
+//! socket(s), every connection's socket and every client's pidfd; each event wakes one thread
+//! (see `watcher`). It accepts connections (checking the client's identity against the access
+//! rules, creating its first slot), opens more slots when a client asks, closes a connection
+//! when its client closes it or dies, and turns each kick (a client telling the server about a
+//! request in a slot nobody watches) into an entry of the ready queue, which it then serves
+//! itself if a permit is free: a request to an idle server costs one wake-up of the server.
+//! There is always a thread to watch (one more thread than permits), so `connect` is quick
+//! whatever the methods do.
 //!
-//! **Workers** (`ServerOptions::workers`, 1 by default) take requests from the ready queue, in
-//! the order the kicks arrived, and run them. One worker at a time may also hold the "spinner"
-//! role: after serving a slot it keeps watching it (and every other slot it served lately), so
-//! that a client calling again needs no kick and no system call: the server sees the request
-//! within nanoseconds. The spinner stops watching when nothing came for its spin budget, then
-//! sleeps like the others. A client whose request is not taken within its own spin budget kicks
-//! anyway, so a request waiting behind a long method reaches an idle worker, and with one
-//! worker the ready queue keeps the order in which calls arrived.
+//! **Serving.** Threads holding one of `ServerOptions::workers` permits (1 by default) serve the
+//! ready queue in the order the kicks arrived. One worker at a time may also be the "spinner":
+//! after serving a slot it keeps watching it (and every other slot it served lately), so that a
+//! client calling again needs no kick and no system call: the server sees the request within
+//! nanoseconds. The spinner stops watching when nothing came for its spin budget, then lets its
+//! permit go. A client whose request is not taken within its own spin budget kicks anyway, so a
+//! request waiting behind a long method reaches a free permit, and with one worker the ready
+//! queue keeps the order in which calls arrived.
 //!
 //! Each request is copied out of its slot and validated before the generated dispatch runs the
 //! method, on the thread that took it, with [`Caller::current`](crate::Caller::current) set to
 //! the connection's kernel-verified identity. A panic is caught and answered as such.
 //!
-//! The service type must be `Send + Sync + 'static`: methods run on the worker threads, several
-//! at once with more than one worker, for as long as the server lives.
+//! The service type must be `Send + Sync + 'static`: methods run on the server's threads,
+//! several at once with more than one worker, for as long as the server lives.
 
 mod access;
 mod slot;
 mod watcher;
 mod worker;
+
+use watcher::Connections;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -42,7 +46,7 @@ use crate::name::ServiceName;
 use crate::options::ServerOptions;
 use crate::protocol::layout::{Geometry, MAX_CAPACITY};
 use crate::protocol::messages::MAX_DESCRIPTION;
-use crate::sys::{self, Listener, Waker};
+use crate::sys::{self, Listener, Poller, Waker};
 use crate::{Error, MutexExt};
 
 use slot::ServerSlot;
@@ -73,20 +77,27 @@ pub(crate) struct Shared {
     ready: Mutex<VecDeque<Arc<ServerSlot>>>,
     /// `ready.len()`, read without the lock.
     ready_len: AtomicUsize,
-    /// Workers asleep, waiting for the ready queue (or the stop).
-    idle: Mutex<usize>,
-    idle_cv: Condvar,
+    /// Permits to run a method: `workers` of them.
+    permits: AtomicUsize,
+    /// Every idle thread sleeps in it.
+    poller: Poller,
+    /// The connections, handled by whichever thread an event woke.
+    connections: Mutex<Connections>,
+    /// The spinner is looking for work: queued requests are its to take.
+    spinning: AtomicBool,
     /// The slots the spinner watches; holding the lock is holding the spinner role.
     hot: Mutex<worker::HotSet>,
-    /// Wakes the watcher: at stop, and when a worker exits.
-    watcher_bell: Waker,
+    /// Wakes every thread, at stop (never drained).
+    stop_bell: Waker,
+    /// Wakes one idle thread, to serve queued work with a free permit.
+    work_bell: Waker,
     /// The socket(s) holding the service's name; emptied at stop, which frees the name.
     listeners: Mutex<Vec<Listener>>,
-    /// Worker threads not yet exited.
-    workers_running: AtomicUsize,
-    /// Threads (workers and watcher) not yet exited.
+    /// Threads not yet exited.
     running: Mutex<usize>,
     exited: Condvar,
+    /// When the server started: the origin of [`ServerSlot::kicked_at`].
+    started: Instant,
 }
 
 impl std::fmt::Debug for Shared {
@@ -98,17 +109,14 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// Queues a slot whose client kicked, once, and wakes a sleeping worker.
+    /// Queues a slot whose client kicked, once. The watcher, which calls this, then serves it
+    /// or leaves it to the spinner or to a worker finishing its call.
     fn enqueue(&self, slot: &Arc<ServerSlot>) {
         if slot.queued.swap(true, Ordering::AcqRel) {
             return;
         }
         self.ready.lock_anyway().push_back(slot.clone());
-        self.ready_len.fetch_add(1, Ordering::Release);
-        let idle = self.idle.lock_anyway();
-        if *idle > 0 {
-            self.idle_cv.notify_one();
-        }
+        self.ready_len.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The slot that kicked first, if any.
@@ -122,6 +130,23 @@ impl Shared {
         Some(slot)
     }
 
+    /// Takes a permit to run methods, if one is free.
+    fn take_permit(&self) -> bool {
+        self.permits
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    fn release_permit(&self) {
+        self.permits.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Whether a thread with a permit should serve the ready queue now: the spinner, which
+    /// looks at it anyway, is not about to.
+    fn work_for_a_permit(&self) -> bool {
+        self.ready_len.load(Ordering::SeqCst) > 0 && !self.spinning.load(Ordering::SeqCst)
+    }
+
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
@@ -131,14 +156,18 @@ impl Shared {
     fn begin_stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
         self.listeners.lock_anyway().clear();
-        self.watcher_bell.wake();
-        let _idle = self.idle.lock_anyway();
-        self.idle_cv.notify_all();
+        self.stop_bell.wake();
     }
 
-    /// Counts a thread out.
+    /// Counts a thread out. The last one out of a stopped server ends every connection: every
+    /// answer is out by then.
     fn exit_thread(&self) {
-        *self.running.lock_anyway() -= 1;
+        let mut running = self.running.lock_anyway();
+        *running -= 1;
+        if *running == 0 {
+            self.connections.lock_anyway().close_all(self);
+        }
+        drop(running);
         self.exited.notify_all();
     }
 
@@ -210,9 +239,14 @@ impl Server {
         }
         sys::watch_forks();
         sys::raise_fd_limit();
-        let watcher_bell =
-            Waker::new().map_err(|e| Error::io(format!("binding `{}`", name.as_str()), e))?;
+        let io = |e| Error::io(format!("binding `{}`", name.as_str()), e);
+        let (stop_bell, work_bell, poller) = (
+            Waker::new().map_err(io)?,
+            Waker::new().map_err(io)?,
+            Poller::new().map_err(io)?,
+        );
         let listeners = crate::transport::rendezvous::bind(&name, options.access.is_shared())?;
+        watcher::watch(&poller, &listeners, &stop_bell, &work_bell).map_err(io)?;
         let shared = Shared {
             description,
             fingerprint: interface.fingerprint,
@@ -224,14 +258,17 @@ impl Server {
             stop: AtomicBool::new(false),
             ready: Mutex::new(VecDeque::new()),
             ready_len: AtomicUsize::new(0),
-            idle: Mutex::new(0),
-            idle_cv: Condvar::new(),
+            permits: AtomicUsize::new(options.workers),
+            poller,
+            connections: Mutex::new(Connections::new()),
+            spinning: AtomicBool::new(false),
             hot: Mutex::new(worker::HotSet::default()),
-            watcher_bell,
+            stop_bell,
+            work_bell,
             listeners: Mutex::new(listeners),
-            workers_running: AtomicUsize::new(0),
             running: Mutex::new(0),
             exited: Condvar::new(),
+            started: Instant::now(),
             options,
             name,
         };
@@ -254,7 +291,7 @@ impl Server {
     /// Serves on threads of its own until the returned handle is shut down or dropped.
     pub fn spawn(mut self) -> Result<ServerHandle, Error> {
         let shared = self.take();
-        let threads = start_threads(&shared, shared.options.workers)?;
+        let threads = start_threads(&shared, shared.options.workers + 1)?;
         Ok(ServerHandle {
             shared,
             threads,
@@ -262,12 +299,11 @@ impl Server {
         })
     }
 
-    /// Serves on this thread (one of the workers) and threads of its own, for ever.
+    /// Serves on this thread and threads of its own, for ever.
     pub fn run(mut self) -> Result<(), Error> {
         let shared = self.take();
-        let threads = start_threads(&shared, shared.options.workers - 1)?;
+        let threads = start_threads(&shared, shared.options.workers)?;
         *shared.running.lock_anyway() += 1;
-        shared.workers_running.fetch_add(1, Ordering::AcqRel);
         worker::run(&shared);
         shared.exit_thread();
         shared.wait_exited(None);
@@ -286,45 +322,35 @@ impl Drop for Server {
     }
 }
 
-/// Starts the watcher and `workers` worker threads.
-fn start_threads(shared: &Arc<Shared>, workers: usize) -> Result<Vec<JoinHandle<()>>, Error> {
-    let mut threads = Vec::with_capacity(workers + 1);
-    let mut result = spawn_thread(shared, "watcher", watcher::run).map(|t| threads.push(t));
-    for _ in 0..workers {
-        if result.is_err() {
-            break;
-        }
-        shared.workers_running.fetch_add(1, Ordering::AcqRel);
-        result = spawn_thread(shared, "worker", worker::run).map(|t| threads.push(t));
-        if result.is_err() {
-            shared.workers_running.fetch_sub(1, Ordering::AcqRel);
+/// Starts `threads` server threads.
+fn start_threads(shared: &Arc<Shared>, threads: usize) -> Result<Vec<JoinHandle<()>>, Error> {
+    let mut handles = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        match spawn_thread(shared) {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
+                shared.begin_stop();
+                shared.wait_exited(Some(SHUTDOWN_GRACE));
+                return Err(e);
+            }
         }
     }
-    if let Err(e) = result {
-        shared.begin_stop();
-        shared.wait_exited(Some(SHUTDOWN_GRACE));
-        return Err(e);
-    }
-    Ok(threads)
+    Ok(handles)
 }
 
-fn spawn_thread(
-    shared: &Arc<Shared>,
-    role: &str,
-    body: fn(&Shared),
-) -> Result<JoinHandle<()>, Error> {
+fn spawn_thread(shared: &Arc<Shared>) -> Result<JoinHandle<()>, Error> {
     let thread_shared = shared.clone();
     *shared.running.lock_anyway() += 1;
     std::thread::Builder::new()
-        .name(format!("shmrpc-{role}"))
+        .name(format!("shmrpc-{}", shared.name.as_str()))
         .spawn(move || {
-            body(&thread_shared);
+            worker::run(&thread_shared);
             thread_shared.exit_thread();
         })
         .map_err(|e| {
             *shared.running.lock_anyway() -= 1;
             Error::io(
-                format!("starting the {role} thread of `{}`", shared.name.as_str()),
+                format!("starting a server thread of `{}`", shared.name.as_str()),
                 e,
             )
         })

@@ -2,7 +2,7 @@
 //! server's private record of it.
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::Caller;
 use crate::protocol::layout::Geometry;
@@ -18,8 +18,9 @@ pub(crate) struct ServerSlot {
     pub(crate) waker: Waker,
     /// The connection's client, as the kernel reported it.
     pub(crate) caller: Caller,
-    /// A worker is serving this slot now: only it touches `seen`.
-    pub(crate) claimed: AtomicBool,
+    /// Non-zero while a worker serves this slot (only it touches `seen`); each other worker
+    /// that wanted to meanwhile adds one (see `worker::Worker::serve`).
+    pub(crate) serving: AtomicU32,
     /// The number of the last request the server handled (ran, refused, or found withdrawn or
     /// stale); a different number in the slot is a new request.
     pub(crate) seen: AtomicU64,
@@ -29,6 +30,10 @@ pub(crate) struct ServerSlot {
     pub(crate) hot: AtomicBool,
     /// Its connection is gone: nothing more to serve.
     pub(crate) closed: AtomicBool,
+    /// When the server last served a request of this slot that came with a kick (nanoseconds
+    /// since the server started; 0: never): a client that kicks again soon calls often, and its
+    /// slot is worth watching.
+    pub(crate) kicked_at: AtomicU64,
 }
 
 impl ServerSlot {
@@ -44,11 +49,12 @@ impl ServerSlot {
             memory,
             waker: Waker::new()?,
             caller,
-            claimed: AtomicBool::new(false),
+            serving: AtomicU32::new(0),
             seen: AtomicU64::new(0),
             queued: AtomicBool::new(false),
             hot: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            kicked_at: AtomicU64::new(0),
         };
         Ok((slot, memfd))
     }

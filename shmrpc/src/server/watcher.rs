@@ -1,7 +1,12 @@
-//! The watcher thread: everything that arrives on the server's sockets.
+//! What arrives on the server's sockets, handled by whichever server thread it wakes.
 //!
-//! It sleeps in `epoll` until a client connects, sends a message, closes its connection or
-//! dies (its pidfd becomes readable), or the server stops. Connections are its own: workers see
+//! Every idle server thread sleeps in one shared `epoll`, and each event (a client connecting,
+//! sending a message, closing its connection or dying, its pidfd becoming readable) wakes one of
+//! them. Descriptors are watched "one shot": a thread that got an event handles it, under the
+//! lock of this state, and rearms the descriptor, so no two threads handle the same one. When a
+//! kick (a client telling the server about a request in a slot nobody watches) queues a
+//! request, the thread that read it serves it at once if a worker permit is free: a request to
+//! an idle server costs one wake-up of the server. Connections are this state's own: workers see
 //! only slots. Every message is validated; a client that sends anything a well-behaved client
 //! never sends (descriptors, an unknown message, a message too long) loses its connection and
 //! costs nobody else anything.
@@ -15,7 +20,7 @@ use super::Shared;
 use super::access;
 use super::slot::ServerSlot;
 use crate::protocol::messages::{MAX_CLIENT_MESSAGE, Message, RefusedCode};
-use crate::sys::{Poller, ProcessHandle, Ready, Stream};
+use crate::sys::{Listener, Poller, ProcessHandle, Ready, Stream, Waker};
 use crate::{Caller, MutexExt, fault};
 
 /// Most connections one server keeps; more are refused.
@@ -28,9 +33,10 @@ const MESSAGES_PER_TURN: usize = 64;
 /// Most connections accepted per wake-up.
 const ACCEPTS_PER_TURN: usize = 64;
 
-/// Tokens of the poller: the bell, the listeners, then two per connection.
-const BELL: u64 = 0;
-const LISTENER: u64 = 1;
+/// Tokens of the poller: the two bells, the listeners, then two per connection.
+const STOP_BELL: u64 = 0;
+const WORK_BELL: u64 = 1;
+const LISTENER: u64 = 2;
 const FIRST_CONNECTION: u64 = 8;
 
 /// One client's connection.
@@ -41,124 +47,131 @@ struct Connection {
     slots: Vec<Arc<ServerSlot>>,
 }
 
-struct Watcher<'a> {
-    shared: &'a Shared,
-    poller: Poller,
-    connections: HashMap<u64, Connection>,
+/// Every connection of the server.
+pub(crate) struct Connections {
+    map: HashMap<u64, Connection>,
     next_id: u64,
 }
 
-/// The body of the watcher thread: runs until the server stops and its workers are done.
-pub(crate) fn run(shared: &Shared) {
-    let poller = match Poller::new() {
-        Ok(poller) => poller,
-        Err(e) => {
-            // Without a poller no client can be welcomed: serve nobody, and say why.
-            eprintln!(
-                "shmrpc: the server of `{}` cannot watch its sockets ({e}); stopping it",
-                shared.name.as_str()
-            );
-            shared.begin_stop();
-            return;
-        }
-    };
-    let mut watcher = Watcher {
-        shared,
-        poller,
-        connections: HashMap::new(),
-        next_id: FIRST_CONNECTION,
-    };
-    watcher.watch();
+impl std::fmt::Debug for Connections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connections")
+            .field("open", &self.map.len())
+            .finish_non_exhaustive()
+    }
 }
 
-impl Watcher<'_> {
-    fn watch(&mut self) {
-        let shared = self.shared;
-        let _ = self.poller.add(shared.watcher_bell.fd(), BELL);
-        for (i, listener) in shared.listeners.lock_anyway().iter().enumerate() {
-            let _ = self.poller.add(listener.fd(), LISTENER + i as u64);
-        }
-        let mut ready = Vec::new();
-        loop {
-            if let Err(e) = self.poller.wait(&mut ready, None) {
-                eprintln!(
-                    "shmrpc: the server of `{}` cannot wait on its sockets ({e}); stopping it",
-                    shared.name.as_str()
-                );
-                shared.begin_stop();
-            }
-            for event in &ready {
-                self.handle(*event);
-            }
-            if shared.stopping() && self.wind_down() {
-                return;
-            }
+/// Registers the bells and listeners with a new poller. The stop bell is level-triggered and
+/// never drained, so that it wakes every thread; the work bell wakes one.
+pub(crate) fn watch(
+    poller: &Poller,
+    listeners: &[Listener],
+    stop_bell: &Waker,
+    work_bell: &Waker,
+) -> std::io::Result<()> {
+    poller.add(stop_bell.fd(), STOP_BELL, false)?;
+    poller.add(work_bell.fd(), WORK_BELL, true)?;
+    for (i, listener) in listeners.iter().enumerate() {
+        poller.add(listener.fd(), LISTENER + i as u64, true)?;
+    }
+    Ok(())
+}
+
+impl Connections {
+    pub(crate) fn new() -> Self {
+        Connections {
+            map: HashMap::new(),
+            next_id: FIRST_CONNECTION,
         }
     }
 
-    fn handle(&mut self, event: Ready) {
+    /// Handles one event a thread woke for, and watches its descriptor again.
+    pub(crate) fn handle(&mut self, shared: &Shared, event: Ready) {
         match event.token {
-            BELL => self.shared.watcher_bell.drain(),
-            token if token < FIRST_CONNECTION => self.accept((token - LISTENER) as usize),
+            STOP_BELL => {}
+            WORK_BELL => {
+                shared.work_bell.drain();
+                shared.poller.rearm(shared.work_bell.fd(), WORK_BELL);
+            }
+            token if token < FIRST_CONNECTION => self.accept(shared, (token - LISTENER) as usize),
             token => {
                 let id = token / 2;
                 if token % 2 == 1 || event.hangup {
                     // The client's process exited, or it closed its end.
-                    self.close(id);
+                    self.close(shared, id);
                 } else {
-                    self.read(id);
+                    self.read(shared, id);
+                    if let Some(connection) = self.map.get(&id) {
+                        shared.poller.rearm(connection.stream.fd(), 2 * id);
+                    }
                 }
             }
         }
     }
 
-    /// After the stop: closes every connection none of whose slots a worker is serving; once no
-    /// worker runs, closes the rest. Whether the watcher is done.
-    fn wind_down(&mut self) -> bool {
-        let all = self.shared.workers_running.load(Ordering::Acquire) == 0;
+    /// After the stop: closes every connection none of whose slots a worker is serving (their
+    /// clients learn at once that the server is gone; the others once their answer is out).
+    pub(crate) fn close_idle(&mut self, shared: &Shared) {
         let idle: Vec<u64> = self
-            .connections
+            .map
             .iter()
-            .filter(|(_, c)| all || c.slots.iter().all(|s| !s.claimed.load(Ordering::SeqCst)))
+            .filter(|(_, c)| {
+                c.slots
+                    .iter()
+                    .all(|s| s.serving.load(Ordering::SeqCst) == 0)
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in idle {
-            self.close(id);
+            self.close(shared, id);
         }
-        all
     }
 
-    fn accept(&mut self, index: usize) {
+    /// Closes every connection: the last thread of a stopped server does.
+    pub(crate) fn close_all(&mut self, shared: &Shared) {
+        let all: Vec<u64> = self.map.keys().copied().collect();
+        for id in all {
+            self.close(shared, id);
+        }
+    }
+
+    fn accept(&mut self, shared: &Shared, index: usize) {
         for _ in 0..ACCEPTS_PER_TURN {
             let stream = {
-                let listeners = self.shared.listeners.lock_anyway();
+                let listeners = shared.listeners.lock_anyway();
                 let Some(listener) = listeners.get(index) else {
                     return;
                 };
                 match listener.accept() {
                     Ok(Some(stream)) => stream,
-                    Ok(None) => return,
+                    Ok(None) => {
+                        shared.poller.rearm(listener.fd(), LISTENER + index as u64);
+                        return;
+                    }
                     Err(e) => {
                         // Out of descriptors, most likely: the connection waits in the queue;
                         // say so once per wake-up rather than spin on it.
                         eprintln!(
                             "shmrpc: the server of `{}` cannot accept a connection: {e}",
-                            self.shared.name.as_str()
+                            shared.name.as_str()
                         );
                         return;
                     }
                 }
             };
-            if self.shared.stopping() {
+            if shared.stopping() {
                 return;
             }
-            self.welcome(stream);
+            self.welcome(shared, stream);
+        }
+        // More may wait: watch the socket again (it is still readable, so it wakes a thread).
+        if let Some(listener) = shared.listeners.lock_anyway().get(index) {
+            shared.poller.rearm(listener.fd(), LISTENER + index as u64);
         }
     }
 
     /// Checks who connected, and gives an admitted client its first slot.
-    fn welcome(&mut self, stream: Stream) {
-        let shared = self.shared;
+    fn welcome(&mut self, shared: &Shared, stream: Stream) {
         let Ok(peer) = stream.peer_credentials() else {
             return;
         };
@@ -177,7 +190,7 @@ impl Watcher<'_> {
             );
             return;
         }
-        if self.connections.len() >= MAX_CONNECTIONS {
+        if self.map.len() >= MAX_CONNECTIONS {
             refuse(
                 &stream,
                 RefusedCode::Limit,
@@ -217,13 +230,13 @@ impl Watcher<'_> {
         }
         let id = self.next_id;
         self.next_id += 1;
-        if self.poller.add(stream.fd(), 2 * id).is_err() {
+        if shared.poller.add(stream.fd(), 2 * id, true).is_err() {
             return;
         }
         if let Some(process) = &process {
-            let _ = self.poller.add(process.fd(), 2 * id + 1);
+            let _ = shared.poller.add(process.fd(), 2 * id + 1, true);
         }
-        self.connections.insert(
+        self.map.insert(
             id,
             Connection {
                 stream,
@@ -235,11 +248,11 @@ impl Watcher<'_> {
     }
 
     /// Reads what a client sent.
-    fn read(&mut self, id: u64) {
+    fn read(&mut self, shared: &Shared, id: u64) {
         let mut buf = [0u8; MAX_CLIENT_MESSAGE];
         let mut fds = Vec::new();
         for _ in 0..MESSAGES_PER_TURN {
-            let Some(connection) = self.connections.get(&id) else {
+            let Some(connection) = self.map.get(&id) else {
                 return;
             };
             let message = match connection.stream.recv(&mut buf, &mut fds) {
@@ -251,24 +264,23 @@ impl Watcher<'_> {
             match message {
                 Ok(Message::Kick { index, .. }) => {
                     if let Some(slot) = connection.slots.get(index as usize) {
-                        self.shared.enqueue(slot);
+                        shared.enqueue(slot);
                     }
                 }
-                Ok(Message::OpenSlot) => self.open_slot(id),
+                Ok(Message::OpenSlot) => self.open_slot(shared, id),
                 Ok(Message::Describe) => {
-                    let description = Message::Description(self.shared.description.clone());
+                    let description = Message::Description(shared.description.clone());
                     if connection.stream.send(&description.encode(), &[]).is_err() {
-                        self.close(id);
+                        return self.close(shared, id);
                     }
                 }
-                _ => return self.close(id),
+                _ => return self.close(shared, id),
             }
         }
     }
 
-    fn open_slot(&mut self, id: u64) {
-        let shared = self.shared;
-        let Some(connection) = self.connections.get_mut(&id) else {
+    fn open_slot(&mut self, shared: &Shared, id: u64) {
+        let Some(connection) = self.map.get_mut(&id) else {
             return;
         };
         let index = connection.slots.len();
@@ -301,17 +313,17 @@ impl Watcher<'_> {
             }
         };
         if sent.is_err() {
-            self.close(id);
+            self.close(shared, id);
         }
     }
 
-    fn close(&mut self, id: u64) {
-        let Some(connection) = self.connections.remove(&id) else {
+    fn close(&mut self, shared: &Shared, id: u64) {
+        let Some(connection) = self.map.remove(&id) else {
             return;
         };
-        self.poller.remove(connection.stream.fd());
+        shared.poller.remove(connection.stream.fd());
         if let Some(process) = &connection.process {
-            self.poller.remove(process.fd());
+            shared.poller.remove(process.fd());
         }
         for slot in &connection.slots {
             slot.closed.store(true, Ordering::Relaxed);

@@ -1,7 +1,8 @@
-//! A worker: takes requests (the ready queue first, in arrival order; then, as the spinner, the
-//! slots it watches), runs them, answers; sleeps when there is nothing to do.
+//! A server thread: watches the sockets when nobody does, and with a permit takes requests
+//! (the ready queue first, in arrival order; then, as the spinner, the slots it watches), runs
+//! them and answers; sleeps when there is nothing to do.
 //!
-//! Serving a slot: claim it (so that no other worker serves it at once), read the request's
+//! Serving a slot: take turns with other workers at it (one at a time), read the request's
 //! number, take it (see `protocol::exchange`: a withdrawn request is answered "withdrawn", never
 //! run), copy the request out, and hand the private copy to the generated dispatch, which
 //! validates the method tag and every value before calling the method. Then write the answer,
@@ -9,21 +10,25 @@
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::Shared;
 use super::slot::ServerSlot;
 use crate::data::Invalid;
 use crate::options::WaitStrategy;
-use crate::protocol::exchange::Take;
+use crate::protocol::exchange::{Take, serve_exclusively};
 use crate::protocol::layout::Status;
+use crate::sys::Events;
 use crate::wait::{Ended, SpinPolicy, spin_briefly, spin_until};
 use crate::{MutexExt, fault};
 
 /// Most slots the spinner watches at once: past that, the one idle longest is let go.
 const MAX_HOT: usize = 64;
+
+/// Two kicks of one slot this close together make it worth watching, whatever the spin budget.
+const SPIN_FLOOR: Duration = Duration::from_micros(200);
 
 /// The slots the spinner watches (their clients need not kick).
 #[derive(Debug, Default)]
@@ -125,7 +130,7 @@ struct Worker<'a> {
     spun_in_vain: Option<Duration>,
 }
 
-/// The body of a worker thread: serves until the server stops.
+/// The body of a server thread: runs until the server stops.
 pub(crate) fn run(shared: &Shared) {
     let capacity = shared.geometry.capacity;
     let mut worker = Worker {
@@ -135,46 +140,68 @@ pub(crate) fn run(shared: &Shared) {
         spin: SpinPolicy::new(shared.options.wait, shared.options.spin_budget),
         spun_in_vain: None,
     };
-    worker.serve_until_stopped();
-    shared.workers_running.fetch_sub(1, Ordering::AcqRel);
-    shared.watcher_bell.wake();
+    let mut events = Events::default();
+    while !shared.stopping() {
+        if shared.work_for_a_permit() && shared.take_permit() {
+            worker.work();
+            shared.release_permit();
+            continue;
+        }
+        worker.watch(&mut events);
+    }
+    shared.connections.lock_anyway().close_idle(shared);
 }
 
 impl Worker<'_> {
-    fn serve_until_stopped(&mut self) {
+    /// With a permit: serves the ready queue, then, as the spinner if nobody is, the slots it
+    /// watches, until there is nothing to do.
+    fn work(&mut self) {
         let shared = self.shared;
-        while !shared.stopping() {
-            if let Some(slot) = shared.pop_ready() {
-                self.serve(&slot);
-                // A worker that can watch the slot from now on does: its client's next call then
-                // needs no kick.
-                if let Ok(mut hot) = shared.hot.try_lock() {
-                    self.watch(&mut hot, &slot);
-                }
-                continue;
-            }
+        while let Some(slot) = shared.pop_ready() {
+            let woke = self.serve(&slot);
+            // A worker that can watch the slot from now on does: its client's next call then
+            // needs no kick.
             if let Ok(mut hot) = shared.hot.try_lock() {
-                self.spin(&mut hot);
-                if shared.ready_len.load(Ordering::Acquire) > 0 {
-                    continue;
-                }
+                self.watch_kicked(&mut hot, &slot, woke);
             }
-            self.sleep();
+            if shared.stopping() {
+                return;
+            }
+        }
+        if let Ok(mut hot) = shared.hot.try_lock() {
+            self.spin(&mut hot);
         }
     }
 
-    fn watch(&self, hot: &mut HotSet, slot: &Arc<ServerSlot>) {
-        if self.shared.options.wait != WaitStrategy::ParkOnly
+    /// After serving a request that came with a kick: watches `slot` from now on if its client
+    /// calls often (it kicked before, less than a spin budget ago) and did not sleep until its
+    /// answer. A client that calls now and then, or sleeps, is not about to call again, and
+    /// spinning would only take the CPU it needs (the kernel tends to run a woken process on
+    /// its waker's CPU).
+    fn watch_kicked(&self, hot: &mut HotSet, slot: &Arc<ServerSlot>, woke: bool) {
+        let shared = self.shared;
+        let now = shared
+            .started
+            .elapsed()
+            .as_nanos()
+            .min(u128::from(u64::MAX)) as u64
+            | 1;
+        let before = slot.kicked_at.swap(now, Ordering::Relaxed);
+        let often = before != 0
+            && Duration::from_nanos(now - before) <= shared.options.spin_budget.max(SPIN_FLOOR);
+        if often
+            && !woke
+            && shared.options.wait != WaitStrategy::ParkOnly
             && !slot.closed.load(Ordering::Relaxed)
             && let Some(missed) = hot.add(slot)
         {
-            self.shared.enqueue(&missed);
+            shared.enqueue(&missed);
         }
     }
 
     /// As the spinner: serves the ready queue and the watched slots until nothing came for
     /// the spin budget; then lets every watched slot go (serving what that turns up) and
-    /// returns, to sleep.
+    /// returns.
     fn spin(&mut self, hot: &mut HotSet) {
         let shared = self.shared;
         loop {
@@ -182,16 +209,22 @@ impl Worker<'_> {
                 return;
             }
             if let Some(slot) = shared.pop_ready() {
-                self.serve(&slot);
-                self.watch(hot, &slot);
+                let woke = self.serve(&slot);
+                self.watch_kicked(hot, &slot, woke);
                 continue;
             }
             if let Some(at) = hot.pending() {
                 hot.touch(at);
-                self.serve(&hot.slots[at].slot);
+                if self.serve(&hot.slots[at].slot) {
+                    // Its client slept: stop watching it (see `watch`).
+                    let slot = hot.slots.swap_remove(at).slot;
+                    if let_go(&slot) {
+                        shared.enqueue(&slot);
+                    }
+                }
                 continue;
             }
-            if self.wait_for_work(hot) {
+            if !hot.slots.is_empty() && self.wait_for_work(hot) {
                 continue;
             }
             // Nothing came: stop watching. A request that came meanwhile was not kicked for.
@@ -222,6 +255,14 @@ impl Worker<'_> {
             self.spun_in_vain = spin;
             return false;
         }
+        shared.spinning.store(true, Ordering::SeqCst);
+        let came = || {
+            let came = came();
+            if came {
+                shared.spinning.store(false, Ordering::SeqCst);
+            }
+            came
+        };
         if spin_briefly(came) {
             self.spin.record(spin.unwrap_or_default(), Ended::Spinning);
             return true;
@@ -237,6 +278,7 @@ impl Worker<'_> {
                 }
             },
         };
+        shared.spinning.store(false, Ordering::SeqCst);
         if came_while_spinning {
             self.spin.record(spin.unwrap_or_default(), Ended::Spinning);
         } else {
@@ -245,54 +287,61 @@ impl Worker<'_> {
         came_while_spinning
     }
 
-    /// Sleeps until the ready queue has something, or the server stops.
-    fn sleep(&mut self) {
+    /// Sleeps until an event comes (or the server stops), and handles it.
+    fn watch(&mut self, events: &mut Events) {
         let shared = self.shared;
         let start = Instant::now();
-        let mut idle = shared.idle.lock_anyway();
-        while shared.ready_len.load(Ordering::Acquire) == 0 && !shared.stopping() {
-            *idle += 1;
-            idle = shared
-                .idle_cv
-                .wait(idle)
-                .unwrap_or_else(PoisonError::into_inner);
-            *idle -= 1;
-        }
-        drop(idle);
+        let event = match shared.poller.wait(events, None) {
+            Ok(event) => event,
+            Err(e) => {
+                eprintln!(
+                    "shmrpc: the server of `{}` cannot wait on its sockets ({e}); stopping it",
+                    shared.name.as_str()
+                );
+                shared.begin_stop();
+                return;
+            }
+        };
         if let Some(spun) = self.spun_in_vain.take() {
             self.spin
                 .record(spun, Ended::Sleeping(spun + start.elapsed()));
         }
-    }
-
-    /// Serves the request in `slot`, if there is a new one and no other worker serves it.
-    fn serve(&mut self, slot: &ServerSlot) {
-        if slot
-            .claimed
-            .compare_exchange(false, true, Ordering::SeqCst, Ordering::Relaxed)
-            .is_err()
+        if let Some(event) = event {
+            shared.connections.lock_anyway().handle(shared, event);
+        }
+        // More queued than this thread will serve, and permits free: wake another.
+        if shared.ready_len.load(Ordering::SeqCst) > 1 && shared.permits.load(Ordering::SeqCst) > 1
         {
-            return;
+            shared.work_bell.wake();
         }
-        // Once the server stops, it takes no new request (the watcher, which stores `stop`
-        // before it looks at `claimed`, keeps the connection of a claimed slot open until its
-        // answer is out).
-        if !self.shared.stopping() {
-            self.serve_claimed(slot);
-        }
-        slot.claimed.store(false, Ordering::Release);
     }
 
-    fn serve_claimed(&mut self, slot: &ServerSlot) {
+    /// Serves the request in `slot`, if there is a new one, unless another worker serves the
+    /// slot (it then looks once more before it lets go: see
+    /// [`serve_exclusively`](crate::protocol::exchange::serve_exclusively)). Whether a client
+    /// served slept and was woken.
+    fn serve(&mut self, slot: &ServerSlot) -> bool {
+        let mut woke = false;
+        serve_exclusively(&slot.serving, || {
+            // Once the server stops, it takes no new request (the thread that closes idle
+            // connections, after `stop`, keeps those whose slot is being served).
+            if !self.shared.stopping() {
+                woke = self.serve_claimed(slot) || woke;
+            }
+        });
+        woke
+    }
+
+    fn serve_claimed(&mut self, slot: &ServerSlot) -> bool {
         let words = slot.memory.words();
         let seq = words.req_seq.load(Ordering::Acquire);
         if seq == slot.seen.load(Ordering::Relaxed) {
-            return;
+            return false;
         }
         slot.seen.store(seq, Ordering::Relaxed);
         fault::point(fault::Step::ServerSawRequest);
         match words.take(seq) {
-            Take::Stale => return,
+            Take::Stale => return false,
             Take::Withdrawn => return answer(slot, seq, Status::Withdrawn, &[]),
             Take::Run => {}
         }
@@ -315,7 +364,7 @@ impl Worker<'_> {
             }
         };
         fault::point(fault::Step::ServerDispatched);
-        answer(slot, seq, status, &self.reply[..reply_len]);
+        answer(slot, seq, status, &self.reply[..reply_len])
     }
 
     /// Writes `message` (cut to the slot) as the reply.
@@ -329,8 +378,9 @@ impl Worker<'_> {
     }
 }
 
-/// Writes the answer to `seq`, publishes it and rings the bell.
-fn answer(slot: &ServerSlot, seq: u64, status: Status, reply: &[u8]) {
+/// Writes the answer to `seq`, publishes it and rings the bell. Whether the client slept and
+/// was woken.
+fn answer(slot: &ServerSlot, seq: u64, status: Status, reply: &[u8]) -> bool {
     let memory = &slot.memory;
     memory.write_response(reply);
     memory.status().store(status as u32, Ordering::Relaxed);
@@ -340,9 +390,11 @@ fn answer(slot: &ServerSlot, seq: u64, status: Status, reply: &[u8]) {
     let words = memory.words();
     words.publish_answer(seq);
     fault::point(fault::Step::ServerWroteResponse);
-    if words.ring() {
+    let asleep = words.ring();
+    if asleep {
         slot.waker.wake();
     }
+    asleep
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> String {

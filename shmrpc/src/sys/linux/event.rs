@@ -91,18 +91,26 @@ fn ready_bits<'a>(fds: impl Iterator<Item = &'a PollFd<'a>>) -> u32 {
         .fold(0, |bits, (i, _)| bits | 1 << i)
 }
 
-/// An epoll instance: the server's watcher sleeps on it.
+/// An epoll instance shared by the server's threads: each idle thread sleeps in it, and one
+/// event wakes one thread.
+#[derive(Debug)]
 pub(crate) struct Poller {
     epoll: OwnedFd,
-    /// Reused by every wait, so that waking allocates nothing.
-    events: Vec<epoll::Event>,
 }
 
-impl std::fmt::Debug for Poller {
+/// A thread's buffer for [`Poller::wait`] (one event at a time: the other events go to other
+/// threads).
+pub(crate) struct Events(Vec<epoll::Event>);
+
+impl Default for Events {
+    fn default() -> Self {
+        Events(Vec::with_capacity(1))
+    }
+}
+
+impl std::fmt::Debug for Events {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Poller")
-            .field("epoll", &self.epoll)
-            .finish_non_exhaustive()
+        f.debug_struct("Events").finish_non_exhaustive()
     }
 }
 
@@ -118,33 +126,51 @@ impl Poller {
     pub(crate) fn new() -> io::Result<Self> {
         Ok(Poller {
             epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
-            events: Vec::with_capacity(64),
         })
     }
 
-    /// Watches `fd` (level-triggered) for data to read and for its other end closing.
-    pub(crate) fn add(&self, fd: BorrowedFd<'_>, token: u64) -> io::Result<()> {
+    fn interest(once: bool) -> epoll::EventFlags {
         let flags = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
+        if once {
+            flags | epoll::EventFlags::ONESHOT
+        } else {
+            flags
+        }
+    }
+
+    /// Watches `fd` for data to read and for its other end closing. `once`: reported to one
+    /// thread, then not again until [`Poller::rearm`]; otherwise reported to every waiting
+    /// thread, for as long as it is readable.
+    pub(crate) fn add(&self, fd: BorrowedFd<'_>, token: u64, once: bool) -> io::Result<()> {
         Ok(epoll::add(
             &self.epoll,
             fd,
             epoll::EventData::new_u64(token),
-            flags,
+            Self::interest(once),
         )?)
+    }
+
+    /// Watches a `once` descriptor again, after its event was handled.
+    pub(crate) fn rearm(&self, fd: BorrowedFd<'_>, token: u64) {
+        let _ = epoll::modify(
+            &self.epoll,
+            fd,
+            epoll::EventData::new_u64(token),
+            Self::interest(true),
+        );
     }
 
     pub(crate) fn remove(&self, fd: BorrowedFd<'_>) {
         let _ = epoll::delete(&self.epoll, fd);
     }
 
-    /// Sleeps until something is ready (or `timeout` passes), then fills `out`.
+    /// Sleeps until a descriptor is ready (or `timeout` passes); the one event this thread got.
     pub(crate) fn wait(
-        &mut self,
-        out: &mut Vec<Ready>,
+        &self,
+        events: &mut Events,
         timeout: Option<Duration>,
-    ) -> io::Result<()> {
-        out.clear();
-        let events = &mut self.events;
+    ) -> io::Result<Option<Ready>> {
+        let events = &mut events.0;
         events.clear();
         match epoll::wait(
             &self.epoll,
@@ -154,7 +180,7 @@ impl Poller {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
-        out.extend(events.iter().map(|e| {
+        Ok(events.first().map(|e| {
             let flags = e.flags;
             Ready {
                 token: e.data.u64(),
@@ -162,8 +188,7 @@ impl Poller {
                     epoll::EventFlags::HUP | epoll::EventFlags::RDHUP | epoll::EventFlags::ERR,
                 ),
             }
-        }));
-        Ok(())
+        }))
     }
 }
 
@@ -192,17 +217,32 @@ mod tests {
     }
 
     #[test]
-    fn the_poller_reports_tokens() {
-        let mut p = Poller::new().unwrap();
+    fn the_poller_reports_tokens_and_once_means_once() {
+        let p = Poller::new().unwrap();
+        let mut events = Events::default();
         let (a, b) = (Waker::new().unwrap(), Waker::new().unwrap());
-        p.add(a.fd(), 7).unwrap();
-        p.add(b.fd(), 9).unwrap();
+        p.add(a.fd(), 7, false).unwrap();
+        p.add(b.fd(), 9, true).unwrap();
         b.wake();
-        let mut out = Vec::new();
-        p.wait(&mut out, None).unwrap();
-        assert_eq!(out.iter().map(|r| r.token).collect::<Vec<_>>(), [9]);
-        p.remove(b.fd());
-        p.wait(&mut out, Some(Duration::from_millis(1))).unwrap();
-        assert!(out.is_empty());
+        let ready = p.wait(&mut events, None).unwrap().unwrap();
+        assert_eq!(ready.token, 9);
+        // Still readable, but reported once until rearmed.
+        let later = p.wait(&mut events, Some(Duration::from_millis(1))).unwrap();
+        assert!(later.is_none());
+        p.rearm(b.fd(), 9);
+        assert_eq!(p.wait(&mut events, None).unwrap().unwrap().token, 9);
+        a.wake();
+        assert_eq!(p.wait(&mut events, None).unwrap().unwrap().token, 7);
+        assert_eq!(
+            p.wait(&mut events, None).unwrap().unwrap().token,
+            7,
+            "level: again"
+        );
+        p.remove(a.fd());
+        assert!(
+            p.wait(&mut events, Some(Duration::from_millis(1)))
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -1,0 +1,77 @@
+//! Behaviour 8 of the connections issue: a thousand connected, idle clients cost an idle
+//! server no CPU, and a calling client's p50 no more than 1.2 times what it is with no other
+//! client connected. Also measures the memory a connection costs (printed; the README quotes
+//! it).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shmrpc_tests::*;
+
+const IDLE_CLIENTS: usize = 1000;
+
+/// p50 of `calls` calls, after a warm-up.
+fn p50(client: &WorkClient, calls: usize) -> Duration {
+    for i in 0..1000 {
+        client.add(i, 1).unwrap();
+    }
+    let mut times: Vec<Duration> = (0..calls)
+        .map(|i| {
+            let start = Instant::now();
+            client.add(i as i64, 1).unwrap();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[calls / 2]
+}
+
+/// Resident plus shared memory of a process, in KiB (`/proc/<pid>/status`: VmRSS counts the
+/// mapped pages of its slots).
+fn memory_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    field("VmRSS:")
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn a_thousand_idle_clients_cost_no_cpu_and_do_not_slow_a_call_down() {
+    let name = unique_name("scale");
+    let server = Peer::start(&["server", "work", &name]);
+    let client = WorkClient::connect(&name).unwrap();
+    let alone = p50(&client, 20_000);
+    let (memory, fds) = (memory_kib(server.pid()), open_fds(server.pid()));
+
+    let mut crowd =
+        Peer::spawn(Command::new(peer_program()).args(["many", &name, &IDLE_CLIENTS.to_string()]));
+    crowd.expect_line("ready");
+    let crowded = p50(&client, 20_000);
+    let again = p50(&client, 20_000);
+    let per_connection_kib = (memory_kib(server.pid()) - memory) as f64 / IDLE_CLIENTS as f64;
+    let per_connection_fds = (open_fds(server.pid()) - fds) as f64 / IDLE_CLIENTS as f64;
+    eprintln!(
+        "p50 with 1 client {alone:?}, with {IDLE_CLIENTS} more connected {crowded:?} and {again:?}; \
+         the server's memory grows by {per_connection_kib:.1} KiB and {per_connection_fds:.1} \
+         descriptors per connection"
+    );
+    let ratio = crowded.min(again).as_nanos() as f64 / alone.as_nanos() as f64;
+    assert!(ratio <= 1.2, "{ratio:.2}x");
+    drop(client);
+    // Once nobody calls, the server stops spinning: then it, and the idle clients, use no CPU.
+    std::thread::sleep(Duration::from_millis(100));
+    let before = (cpu_ticks(server.pid()), cpu_ticks(crowd.pid()));
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = (cpu_ticks(server.pid()), cpu_ticks(crowd.pid()));
+    assert_eq!(after.0 - before.0, 0, "the idle server used CPU");
+    assert_eq!(after.1 - before.1, 0, "the idle clients used CPU");
+}

@@ -1,0 +1,160 @@
+//! Behaviour 7 of the connections issue, behaviour 15 of the contract: with one worker, calls
+//! are served one at a time in the order they arrive, so a fast call waits at most for the
+//! calls ahead of it; with several, calls from different connections (and different threads of
+//! one client) run in parallel.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shmrpc::ClientOptions;
+use shmrpc_tests::*;
+
+const SLOW_MS: u32 = 200;
+
+/// Three processes calling a 200 ms method in a loop.
+fn slow_callers(name: &str) -> Vec<Peer> {
+    (0..3)
+        .map(|_| {
+            let mut peer = Peer::spawn(Command::new(peer_program()).args([
+                "slow",
+                name,
+                &SLOW_MS.to_string(),
+            ]));
+            peer.expect_line("ready");
+            peer
+        })
+        .collect()
+}
+
+/// Calls `add` every 10 ms for `calls` calls; each call's latency, sorted.
+fn fast_caller(name: &str, calls: usize) -> Vec<Duration> {
+    let client = WorkClient::connect_with(
+        name,
+        ClientOptions::default().timeout(Duration::from_secs(5)),
+    )
+    .unwrap();
+    let mut latencies: Vec<Duration> = (0..calls)
+        .map(|i| {
+            std::thread::sleep(Duration::from_millis(10));
+            let start = Instant::now();
+            assert_eq!(client.add(i as i64, 1).unwrap(), i as i64 + 1);
+            start.elapsed()
+        })
+        .collect();
+    latencies.sort();
+    latencies
+}
+
+/// Stops the slow callers; how many calls each made.
+fn stop(callers: Vec<Peer>) -> Vec<u64> {
+    callers
+        .into_iter()
+        .map(|mut peer| {
+            drop(peer.child.stdin.take());
+            let line = peer.line();
+            line.strip_prefix("calls=")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("slow caller said {line:?}"))
+        })
+        .collect()
+}
+
+#[test]
+fn with_one_worker_a_fast_call_waits_at_most_for_the_calls_ahead_of_it() {
+    let name = unique_name("fair");
+    let _server = Peer::start(&["server", "work", &name]);
+    let slow = slow_callers(&name);
+    // Each fast call waits for slow ones: a dozen show the worst case.
+    let latencies = fast_caller(&name, 12);
+    let worst = *latencies.last().unwrap();
+    let counts = stop(slow);
+    eprintln!(
+        "one worker: fast call p50 {:?}, worst {worst:?}; slow calls made {counts:?}",
+        latencies[latencies.len() / 2]
+    );
+    // Ahead of a fast call: at most the call being served and one from each other caller.
+    assert!(
+        worst <= Duration::from_millis(3 * u64::from(SLOW_MS) + 20),
+        "worst fast call {worst:?}"
+    );
+    // The slow callers took turns too.
+    assert!(counts.iter().all(|&n| n >= 2), "{counts:?}");
+}
+
+#[test]
+fn with_four_workers_slow_calls_run_in_parallel_and_a_fast_caller_is_not_held_up() {
+    let name = unique_name("parallel");
+    let _server = Peer::start(&["server", "work", &name, "workers=4"]);
+    let slow = slow_callers(&name);
+    let start = Instant::now();
+    let latencies = fast_caller(&name, 150);
+    let elapsed = start.elapsed();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    let counts = stop(slow);
+    eprintln!(
+        "four workers: fast call p50 {:?}, p99 {p99:?}, worst {:?}; slow calls made {counts:?} \
+         in {elapsed:?}",
+        latencies[latencies.len() / 2],
+        latencies.last().unwrap()
+    );
+    assert!(p99 <= Duration::from_millis(1), "fast call p99 {p99:?}");
+    // In parallel, each slow caller makes about elapsed / 200 ms calls; in turn, a third of it.
+    let alone = (elapsed.as_millis() / u128::from(SLOW_MS)) as u64;
+    assert!(
+        counts.iter().all(|&n| n * 10 >= alone * 8),
+        "{counts:?} in {elapsed:?}: not in parallel"
+    );
+}
+
+#[test]
+fn calls_wait_in_the_order_they_arrived() {
+    let name = unique_name("order");
+    let handle = WorkServer::bind(&name, WorkImpl::default())
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let busy = WorkClient::connect(&name).unwrap();
+    let clients: Vec<WorkClient> = (0..4)
+        .map(|_| WorkClient::connect(&name).unwrap())
+        .collect();
+    let finished = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        s.spawn(|| busy.sleep(300, 0).unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+        // Clients call in the reverse order of their connections, 20 ms apart.
+        for (i, client) in clients.iter().enumerate().rev() {
+            let finished = &finished;
+            s.spawn(move || {
+                client.sleep(1, i as u64).unwrap();
+                finished.lock().unwrap().push(i);
+            });
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    assert_eq!(*finished.lock().unwrap(), vec![3, 2, 1, 0]);
+    handle.shutdown().unwrap();
+}
+
+#[test]
+fn one_client_calls_from_several_threads_in_parallel_up_to_its_slots() {
+    let name = unique_name("slots");
+    let _server = Peer::start(&["server", "work", &name, "workers=4"]);
+    for (slots, rounds) in [(4, 1), (2, 2)] {
+        let client =
+            WorkClient::connect_with(&name, ClientOptions::default().max_slots(slots)).unwrap();
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            for token in 0..4 {
+                let client = &client;
+                s.spawn(move || assert_eq!(client.sleep(200, token).unwrap(), token));
+            }
+        });
+        let took = start.elapsed();
+        eprintln!("4 threads, {slots} slots: 4 calls of 200 ms took {took:?}");
+        assert!(
+            took >= Duration::from_millis(200 * rounds)
+                && took < Duration::from_millis(200 * rounds + 150),
+            "{slots} slots: {took:?}"
+        );
+    }
+}
