@@ -3,7 +3,9 @@
 //! One run measures, for 8 B, 1 KiB and 64 KiB each way: the two floors (spinning and futex
 //! ping-pong through a shared page), a Unix socket and a pipe ping-pong, shmrpc with adaptive,
 //! spin-only and park-only waiting, and with `peers` iceoryx2's request-response; then shmrpc
-//! with 1, 2 and 4 client processes. Every peer is a separate process. Criterion prints its
+//! with 1, 2 and 4 client processes; then the connections pass: what `connect` costs, a call
+//! with 1,000 idle clients connected against one with none, and sporadic calls (1 ms apart)
+//! against a Unix socket's. Every peer is a separate process. Criterion prints its
 //! estimates; then a table pass measures every transport again in interleaved rounds (so that
 //! all see the same machine) and gives p50 and p99 per call and the ratios, and
 //! `benches/results/` receives the same table in Markdown and a latency plot (SVG).
@@ -111,7 +113,60 @@ fn main() {
             hist,
         }));
     }
-    report(&rows, &clients_pass());
+    let connections = connections_pass();
+    report(&rows, &clients_pass(), &connections);
+}
+
+/// What connecting costs, whether 1,000 idle connections slow a call down, and sporadic calls
+/// (1 ms apart: each side sleeps between calls) against a Unix socket's.
+struct Connections {
+    connect: Histogram,
+    alone: Histogram,
+    crowded: Histogram,
+    sporadic: Vec<(&'static str, Histogram)>,
+}
+
+fn connections_pass() -> Connections {
+    const ROUNDS: usize = 4;
+    const IDLE: usize = 1000;
+    let mut crowd = Crowd::start();
+    let mut connect = Histogram::default();
+    let (mut alone, mut crowded) = (Histogram::default(), Histogram::default());
+    for _ in 0..ROUNDS {
+        connect.merge(&crowd.connects(250));
+        crowd.idle(0);
+        alone.merge(&measure(&mut crowd.client(), SLICE));
+        crowd.idle(IDLE);
+        crowded.merge(&measure(&mut crowd.client(), SLICE));
+    }
+    crowd.idle(0);
+    let mut sporadic: Vec<(&'static str, Box<dyn Transport>, Histogram)> = vec![
+        (
+            "shmrpc adaptive",
+            Box::new(Shmrpc::start(Payload::B8, WaitStrategy::Adaptive)),
+            Histogram::default(),
+        ),
+        (
+            "unix socket",
+            Box::new(Stream::unix_socket(Payload::B8)),
+            Histogram::default(),
+        ),
+    ];
+    for _ in 0..ROUNDS {
+        for (_, transport, hist) in &mut sporadic {
+            hist.merge(&measure_sporadic(
+                transport.as_mut(),
+                100,
+                Duration::from_millis(1),
+            ));
+        }
+    }
+    Connections {
+        connect,
+        alone,
+        crowded,
+        sporadic: sporadic.into_iter().map(|(n, _, h)| (n, h)).collect(),
+    }
 }
 
 /// 1, 2 and 4 client processes calling one server, 8 B, adaptive: interleaved rounds, so that
@@ -157,9 +212,15 @@ fn interleave(running: &mut [(&'static str, Box<dyn Transport>, Histogram)]) {
 
 /// `SHMRPC_BENCH_QUICK=8B[:name,name...]`: only the table pass, for one payload and the
 /// transports whose names contain one of the given words; prints p50 and p99 and writes nothing.
-/// `SHMRPC_BENCH_QUICK=clients`: only the many-clients pass.
+/// `SHMRPC_BENCH_QUICK=clients`: only the many-clients pass; `=connections`: only the
+/// connections pass (connect, 1,000 idle clients, sporadic calls).
 /// For trying a change to the protocol in seconds rather than minutes.
 fn quick(spec: &str) {
+    if spec == "connections" {
+        let c = connections_pass();
+        print!("{}", connections_table(&c));
+        return;
+    }
     if spec == "clients" {
         for (n, rate, hist) in clients_pass() {
             println!(
@@ -233,7 +294,53 @@ fn machine() -> String {
     format!("{cores} × {cpu}, Linux {}", kernel.trim())
 }
 
-fn report(rows: &[Row], many: &[(usize, f64, Histogram)]) {
+fn connections_table(c: &Connections) -> String {
+    let mut md = String::new();
+    let ratio = |a: &Histogram, b: &Histogram| {
+        a.percentile(0.5).as_nanos() as f64 / b.percentile(0.5).as_nanos() as f64
+    };
+    let _ = writeln!(md, "\nConnections (8 B, adaptive):\n");
+    let _ = writeln!(md, "| measure | p50 | p99 | ratio |");
+    let _ = writeln!(md, "|---|---|---|---|");
+    let _ = writeln!(
+        md,
+        "| `connect` (socket, handshake, checks, slot mapping) | {} | {} | |",
+        fmt(c.connect.percentile(0.5)),
+        fmt(c.connect.percentile(0.99))
+    );
+    let _ = writeln!(
+        md,
+        "| a call, no other client connected | {} | {} | |",
+        fmt(c.alone.percentile(0.5)),
+        fmt(c.alone.percentile(0.99))
+    );
+    let _ = writeln!(
+        md,
+        "| a call, 1,000 idle clients connected | {} | {} | {:.2}× alone |",
+        fmt(c.crowded.percentile(0.5)),
+        fmt(c.crowded.percentile(0.99)),
+        ratio(&c.crowded, &c.alone)
+    );
+    let socket = c
+        .sporadic
+        .iter()
+        .find(|(n, _)| *n == "unix socket")
+        .map(|(_, h)| h);
+    for (name, h) in &c.sporadic {
+        let vs = socket.map_or(String::new(), |s| {
+            format!("{:.2}× unix socket", ratio(h, s))
+        });
+        let _ = writeln!(
+            md,
+            "| sporadic calls, 1 ms apart: {name} | {} | {} | {vs} |",
+            fmt(h.percentile(0.5)),
+            fmt(h.percentile(0.99))
+        );
+    }
+    md
+}
+
+fn report(rows: &[Row], many: &[(usize, f64, Histogram)], connections: &Connections) {
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -296,6 +403,7 @@ fn report(rows: &[Row], many: &[(usize, f64, Histogram)]) {
             fmt(hist.percentile(0.99))
         );
     }
+    md.push_str(&connections_table(connections));
     println!("\n{md}");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
     let _ = std::fs::create_dir_all(&dir);

@@ -173,6 +173,7 @@ pub fn play_role_if_any() {
         ["futex-echo", size, line] => floor_echo(size.parse().unwrap(), true, *line == "one-line"),
         ["stream-echo", size] => stream_echo(size.parse().unwrap()),
         ["load", name, payload, wait] => load(name, Payload::parse(payload), strategy(wait)),
+        ["idle", name, n] => idle_clients(name, n.parse().unwrap()),
         #[cfg(feature = "peers")]
         ["iceoryx-server", name, size] => iceoryx::serve(name, size.parse().unwrap()),
         other => panic!("unknown benchmark role {other:?}"),
@@ -583,6 +584,96 @@ fn load(name: &str, payload: Payload, wait: WaitStrategy) {
         last = now;
     }
     println!("{}", h.to_line());
+}
+
+/// `n` connected clients that never call, until stdin closes.
+fn idle_clients(name: &str, n: usize) {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        },
+    );
+    let clients: Vec<EchoClient> = (0..n).map(|_| EchoClient::connect(name).unwrap()).collect();
+    println!("ready");
+    let _ = std::io::stdin().read_line(&mut String::new());
+    drop(clients);
+}
+
+/// An echo server (adaptive) with `extra` other processes' worth of idle connections around.
+pub struct Crowd {
+    pub name: String,
+    _server: Peer,
+    idle: Option<Peer>,
+}
+
+impl Crowd {
+    pub fn start() -> Self {
+        let name = format!("bench-crowd-{}", std::process::id());
+        let server = start_server(&name, WaitStrategy::Adaptive);
+        Crowd {
+            name,
+            _server: server,
+            idle: None,
+        }
+    }
+
+    /// Connects `n` idle clients (in another process), or lets them all go (`0`).
+    pub fn idle(&mut self, n: usize) {
+        self.idle = None;
+        if n == 0 {
+            return;
+        }
+        let mut child = role(&format!("idle {} {n}", self.name))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        self.idle = Some(Peer(child));
+    }
+
+    /// A client of the crowded server, as a transport.
+    pub fn client(&self) -> Shmrpc {
+        Shmrpc {
+            client: EchoClient::connect(&self.name).unwrap(),
+            payload: Payload::B8,
+            x: 0,
+            k1: [0; 1024],
+            k64: Box::new([0; 65536]),
+            _server: None,
+        }
+    }
+
+    /// Times `connect` (socket, handshake, checks, slot mapping), `n` times.
+    pub fn connects(&self, n: usize) -> Histogram {
+        let mut h = Histogram::default();
+        for _ in 0..n {
+            let start = Instant::now();
+            let client = EchoClient::connect(&self.name).unwrap();
+            h.record(start.elapsed());
+            drop(client);
+        }
+        h
+    }
+}
+
+/// Runs `t` for `calls` calls, `gap` apart (sporadic calls: both sides go to sleep between them).
+pub fn measure_sporadic(t: &mut dyn Transport, calls: usize, gap: Duration) -> Histogram {
+    let mut h = Histogram::default();
+    for _ in 0..calls {
+        std::thread::sleep(gap);
+        let start = Instant::now();
+        t.round_trip();
+        h.record(start.elapsed());
+    }
+    h
 }
 
 /// Throughput and latency of `clients` processes calling one server for `time`.

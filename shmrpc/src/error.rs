@@ -26,8 +26,10 @@ pub enum Error {
         detail: String,
     },
 
-    /// The call did not complete within the client's timeout, waiting for other clients
-    /// included. The method may or may not have run; its late response is discarded.
+    /// The call did not complete within the client's timeout (waiting for a free slot
+    /// included); the method may or may not have run, and its late answer is discarded. Also
+    /// `connect` (method `"connect"`) to a server that holds the name but does not answer:
+    /// stopped, or bound and not serving yet.
     #[error(
         "call `{method}` to `{name}` did not complete within {timeout:?}; the server is busy, \
          stopped or stuck in a method: raise ClientOptions::timeout or look at the server"
