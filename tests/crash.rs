@@ -300,3 +300,36 @@ fn a_timeout_of_two_milliseconds_still_notices_a_dead_server() {
     let _new = Peer::start(&["server", "work", &name]);
     assert_eq!(add(2, 2).unwrap(), 4);
 }
+
+#[test]
+fn a_client_whose_every_slot_waits_for_a_late_answer_recovers_from_a_server_kill() {
+    for slots in [1, 4] {
+        let name = unique_name("abandoned");
+        let mut server = Peer::start(&["server", "work", &name, &format!("workers={slots}")]);
+        let client = WorkClient::connect_with(
+            &name,
+            ClientOptions::default()
+                .timeout(Duration::from_millis(100))
+                .max_slots(slots),
+        )
+        .unwrap();
+        // Every slot holds a call the server took, then gave up on: each rests until its
+        // answer, which a dead server never sends.
+        std::thread::scope(|s| {
+            for t in 0..slots {
+                let client = &client;
+                s.spawn(move || {
+                    let e = client.sleep(60_000, t as u64).unwrap_err();
+                    assert!(matches!(e, Error::Timeout { .. }), "{e}");
+                });
+            }
+        });
+        server.kill();
+        let start = Instant::now();
+        let err = client.add(1, 2).unwrap_err();
+        assert!(matches!(err, Error::ServerNotRunning { .. }), "{err}");
+        assert!(start.elapsed() < BOUND, "{:?}", start.elapsed());
+        let _new = Peer::start(&["server", "work", &name]);
+        assert_eq!(client.add(1, 2).unwrap(), 3, "{slots} slots");
+    }
+}

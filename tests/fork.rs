@@ -3,9 +3,10 @@
 //! forked child is reported as such.
 
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use shmrpc::Error;
+use shmrpc::{Error, ServerOptions};
 use shmrpc_tests::*;
 
 const BOUND: Duration = Duration::from_millis(250);
@@ -128,4 +129,100 @@ fn a_client_that_forks_mid_call_gets_no_crossed_answer_and_no_hang() {
         assert!(line.starts_with("ok parent=2000 child=2000 "), "{line}");
         assert_eq!(client.wait(Duration::from_secs(10)), Some(0));
     }
+}
+
+/// The pid of the child `ForkingWork::add(777, _)` forked.
+static FORKED: AtomicU32 = AtomicU32::new(0);
+
+/// `Work` whose `add(777, _)` forks, and the child returns from the method as the parent does
+/// (a method that forgot to exec or `_exit` in the child).
+#[derive(Debug, Default)]
+struct ForkingWork(WorkImpl);
+
+impl Work for ForkingWork {
+    fn echo(&self, client: u32, thread: u32, seq: u64) -> Tagged {
+        self.0.echo(client, thread, seq)
+    }
+    fn sleep(&self, ms: u32, token: u64) -> u64 {
+        self.0.sleep(ms, token)
+    }
+    fn boom(&self, code: u32) -> u32 {
+        self.0.boom(code)
+    }
+    fn add(&self, a: i64, b: i64) -> i64 {
+        if a == 777 {
+            // SAFETY: the child returns into shmrpc, which must end it before it touches
+            // anything of its parent's.
+            let pid = unsafe { libc::fork() };
+            if pid > 0 {
+                FORKED.store(pid as u32, Ordering::SeqCst);
+            }
+            return i64::from(pid);
+        }
+        self.0.add(a, b)
+    }
+    fn served(&self) -> u64 {
+        self.0.served()
+    }
+    fn caller(&self) -> [u32; 3] {
+        self.0.caller()
+    }
+}
+
+#[test]
+fn a_child_forked_in_a_method_that_returns_into_the_server_answers_nothing() {
+    let name = unique_name("method-fork");
+    let handle = WorkServer::bind_with(
+        &name,
+        ForkingWork::default(),
+        ServerOptions::default().workers(2),
+    )
+    .unwrap()
+    .spawn()
+    .unwrap();
+    let client = WorkClient::connect(&name).unwrap();
+    // The caller gets the parent's answer (the child's pid), never the child's (0).
+    let answer = client.add(777, 0).unwrap();
+    let child = FORKED.load(Ordering::SeqCst);
+    assert_eq!(answer, i64::from(child));
+    // The child left at once: it is a zombie (nobody reaps it) or gone, never serving.
+    std::thread::sleep(Duration::from_millis(50));
+    let state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+    assert!(
+        state.is_empty() || state.contains(") Z "),
+        "the forked child still runs: {state}"
+    );
+    let me = std::process::id();
+    let mut peers: Vec<Peer> = (0..2)
+        .map(|i| {
+            Peer::spawn(Command::new(peer_program()).args([
+                "echo",
+                &name,
+                &(100 + i).to_string(),
+                "2",
+                "2000",
+            ]))
+        })
+        .collect();
+    for seq in 0..2000 {
+        let r = client.echo(1, 0, seq).unwrap();
+        assert_eq!((r.client, r.seq, r.server_pid), (1, seq, me));
+    }
+    for peer in &mut peers {
+        assert_eq!(peer.line(), "ok 4000");
+    }
+    // And new clients are welcomed as before.
+    assert_eq!(WorkClient::connect(&name).unwrap().add(1, 2).unwrap(), 3);
+    handle.shutdown().unwrap();
+}
+
+#[test]
+fn a_server_bound_before_a_fork_cannot_serve_in_the_child() {
+    let name = unique_name("daemon");
+    let mut parent = Peer::spawn(Command::new(peer_program()).args(["server-daemon", &name]));
+    let line = parent.line();
+    assert!(
+        line.starts_with("spawn in the child: error ") && line.contains("bind after forking"),
+        "{line}"
+    );
 }

@@ -89,3 +89,27 @@ fn a_timed_out_request_the_server_never_took_is_withdrawn() {
     // The slow call was served, and the withdrawn one never ran.
     assert_eq!(client.served().unwrap(), 1);
 }
+
+#[test]
+fn a_call_sent_again_to_a_new_server_still_ends_by_its_deadline() {
+    // The call waits untaken behind a slow one; its server dies; a new server holds the name but
+    // does not serve yet. Sending the call again there must not start a new timeout.
+    let name = unique_name("resend");
+    let mut first = Peer::start(&["server", "work", &name]);
+    let _busy = Peer::spawn(
+        std::process::Command::new(peer_program()).args(["sleep", &name, "5000", "0", "10000"]),
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let mut victim = Peer::spawn(
+        std::process::Command::new(peer_program()).args(["sleep", &name, "1", "7", "300"]),
+    );
+    std::thread::sleep(Duration::from_millis(250));
+    victim.signal("STOP");
+    first.kill();
+    let bound_not_serving = WorkServer::bind(&name, WorkImpl::default()).unwrap();
+    victim.signal("CONT");
+    let line = victim.line();
+    drop(bound_not_serving);
+    let took: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(line.starts_with("Timeout ") && took < 350, "{line}");
+}

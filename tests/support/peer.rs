@@ -8,6 +8,10 @@
 //! peer server-fork <name> <libc|raw>
 //!     binds `work`, serves, then forks (through libc, or with a raw fork system call that runs
 //!     no atfork handler); the child sleeps for ever. Prints `ready <child pid>`
+//! peer server-hog <name>
+//!     serves `work`, whose `sleep(ms, 4242)` holds every free descriptor while it sleeps
+//! peer server-daemon <name>
+//!     binds `work`, forks; the child tries to serve it and prints what `spawn` said
 //! peer echo <name> <client-id> <threads> <calls>
 //!     each thread makes <calls> echo calls with unique values; prints `ok <n>` or the problem
 //! peer types <name>          calls every method of Types and checks the answers
@@ -120,6 +124,34 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
             wait_for_stdin_to_close();
             handle.shutdown()?;
             println!("stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+        ["server-hog", name] => {
+            // `sleep(ms, 4242)` holds every free descriptor of the server while it sleeps.
+            let options = ServerOptions::default().workers(2);
+            let handle = WorkServer::bind_with(name, HogWork::default(), options)?.spawn()?;
+            println!("ready");
+            wait_for_stdin_to_close();
+            handle.shutdown()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ["server-daemon", name] => {
+            // Binds, then forks as a daemon does (the parent waits for the child's word); the
+            // child tries to serve what its parent bound.
+            let server = WorkServer::bind(name, WorkImpl::default())?;
+            // SAFETY: the child only calls shmrpc and prints, then exits.
+            let child = unsafe { libc::fork() };
+            if child == 0 {
+                match server.spawn() {
+                    Ok(_) => println!("spawn in the child: ok"),
+                    Err(e) => println!("spawn in the child: error {e}"),
+                }
+                // SAFETY: ends the child at once.
+                unsafe { libc::_exit(0) };
+            }
+            let mut status = 0;
+            // SAFETY: waits for our own child.
+            unsafe { libc::waitpid(child, &mut status, 0) };
             Ok(ExitCode::SUCCESS)
         }
         ["server-fork", name, how] => {
@@ -590,5 +622,40 @@ mod hostile {
             map.add(raw.request).cast::<u64>().write_volatile(seq);
         }
         let _ = rustix::net::send(&raw.socket, &kick(0, seq), rustix::net::SendFlags::DONTWAIT);
+    }
+}
+
+/// `Work` whose `sleep(ms, 4242)` opens `/dev/null` until the descriptor table is full, sleeps,
+/// then closes them all: a busy application that runs the server out of descriptors for a
+/// moment.
+#[derive(Debug, Default)]
+struct HogWork(WorkImpl);
+
+impl Work for HogWork {
+    fn echo(&self, client: u32, thread: u32, seq: u64) -> Tagged {
+        self.0.echo(client, thread, seq)
+    }
+    fn sleep(&self, ms: u32, token: u64) -> u64 {
+        if token != 4242 {
+            return self.0.sleep(ms, token);
+        }
+        let mut held = Vec::new();
+        while let Ok(file) = std::fs::File::open("/dev/null") {
+            held.push(file);
+        }
+        std::thread::sleep(Duration::from_millis(ms.into()));
+        held.len() as u64
+    }
+    fn boom(&self, code: u32) -> u32 {
+        self.0.boom(code)
+    }
+    fn add(&self, a: i64, b: i64) -> i64 {
+        self.0.add(a, b)
+    }
+    fn served(&self) -> u64 {
+        self.0.served()
+    }
+    fn caller(&self) -> [u32; 3] {
+        self.0.caller()
     }
 }

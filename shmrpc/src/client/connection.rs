@@ -23,6 +23,13 @@ use crate::transport::rendezvous;
 use crate::transport::slot::SlotMemory;
 use crate::{Error, MutexExt, fault};
 
+/// How long an exchange with the server may take, and for which call (named in a `Timeout`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Within {
+    pub(crate) give_up: Instant,
+    pub(crate) method: &'static str,
+}
+
 /// One slot, as the client sees it.
 #[derive(Debug)]
 pub(crate) struct ClientSlot {
@@ -124,17 +131,16 @@ impl<'a> Taken<'a> {
 
 impl Connection {
     /// Connects to the server of `name` (waiting up to `wait` for one to bind it), checks it
-    /// serves `interface`, and maps its first slot. The client's timeout bounds the wait for the
-    /// server's welcome.
+    /// serves `interface`, and maps its first slot, all `within` a deadline.
     pub(crate) fn open(
         name: &ServiceName,
         options: &ClientOptions,
         wait: Duration,
         interface: &Interface,
+        within: Within,
     ) -> Result<Self, Error> {
         sys::watch_forks();
         let found = rendezvous::connect(name, options, wait)?;
-        let give_up = crate::wait::after(options.timeout);
         let mut connection = Connection {
             name: name.clone(),
             stream: found.stream,
@@ -149,7 +155,7 @@ impl Connection {
             epoch: sys::fork_epoch(),
             timeout: options.timeout,
         };
-        let (message, fds) = connection.receive(give_up)?;
+        let (message, fds) = connection.receive(within)?;
         let (fingerprint, capacity, slot_len, max_slots) = match message {
             Message::Welcome {
                 fingerprint,
@@ -160,7 +166,7 @@ impl Connection {
             other => return Err(connection.unexpected(other)),
         };
         if fingerprint != interface.fingerprint {
-            return Err(connection.mismatch(interface, give_up));
+            return Err(connection.mismatch(interface, within));
         }
         connection.geometry = Geometry { capacity };
         if capacity < interface.capacity || slot_len != connection.geometry.total_len() as u64 {
@@ -208,10 +214,10 @@ impl Connection {
     }
 
     /// Asks for the server's description and names the first difference.
-    fn mismatch(&self, interface: &Interface, give_up: Instant) -> Error {
+    fn mismatch(&self, interface: &Interface, within: Within) -> Error {
         let mine = interface::describe(interface);
         let _control = self.control.lock_anyway();
-        let difference = match self.request(&Message::Describe, give_up) {
+        let difference = match self.request(&Message::Describe, within) {
             Ok((Message::Description(server), _)) => interface::first_difference(&server, &mine),
             _ => "the interface fingerprints differ (the server did not describe its own)".into(),
         };
@@ -235,19 +241,16 @@ impl Connection {
     }
 
     /// Sends `message` and waits for the answer. The caller holds the `control` lock.
-    fn request(
-        &self,
-        message: &Message,
-        give_up: Instant,
-    ) -> Result<(Message, Vec<OwnedFd>), Error> {
+    fn request(&self, message: &Message, within: Within) -> Result<(Message, Vec<OwnedFd>), Error> {
         self.stream
             .send(&message.encode(), &[])
             .map_err(|e| self.gone_or(e))?;
-        self.receive(give_up)
+        self.receive(within)
     }
 
-    /// Waits for the server's next message (at most until `give_up`).
-    fn receive(&self, give_up: Instant) -> Result<(Message, Vec<OwnedFd>), Error> {
+    /// Waits for the server's next message.
+    fn receive(&self, within: Within) -> Result<(Message, Vec<OwnedFd>), Error> {
+        let give_up = within.give_up;
         let mut buf = vec![0u8; MAX_MESSAGE];
         let mut fds = Vec::new();
         loop {
@@ -267,7 +270,7 @@ impl Connection {
                 // serving, or out of descriptors.
                 return Err(Error::Timeout {
                     name: self.name.as_str().to_owned(),
-                    method: "connect",
+                    method: within.method,
                     timeout: self.timeout,
                 });
             }
@@ -304,8 +307,9 @@ impl Connection {
     }
 
     /// Takes a free slot, locked for one call (asking the server for a new one if all are busy
-    /// and the bound allows), waiting until `give_up` if needed (`None`: none was free in time).
-    pub(crate) fn take_slot(&self, give_up: Instant) -> Result<Option<Arc<ClientSlot>>, Error> {
+    /// and the bound allows), waiting if needed (`None`: none was free in time). Fails with
+    /// `ServerNotRunning`, the connection marked dead, if the server went away meanwhile.
+    pub(crate) fn take_slot(&self, within: Within) -> Result<Option<Arc<ClientSlot>>, Error> {
         loop {
             let slots = self.slots.lock_anyway();
             if let Some(slot) = slots.iter().find(|s| s.try_lock()) {
@@ -313,22 +317,24 @@ impl Connection {
             }
             if slots.len() < self.max_slots.load(Ordering::Relaxed) {
                 drop(slots);
-                if let Some(slot) = self.open_slot(give_up)? {
+                if let Some(slot) = self.open_slot(within)? {
                     return Ok(Some(slot));
                 }
                 // Another thread opened the last one, or the server allows no more.
                 continue;
             }
-            if self.dead.load(Ordering::Relaxed) {
+            // Every slot is busy, or rests until the late answer to a call that timed out: a
+            // dead server never sends it, and only this look tells.
+            if self.dead.load(Ordering::Relaxed) || self.server_gone() {
                 return Err(self.not_running());
             }
             let now = Instant::now();
-            if now >= give_up {
+            if now >= within.give_up {
                 return Ok(None);
             }
             self.waiting.fetch_add(1, Ordering::SeqCst);
             // In short slices: a slot whose late answer arrives frees itself without a signal.
-            let slice = (give_up - now).min(Duration::from_millis(1));
+            let slice = (within.give_up - now).min(Duration::from_millis(1));
             drop(
                 self.slot_freed
                     .wait_timeout(slots, slice)
@@ -348,8 +354,11 @@ impl Connection {
     }
 
     /// Asks the server for one more slot and returns it locked; `None` if the bound is reached.
-    /// One thread at a time: the server numbers slots in the order it makes them.
-    fn open_slot(&self, give_up: Instant) -> Result<Option<Arc<ClientSlot>>, Error> {
+    /// One thread at a time: the server numbers slots in the order it makes them. If the
+    /// exchange fails half-way (the answer did not come, or came without its descriptors because
+    /// this process has none free), the two sides may no longer agree on the numbers: the
+    /// connection is given up (marked dead), and the next call makes a new one.
+    fn open_slot(&self, within: Within) -> Result<Option<Arc<ClientSlot>>, Error> {
         let _control = self.control.lock_anyway();
         let index = {
             let slots = self.slots.lock_anyway();
@@ -358,32 +367,45 @@ impl Connection {
             }
             slots.len() as u32
         };
-        match self.request(&Message::OpenSlot, give_up)? {
-            (
+        let opened = match self.request(&Message::OpenSlot, within) {
+            Ok((
                 Message::Slot {
                     index: got,
                     slot_len,
                 },
                 fds,
-            ) if got == index && slot_len == self.geometry.total_len() as u64 => {
-                let slot = Arc::new(self.map_slot(index, fds)?);
-                let locked = slot.try_lock();
-                debug_assert!(locked, "a new slot is free");
-                self.slots.lock_anyway().push(slot.clone());
-                Ok(Some(slot))
+            )) if got == index && slot_len == self.geometry.total_len() as u64 => {
+                self.map_slot(index, fds).map(Some)
             }
-            (
+            Ok((
                 Message::Refused {
                     code: RefusedCode::Limit,
                     ..
                 },
                 _,
-            ) => {
+            )) => {
                 // Take turns on the slots there are from now on.
                 self.max_slots.store(index as usize, Ordering::Relaxed);
-                Ok(None)
+                return Ok(None);
             }
-            (other, _) => Err(self.unexpected(other)),
+            Ok((other, _)) => Err(self.unexpected(other)),
+            Err(e) => Err(e),
+        };
+        match opened {
+            Ok(Some(slot)) => {
+                let slot = Arc::new(slot);
+                let locked = slot.try_lock();
+                debug_assert!(locked, "a new slot is free");
+                self.slots.lock_anyway().push(slot.clone());
+                Ok(Some(slot))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                // No new call on it; calls in flight on other slots finish, and the connection
+                // closes when the last of them lets go.
+                self.dead.store(true, Ordering::Relaxed);
+                Err(e)
+            }
         }
     }
 

@@ -28,7 +28,7 @@ use crate::wait::{Deadline, SpinPolicy};
 use crate::{Error, MutexExt, sys};
 
 use call::{Answer, Attempt, Call};
-use connection::{ClientSlot, Connection, Taken};
+use connection::{ClientSlot, Connection, Taken, Within};
 
 /// The untyped client behind every generated `XxxClient`.
 #[derive(Debug)]
@@ -89,8 +89,12 @@ impl Client {
         interface: &'static Interface,
     ) -> Result<Self, Error> {
         let name = ServiceName::new(name)?;
+        let within = Within {
+            give_up: crate::wait::after(options.wait_for_server + options.timeout),
+            method: "connect",
+        };
         let wait = options.wait_for_server;
-        let connection = Connection::open(&name, &options, wait, interface)?;
+        let connection = Connection::open(&name, &options, wait, interface, within)?;
         Ok(Client {
             spin: SpinPolicy::new(options.wait, options.spin_budget),
             id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
@@ -148,17 +152,22 @@ impl Client {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-        if let Some(old) = current.connection.take() {
-            old.close();
-        }
+        // A dead connection closes when the last call in flight on it lets go (dropping it).
+        current.connection = None;
         current.connecting = true;
         drop(current);
-        // A call does not wait for a server to come back: it fails at once if none is there.
+        // A call does not wait for a server to come back: it fails at once if none is there;
+        // and it waits for a server that holds the name only until the call's own deadline.
+        let within = Within {
+            give_up: deadline.get(),
+            method,
+        };
         let opened = Connection::open(
             &self.name,
             &self.options,
             std::time::Duration::ZERO,
             self.interface,
+            within,
         );
         let mut current = state.current.lock_anyway();
         current.connecting = false;
@@ -214,8 +223,20 @@ impl Client {
                     // The slow path may wait (for another thread connecting, or for a free
                     // slot): the call's time starts now.
                     let connection = self.connection(&deadline, method)?;
-                    let Some(slot) = connection.take_slot(deadline.get())? else {
-                        return Err(self.timeout(method));
+                    let within = Within {
+                        give_up: deadline.get(),
+                        method,
+                    };
+                    let slot = match connection.take_slot(within) {
+                        Ok(Some(slot)) => slot,
+                        Ok(None) => return Err(self.timeout(method)),
+                        // The server went away before the request was sent: send it to the
+                        // next one, once.
+                        Err(Error::ServerNotRunning { .. }) if !resent => {
+                            resent = true;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
                     };
                     *last = Some(Last {
                         client: self.id,

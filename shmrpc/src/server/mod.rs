@@ -98,6 +98,8 @@ pub(crate) struct Shared {
     exited: Condvar,
     /// When the server started: the origin of [`ServerSlot::kicked_at`].
     started: Instant,
+    /// The fork epoch of the process that bound the server: only it may serve.
+    epoch: u64,
 }
 
 impl std::fmt::Debug for Shared {
@@ -269,6 +271,7 @@ impl Server {
             running: Mutex::new(0),
             exited: Condvar::new(),
             started: Instant::now(),
+            epoch: sys::fork_epoch(),
             options,
             name,
         };
@@ -282,15 +285,28 @@ impl Server {
         self.shared.as_ref().map_or("", |s| s.name.as_str())
     }
 
-    fn take(&mut self) -> Arc<Shared> {
-        self.shared
+    /// The server's state, to serve with, in the process that bound it.
+    fn take(&mut self) -> Result<Arc<Shared>, Error> {
+        let shared = self
+            .shared
             .take()
-            .expect("a Server holds its state until it serves")
+            .expect("a Server holds its state until it serves");
+        if shared.epoch != sys::fork_epoch() {
+            return Err(Error::io(
+                format!("serving `{}`", shared.name.as_str()),
+                std::io::Error::other(
+                    "this process is a fork of the process that bound the name, and only that \
+                     process can serve it (the fork gave its copy of the socket up); bind after \
+                     forking, in the process that serves",
+                ),
+            ));
+        }
+        Ok(shared)
     }
 
     /// Serves on threads of its own until the returned handle is shut down or dropped.
     pub fn spawn(mut self) -> Result<ServerHandle, Error> {
-        let shared = self.take();
+        let shared = self.take()?;
         let threads = start_threads(&shared, shared.options.workers + 1)?;
         Ok(ServerHandle {
             shared,
@@ -301,7 +317,7 @@ impl Server {
 
     /// Serves on this thread and threads of its own, for ever.
     pub fn run(mut self) -> Result<(), Error> {
-        let shared = self.take();
+        let shared = self.take()?;
         let threads = start_threads(&shared, shared.options.workers)?;
         *shared.running.lock_anyway() += 1;
         worker::run(&shared);

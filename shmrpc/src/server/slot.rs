@@ -62,6 +62,6 @@ impl ServerSlot {
     /// Whether the slot holds a request the server has not handled yet.
     #[inline]
     pub(crate) fn has_request(&self) -> bool {
-        self.memory.words().req_seq.load(Ordering::Acquire) != self.seen.load(Ordering::Relaxed)
+        self.memory.req_seq().load(Ordering::Acquire) != self.seen.load(Ordering::Relaxed)
     }
 }

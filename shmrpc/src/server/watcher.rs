@@ -20,8 +20,9 @@ use super::Shared;
 use super::access;
 use super::slot::ServerSlot;
 use crate::protocol::messages::{MAX_CLIENT_MESSAGE, Message, RefusedCode};
-use crate::sys::{Listener, Poller, ProcessHandle, Ready, Stream, Waker};
+use crate::sys::{self, Listener, Poller, ProcessHandle, Ready, Stream, Waker};
 use crate::{Caller, MutexExt, fault};
+use std::os::fd::OwnedFd;
 
 /// Most connections one server keeps; more are refused.
 const MAX_CONNECTIONS: usize = 16 * 1024;
@@ -51,6 +52,10 @@ struct Connection {
 pub(crate) struct Connections {
     map: HashMap<u64, Connection>,
     next_id: u64,
+    /// A descriptor kept for the moment the process has no other free: closed, it lets the
+    /// server accept a waiting connection and refuse it with a reason, rather than leave it
+    /// waiting for ever.
+    reserve: Option<OwnedFd>,
 }
 
 impl std::fmt::Debug for Connections {
@@ -82,6 +87,7 @@ impl Connections {
         Connections {
             map: HashMap::new(),
             next_id: FIRST_CONNECTION,
+            reserve: sys::reserve_descriptor(),
         }
     }
 
@@ -137,37 +143,56 @@ impl Connections {
 
     fn accept(&mut self, shared: &Shared, index: usize) {
         for _ in 0..ACCEPTS_PER_TURN {
-            let stream = {
-                let listeners = shared.listeners.lock_anyway();
-                let Some(listener) = listeners.get(index) else {
-                    return;
-                };
-                match listener.accept() {
-                    Ok(Some(stream)) => stream,
-                    Ok(None) => {
-                        shared.poller.rearm(listener.fd(), LISTENER + index as u64);
-                        return;
-                    }
-                    Err(e) => {
-                        // Out of descriptors, most likely: the connection waits in the queue;
-                        // say so once per wake-up rather than spin on it.
-                        eprintln!(
-                            "shmrpc: the server of `{}` cannot accept a connection: {e}",
-                            shared.name.as_str()
-                        );
-                        return;
+            let accepted = match shared.listeners.lock_anyway().get(index) {
+                Some(listener) => listener.accept(),
+                None => return,
+            };
+            match accepted {
+                Ok(Some(stream)) if shared.stopping() => drop(stream),
+                Ok(Some(stream)) => self.welcome(shared, stream),
+                Ok(None) => break,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    if !self.refuse_one_for_lack_of_descriptors(shared, index) {
+                        break;
                     }
                 }
-            };
-            if shared.stopping() {
-                return;
+                Err(e) => {
+                    // Rare (out of memory): say so, and look again in a moment rather than at
+                    // once, which could spin.
+                    eprintln!(
+                        "shmrpc: the server of `{}` cannot accept a connection: {e}",
+                        shared.name.as_str()
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    break;
+                }
             }
-            self.welcome(shared, stream);
         }
-        // More may wait: watch the socket again (it is still readable, so it wakes a thread).
+        // Watch the socket again: if more connections wait, it wakes a thread at once.
         if let Some(listener) = shared.listeners.lock_anyway().get(index) {
             shared.poller.rearm(listener.fd(), LISTENER + index as u64);
         }
+    }
+
+    /// The process has no free descriptor: frees the reserve, accepts one waiting connection
+    /// and refuses it with the reason, so that its client is told rather than left waiting.
+    /// Whether it did.
+    fn refuse_one_for_lack_of_descriptors(&mut self, shared: &Shared, index: usize) -> bool {
+        let Some(reserve) = self.reserve.take() else {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            return false;
+        };
+        drop(reserve);
+        let accepted = shared
+            .listeners
+            .lock_anyway()
+            .get(index)
+            .map(sys::Listener::accept);
+        if let Some(Ok(Some(stream))) = accepted {
+            refuse(&stream, RefusedCode::Limit, OUT_OF_DESCRIPTORS.into());
+        }
+        self.reserve = sys::reserve_descriptor();
+        true
     }
 
     /// Checks who connected, and gives an admitted client its first slot.
@@ -208,11 +233,7 @@ impl Connections {
         let (slot, memfd) = match ServerSlot::create(shared.geometry, 0, caller) {
             Ok(created) => created,
             Err(e) => {
-                refuse(
-                    &stream,
-                    RefusedCode::Limit,
-                    format!("the server could not create shared memory for it: {e}"),
-                );
+                refuse(&stream, RefusedCode::Limit, lacking(&e));
                 return;
             }
         };
@@ -290,7 +311,7 @@ impl Connections {
             ))
         } else {
             ServerSlot::create(shared.geometry, index as u32, connection.caller)
-                .map_err(|e| format!("the server could not create shared memory: {e}"))
+                .map_err(|e| lacking(&e))
         };
         let sent = match created {
             Ok((slot, memfd)) => {
@@ -330,6 +351,18 @@ impl Connections {
         }
         // Also ends it for the client if a process forked from this one holds a copy.
         connection.stream.shutdown();
+    }
+}
+
+const OUT_OF_DESCRIPTORS: &str =
+    "the server is out of file descriptors (raise its limit, `ulimit -n`, or close clients)";
+
+/// Why the server could not make a slot, in the words a client shows its user.
+fn lacking(e: &std::io::Error) -> String {
+    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+        OUT_OF_DESCRIPTORS.to_owned()
+    } else {
+        format!("the server could not create shared memory for the connection: {e}")
     }
 }
 

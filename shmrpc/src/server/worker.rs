@@ -20,7 +20,7 @@ use crate::data::Invalid;
 use crate::options::WaitStrategy;
 use crate::protocol::exchange::{Take, serve_exclusively};
 use crate::protocol::layout::Status;
-use crate::sys::Events;
+use crate::sys::{self, Events};
 use crate::wait::{Ended, SpinPolicy, spin_briefly, spin_until};
 use crate::{MutexExt, fault};
 
@@ -142,6 +142,7 @@ pub(crate) fn run(shared: &Shared) {
     };
     let mut events = Events::default();
     while !shared.stopping() {
+        leave_if_forked(shared);
         if shared.work_for_a_permit() && shared.take_permit() {
             worker.work();
             shared.release_permit();
@@ -357,6 +358,9 @@ impl Worker<'_> {
             let ran = catch_unwind(AssertUnwindSafe(|| {
                 slot.caller.serve(|| dispatch(tag, request, reply))
             }));
+            // A method that forked, and whose child came back here: the child must not answer
+            // (its parent does) nor serve anything.
+            leave_if_forked(self.shared);
             match ran {
                 Ok(Ok(n)) => (Status::Ok, n),
                 Ok(Err(Invalid(why))) => self.refuse(Status::BadRequest, why),
@@ -395,6 +399,20 @@ fn answer(slot: &ServerSlot, seq: u64, status: Status, reply: &[u8]) -> bool {
         slot.waker.wake();
     }
     asleep
+}
+
+/// Ends this process if it is a forked child of the server's (a method forked without exec, and
+/// the child returned into the server): it has none of the server's other threads, and its
+/// parent serves the same connections, so anything it did would cross the parent's answers.
+fn leave_if_forked(shared: &Shared) {
+    if sys::fork_epoch() != shared.epoch {
+        sys::exit_forked_child(&format!(
+            "shmrpc: a method of `{}` forked this process, and the child returned into the \
+             server; only the process that bound a service serves it, so the child exits now \
+             (end a forked child with exec or _exit instead)",
+            shared.name.as_str()
+        ));
+    }
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> String {

@@ -7,7 +7,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use crate::protocol::exchange::Words;
 use crate::protocol::layout::{self, FIELDS_LEN, Geometry, header, request, response, server};
@@ -78,6 +78,13 @@ impl SlotMemory {
             resp_seq: self.view.u64(resp + response::SEQ),
             bell: self.view.u32(layout::BELL),
         }
+    }
+
+    /// The number of the request in the slot (one of [`SlotMemory::words`], alone: the spinner
+    /// reads it for every slot it watches, in a loop).
+    #[inline]
+    pub(crate) fn req_seq(&self) -> &AtomicU64 {
+        self.view.u64(self.geometry.request() + request::SEQ)
     }
 
     /// The request's method tag.

@@ -120,6 +120,29 @@ pub(crate) fn release_listener(fd: OwnedFd, entry: Option<usize>) {
     drop(fd);
 }
 
+/// Ends this process at once, after saying why on standard error, without running anything of
+/// the parent's it inherited (destructors, `atexit` handlers): for a forked child found where it
+/// must not be.
+pub(crate) fn exit_forked_child(why: &str) -> ! {
+    // Straight to descriptor 2: the standard library's stderr lock may be held for ever here,
+    // by a thread of the parent that does not exist in the child.
+    let line = format!("{why}\n");
+    // SAFETY: writes bytes of a live buffer to descriptor 2; the result does not matter.
+    let _ = unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+    // SAFETY: _exit has no preconditions; it ends the process without returning.
+    unsafe { libc::_exit(70) }
+}
+
+/// A descriptor (of `/dev/null`) held in reserve, to be closed when the process runs out.
+pub(crate) fn reserve_descriptor() -> Option<OwnedFd> {
+    rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()
+}
+
 /// The effective user id of this process.
 pub(crate) fn euid() -> u32 {
     rustix::process::geteuid().as_raw()

@@ -232,7 +232,8 @@ impl Stream {
             fds.truncate(before);
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                "a message too long, or with too many descriptors",
+                "a message arrived too long, or without all its descriptors (is this process out \
+                 of file descriptors?)",
             ));
         }
         Ok(Some(msg.bytes))
