@@ -7,17 +7,21 @@
 //! ```text
 //! offset  size     what                                                        written by
 //!      0  128      header: magic, version, capacity, index, total length       server, once
-//!    128  128      server line: sequence number taken, watched flag             server
-//!    256  128      done bell: a counter in steps of 2, bit 0 "a client sleeps"  server rings,
+//!    128  128      taken line: sequence number of the request taken             server
+//!    256  128      watch line: watched flag                                     server, rarely
+//!    384  128      done bell: a counter in steps of 2, bit 0 "a client sleeps"  server rings,
 //!                                                                               client flags
-//!    384  32 + c'  request line: fields, then the request bytes                client
+//!    512  32 + c'  request line: fields, then the request bytes                client
 //!      R  32 + c'  response line: fields, then the response bytes              server
 //! ```
 //!
 //! Each line has one writer in the course of a call, and a small request or response shares
-//! its 64-byte cache line with its fields. The bell is a line of its own: ringing is a
-//! read-modify-write, which would otherwise snatch the response line back from the client
-//! reading it. Lines are 128 bytes apart (x86 prefetches lines in pairs).
+//! its 64-byte cache line with its fields. Lines the other side reads on every call are not
+//! written on every call: the client reads the watched flag each time it publishes, so it is
+//! kept apart from `taken`, which the server writes each time it takes a request (sharing a
+//! line, the two would cost a cache-line transfer each way per call). The bell is a line of its
+//! own: ringing is a read-modify-write, which would otherwise snatch the response line back
+//! from the client reading it. Lines are 128 bytes apart (x86 prefetches lines in pairs).
 
 /// `"shmrpc\0\x04"` read as a little-endian u64: the last byte is the protocol version.
 pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmrpc\0\x04");
@@ -37,21 +41,20 @@ pub(crate) mod header {
     pub(crate) const LEN: usize = 32;
 }
 
-/// Server line.
+/// Lines the server writes.
 pub(crate) mod server {
-    pub(crate) const OFFSET: usize = super::LINE;
     /// u64 sequence number of the last request the server took.
-    pub(crate) const TAKEN: usize = OFFSET;
+    pub(crate) const TAKEN: usize = super::LINE;
     /// u32 [`WATCHED`](super::WATCHED) while a server thread looks at this slot by itself.
-    pub(crate) const WATCH: usize = OFFSET + 8;
+    pub(crate) const WATCH: usize = 2 * super::LINE;
 }
 
 /// u32 done bell.
-pub(crate) const BELL: usize = 2 * LINE;
+pub(crate) const BELL: usize = 3 * LINE;
 
 /// Request line: written by the client, read by the server.
 pub(crate) mod request {
-    pub(crate) const OFFSET: usize = 3 * super::LINE;
+    pub(crate) const OFFSET: usize = 4 * super::LINE;
     /// u64 sequence number of the request in the slot; writing it publishes the request.
     pub(crate) const SEQ: usize = 0;
     /// u64 sequence number of a request its caller gave up on.
@@ -155,7 +158,8 @@ mod tests {
     fn lines_do_not_overlap() {
         const { assert!(header::LEN <= LINE) };
         const { assert!(request::LEN + 4 <= FIELDS_LEN && response::LEN + 4 <= FIELDS_LEN) };
-        const { assert!(server::WATCH + 4 <= BELL && BELL + 4 <= request::OFFSET) };
+        const { assert!(server::TAKEN + LINE <= server::WATCH) };
+        const { assert!(server::WATCH + LINE <= BELL && BELL + LINE <= request::OFFSET) };
         let small = Geometry { capacity: 1 };
         assert_eq!(small.total_len(), PAGE);
         assert_eq!(small.response(), request::OFFSET + LINE);

@@ -159,11 +159,11 @@ impl Worker<'_> {
     fn work(&mut self) {
         let shared = self.shared;
         while let Some(slot) = shared.pop_ready() {
-            let woke = self.serve(&slot);
+            self.serve(&slot);
             // A worker that can watch the slot from now on does: its client's next call then
             // needs no kick.
             if let Ok(mut hot) = shared.hot.try_lock() {
-                self.watch_kicked(&mut hot, &slot, woke);
+                self.watch_kicked(&mut hot, &slot);
             }
             if shared.stopping() {
                 return;
@@ -175,11 +175,10 @@ impl Worker<'_> {
     }
 
     /// After serving a request that came with a kick: watches `slot` from now on if its client
-    /// calls often (it kicked before, less than a spin budget ago) and did not sleep until its
-    /// answer. A client that calls now and then, or sleeps, is not about to call again, and
-    /// spinning would only take the CPU it needs (the kernel tends to run a woken process on
-    /// its waker's CPU).
-    fn watch_kicked(&self, hot: &mut HotSet, slot: &Arc<ServerSlot>, woke: bool) {
+    /// calls often (it kicked before, less than a spin budget ago). A client that calls now and
+    /// then is not about to call again, and spinning for it would only take the CPU it needs
+    /// to wake up (the kernel tends to run a woken process on its waker's CPU).
+    fn watch_kicked(&self, hot: &mut HotSet, slot: &Arc<ServerSlot>) {
         let shared = self.shared;
         let now = shared
             .started
@@ -191,7 +190,6 @@ impl Worker<'_> {
         let often = before != 0
             && Duration::from_nanos(now - before) <= shared.options.spin_budget.max(SPIN_FLOOR);
         if often
-            && !woke
             && shared.options.wait != WaitStrategy::ParkOnly
             && !slot.closed.load(Ordering::Relaxed)
             && let Some(missed) = hot.add(slot)
@@ -210,19 +208,13 @@ impl Worker<'_> {
                 return;
             }
             if let Some(slot) = shared.pop_ready() {
-                let woke = self.serve(&slot);
-                self.watch_kicked(hot, &slot, woke);
+                self.serve(&slot);
+                self.watch_kicked(hot, &slot);
                 continue;
             }
             if let Some(at) = hot.pending() {
                 hot.touch(at);
-                if self.serve(&hot.slots[at].slot) {
-                    // Its client slept: stop watching it (see `watch`).
-                    let slot = hot.slots.swap_remove(at).slot;
-                    if let_go(&slot) {
-                        shared.enqueue(&slot);
-                    }
-                }
+                self.serve(&hot.slots[at].slot);
                 continue;
             }
             if !hot.slots.is_empty() && self.wait_for_work(hot) {
@@ -319,30 +311,27 @@ impl Worker<'_> {
 
     /// Serves the request in `slot`, if there is a new one, unless another worker serves the
     /// slot (it then looks once more before it lets go: see
-    /// [`serve_exclusively`](crate::protocol::exchange::serve_exclusively)). Whether a client
-    /// served slept and was woken.
-    fn serve(&mut self, slot: &ServerSlot) -> bool {
-        let mut woke = false;
+    /// [`serve_exclusively`](crate::protocol::exchange::serve_exclusively)).
+    fn serve(&mut self, slot: &ServerSlot) {
         serve_exclusively(&slot.serving, || {
             // Once the server stops, it takes no new request (the thread that closes idle
             // connections, after `stop`, keeps those whose slot is being served).
             if !self.shared.stopping() {
-                woke = self.serve_claimed(slot) || woke;
+                self.serve_claimed(slot);
             }
         });
-        woke
     }
 
-    fn serve_claimed(&mut self, slot: &ServerSlot) -> bool {
+    fn serve_claimed(&mut self, slot: &ServerSlot) {
         let words = slot.memory.words();
         let seq = words.req_seq.load(Ordering::Acquire);
         if seq == slot.seen.load(Ordering::Relaxed) {
-            return false;
+            return;
         }
         slot.seen.store(seq, Ordering::Relaxed);
         fault::point(fault::Step::ServerSawRequest);
         match words.take(seq) {
-            Take::Stale => return false,
+            Take::Stale => return,
             Take::Withdrawn => return answer(slot, seq, Status::Withdrawn, &[]),
             Take::Run => {}
         }
@@ -382,9 +371,8 @@ impl Worker<'_> {
     }
 }
 
-/// Writes the answer to `seq`, publishes it and rings the bell. Whether the client slept and
-/// was woken.
-fn answer(slot: &ServerSlot, seq: u64, status: Status, reply: &[u8]) -> bool {
+/// Writes the answer to `seq`, publishes it and rings the bell (waking the client if it sleeps).
+fn answer(slot: &ServerSlot, seq: u64, status: Status, reply: &[u8]) {
     let memory = &slot.memory;
     memory.write_response(reply);
     memory.status().store(status as u32, Ordering::Relaxed);
@@ -394,11 +382,9 @@ fn answer(slot: &ServerSlot, seq: u64, status: Status, reply: &[u8]) -> bool {
     let words = memory.words();
     words.publish_answer(seq);
     fault::point(fault::Step::ServerWroteResponse);
-    let asleep = words.ring();
-    if asleep {
+    if words.ring() {
         slot.waker.wake();
     }
-    asleep
 }
 
 /// Ends this process if it is a forked child of the server's (a method forked without exec, and
