@@ -2,8 +2,9 @@
 //! the only shared memory it can reach, its own slot, costs the others nothing. The attacker
 //! (`peer hostile`) connects by hand and truncates or grows its slot (the seals refuse), punches
 //! holes in it, `mprotect`s it, writes garbage into it and publishes garbage requests, floods
-//! the server with kicks for slots it does not have, or stops (`SIGSTOP`) with a request in
-//! flight. Meanwhile three honest clients call in a loop: none sees an error or another's
+//! the server with kicks for slots it does not have, makes its end of the wake-up socket
+//! blocking and never reads it, sends the server a descriptor whose last close would block for
+//! an hour, or stops (`SIGSTOP`) with a request in flight. Meanwhile three honest clients call in a loop: none sees an error or another's
 //! answer, and the server lives on.
 
 use std::process::Command;
@@ -36,7 +37,7 @@ fn count(summary: &str, key: &str) -> u64 {
 #[test]
 fn every_attack_on_its_own_slot_costs_the_other_clients_nothing() {
     for attack in [
-        "truncate", "grow", "punch", "mprotect", "garbage", "kicks", "stop",
+        "truncate", "grow", "punch", "mprotect", "garbage", "kicks", "bell", "fds", "stop",
     ] {
         let name = unique_name(attack);
         let mut server = Peer::start(&["server", "work", &name]);

@@ -44,7 +44,7 @@
 //! peer peek <pid>
 //!     tries to open every /proc/<pid>/fd/* and /proc/<pid>/map_files/*; prints
 //!     `opened=<n> tried=<n> memfds=<n> `
-//! peer hostile <name> <truncate|grow|mprotect|garbage|punch|kicks|stop>
+//! peer hostile <name> <truncate|grow|mprotect|garbage|punch|kicks|bell|fds|stop>
 //!     connects by hand and attacks its own slot (see `hostile`); prints `attacking`, keeps on
 //!     until stdin closes, prints `done <n>`
 //! ```
@@ -510,6 +510,8 @@ mod hostile {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    use std::os::fd::AsFd;
+
     use shmrpc::__private::testing::{RawConnection, kick, raw_connect};
 
     pub(super) fn attack(name: &str, attack: &str) -> Result<ExitCode, shmrpc::Error> {
@@ -595,6 +597,28 @@ mod hostile {
                         );
                     }
                 }
+                "bell" => {
+                    // Its end of the wake-up socket made blocking and never read, the sleeper
+                    // bit set on every call: the server rings a full queue for ever.
+                    if rounds == 1 {
+                        rustix::fs::fcntl_setfl(&raw.bell, rustix::fs::OFlags::empty()).unwrap();
+                    }
+                    // SAFETY: within the attacker's mapping, 4-aligned.
+                    unsafe {
+                        let bell = map.add(raw.bell_word).cast::<u32>();
+                        bell.write_volatile(bell.read_volatile() | 1);
+                    }
+                    publish(&raw, map, random(), random() as u32, 8);
+                }
+                "fds" => {
+                    // A descriptor with a kick: a TCP socket lingering over unsent data, whose
+                    // last close would block for an hour. The kernel refuses it (Linux 6.16),
+                    // or the server closes it on a thread of its own.
+                    if rounds == 1 {
+                        let tcp = lingering_tcp_socket();
+                        let _ = send_with_descriptor(&raw.socket, &kick(0, 1), tcp.as_fd());
+                    }
+                }
                 "stop" => {
                     // Mid-call: a request published, then frozen (the test resumes nothing).
                     publish(&raw, map, random(), 0, 0);
@@ -606,8 +630,58 @@ mod hostile {
             std::thread::yield_now();
         }
         println!("done {rounds}");
-        let _ = &raw.eventfd;
+        let _ = &raw.bell;
         Ok(ExitCode::SUCCESS)
+    }
+
+    /// A TCP socket connected to a listener that never reads, its send buffer full, lingering
+    /// an hour on close.
+    fn lingering_tcp_socket() -> std::net::TcpStream {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        tcp.set_nonblocking(true).unwrap();
+        let chunk = [0u8; 65536];
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_millis(300) {
+            if std::io::Write::write(&mut &tcp, &chunk).is_err() {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 3600,
+        };
+        // SAFETY: passes a live `linger` and its size.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&tcp),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        // The listener goes, the connection stays (never read).
+        std::mem::forget(listener);
+        tcp
+    }
+
+    fn send_with_descriptor(
+        socket: &std::os::fd::OwnedFd,
+        bytes: &[u8],
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> std::io::Result<usize> {
+        use std::mem::MaybeUninit;
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        let fds = [fd];
+        control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+        Ok(rustix::net::sendmsg(
+            socket,
+            &[std::io::IoSlice::new(bytes)],
+            &mut control,
+            rustix::net::SendFlags::DONTWAIT,
+        )?)
     }
 
     /// Writes a request header (method, length) and publishes sequence number `seq`, then

@@ -4,7 +4,7 @@
 //! The client spins for its answer while one is likely to come soon (see `wait`), then kicks
 //! the server if the request was not taken yet (the server may be busy with a long method, and
 //! another worker, or the ready queue's order, should know), sets the bell's sleeper bit and
-//! sleeps on the slot's eventfd, the connection's socket and the server's pidfd at once: an
+//! sleeps on the slot's wake-up socket, the connection's socket and the server's pidfd at once: an
 //! answer, a closed connection or a dead server each wake it.
 
 use std::sync::atomic::Ordering;

@@ -18,7 +18,7 @@ use crate::name::ServiceName;
 use crate::options::ClientOptions;
 use crate::protocol::layout::Geometry;
 use crate::protocol::messages::{self, MAX_MESSAGE, Message, RefusedCode};
-use crate::sys::{self, Interest, ProcessHandle, Stream, Waker, wait_any};
+use crate::sys::{self, Bell, Interest, ProcessHandle, Stream, wait_any};
 use crate::transport::rendezvous;
 use crate::transport::slot::SlotMemory;
 use crate::{Error, MutexExt, fault};
@@ -35,7 +35,7 @@ pub(crate) struct Within {
 pub(crate) struct ClientSlot {
     pub(crate) memory: SlotMemory,
     /// Readable when the server woke this slot's sleeping client.
-    pub(crate) waker: Waker,
+    pub(crate) bell: Bell,
     /// The in-process lock: one call at a time.
     busy: AtomicBool,
     /// The last sequence number used here (only touched by the thread holding `busy`).
@@ -45,10 +45,10 @@ pub(crate) struct ClientSlot {
 }
 
 impl ClientSlot {
-    fn new(memory: SlotMemory, waker: Waker) -> Self {
+    fn new(memory: SlotMemory, bell: Bell) -> Self {
         ClientSlot {
             memory,
-            waker,
+            bell,
             busy: AtomicBool::new(false),
             last_seq: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
@@ -229,7 +229,7 @@ impl Connection {
 
     /// Checks and maps a slot the server sent.
     fn map_slot(&self, index: u32, fds: Vec<OwnedFd>) -> Result<ClientSlot, Error> {
-        let [memfd, eventfd]: [OwnedFd; 2] = fds.try_into().map_err(|fds: Vec<OwnedFd>| {
+        let [memfd, bell]: [OwnedFd; 2] = fds.try_into().map_err(|fds: Vec<OwnedFd>| {
             self.corrupted(format!(
                 "a slot came with {} descriptors instead of 2",
                 fds.len()
@@ -237,7 +237,7 @@ impl Connection {
         })?;
         let memory = SlotMemory::open(&memfd, self.geometry, index)
             .map_err(|why| self.corrupted(format!("slot {index} is unusable: {why}")))?;
-        Ok(ClientSlot::new(memory, Waker::from_fd(eventfd)))
+        Ok(ClientSlot::new(memory, Bell::from_fd(bell)))
     }
 
     /// Sends `message` and waits for the answer. The caller holds the `control` lock.
@@ -416,19 +416,19 @@ impl Connection {
         let _ = self.stream.send(&messages::kick(index, seq), &[]);
     }
 
-    /// Sleeps until `slot`'s eventfd is woken, the server dies or closes the connection, or
+    /// Sleeps until `slot`'s bell rings, the server dies or closes the connection, or
     /// `timeout` passes. Whether the server is gone.
     pub(crate) fn sleep(&self, slot: &ClientSlot, timeout: Option<Duration>) -> bool {
         let ready = wait_any(
             &[
-                (slot.waker.fd(), Interest::Readable),
+                (slot.bell.fd(), Interest::Readable),
                 (self.stream.fd(), Interest::Hangup),
                 (self.server.fd(), Interest::Readable),
             ],
             timeout,
         );
         if ready & 1 != 0 {
-            slot.waker.drain();
+            slot.bell.drain();
         }
         ready & 0b110 != 0
     }

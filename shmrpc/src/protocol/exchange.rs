@@ -114,7 +114,7 @@ impl<M: Memory> Clone for Words<'_, M> {
 
 impl<M: Memory> Copy for Words<'_, M> {}
 
-/// Bit 0 of the bell: a client sleeps on the slot's eventfd.
+/// Bit 0 of the bell: a client sleeps on the slot's wake-up socket.
 const SLEEPER: u32 = 1;
 
 /// What taking a request found.
@@ -136,7 +136,7 @@ pub(crate) enum Sleep {
     Answered,
     /// The bell rang meanwhile: look again.
     Retry,
-    /// The sleeper bit is set: sleep on the eventfd, and the server will wake it.
+    /// The sleeper bit is set: sleep on the wake-up socket, and the server will wake it.
     Flagged,
 }
 
@@ -207,7 +207,7 @@ impl<M: Memory> Words<'_, M> {
     }
 
     /// Server: rings the bell after publishing an answer. Whether a client sleeps on the
-    /// eventfd and must be woken.
+    /// wake-up socket and must be woken.
     #[inline]
     pub(crate) fn ring(&self) -> bool {
         let old = self.bell.fetch_add(2, Ordering::AcqRel);

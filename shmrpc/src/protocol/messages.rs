@@ -3,10 +3,10 @@
 //!
 //! | kind | from | fields | descriptors |
 //! |---|---|---|---|
-//! | `Welcome` | server, first thing after `accept` | magic, fingerprint, slot capacity and length, most slots | slot 0's memfd and eventfd |
+//! | `Welcome` | server, first thing after `accept` | magic, fingerprint, slot capacity and length, most slots | slot 0's memfd and wake-up socket |
 //! | `Refused` | server, instead of `Welcome` or `Slot` | code, reason (UTF-8) | |
 //! | `OpenSlot` | client | | |
-//! | `Slot` | server | index, length | the slot's memfd and eventfd |
+//! | `Slot` | server | index, length | the slot's memfd and wake-up socket |
 //! | `Describe` | client, when the fingerprints differ | | |
 //! | `Description` | server | the interface description (UTF-8) | |
 //! | `Kick` | client | slot index, sequence number | |

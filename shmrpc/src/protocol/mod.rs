@@ -7,7 +7,7 @@
 //! side who the other is; the server checks its access rules and the client checks that it
 //! trusts the server's user. The server then creates the connection's first slot: a memfd that
 //! only these two processes hold, sealed so that its size never changes, sent to the client
-//! with an eventfd the server uses to wake the client (see [`messages`]). A client calling from
+//! with a socket the server uses to wake the client (see [`messages`]). A client calling from
 //! several threads asks for more slots, up to a bound. Nothing is shared between connections.
 //!
 //! # A call
@@ -24,7 +24,7 @@
 //!   server stops watching a slot it looks at it once more; the client, after publishing,
 //!   looks at whether the slot is watched. One of the two always sees the other.
 //! - **Telling the client.** A client waits for its answer by spinning, then sleeps on the
-//!   slot's eventfd after setting the bell's "sleeper" bit; the server wakes it only when that
+//!   slot's wake-up socket after setting the bell's "sleeper" bit; the server wakes it only when that
 //!   bit is set, so a call between two spinning processes makes no system call.
 //! - **Giving up.** A client that times out withdraws its request unless the server took it;
 //!   taking and withdrawing exclude each other, so a request is either run and answered or

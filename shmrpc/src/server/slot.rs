@@ -1,4 +1,4 @@
-//! A slot as the server sees it: the shared memory, the eventfd that wakes its client, and the
+//! A slot as the server sees it: the shared memory, the bell that wakes its client, and the
 //! server's private record of it.
 
 use std::os::fd::OwnedFd;
@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::Caller;
 use crate::protocol::layout::Geometry;
-use crate::sys::Waker;
+use crate::sys::Bell;
 use crate::transport::slot::SlotMemory;
 
 /// One slot of one connection. Workers hold it (through an `Arc`) while they serve it, so its
@@ -15,7 +15,7 @@ use crate::transport::slot::SlotMemory;
 pub(crate) struct ServerSlot {
     pub(crate) memory: SlotMemory,
     /// Wakes the client when it sleeps on its answer.
-    pub(crate) waker: Waker,
+    pub(crate) bell: Bell,
     /// The connection's client, as the kernel reported it.
     pub(crate) caller: Caller,
     /// Non-zero while a worker serves this slot (only it touches `seen`); each other worker
@@ -38,16 +38,17 @@ pub(crate) struct ServerSlot {
 
 impl ServerSlot {
     /// A new slot, and the descriptors to send to the client: the slot's memfd (the server
-    /// keeps only its mapping) and the eventfd.
+    /// keeps only its mapping) and the client's end of the bell.
     pub(crate) fn create(
         geometry: Geometry,
         index: u32,
         caller: Caller,
-    ) -> std::io::Result<(Self, OwnedFd)> {
+    ) -> std::io::Result<(Self, [OwnedFd; 2])> {
         let (memory, memfd) = SlotMemory::create(geometry, index)?;
+        let (bell, their_bell) = Bell::pair()?;
         let slot = ServerSlot {
             memory,
-            waker: Waker::new()?,
+            bell,
             caller,
             serving: AtomicU32::new(0),
             seen: AtomicU64::new(0),
@@ -56,7 +57,7 @@ impl ServerSlot {
             closed: AtomicBool::new(false),
             kicked_at: AtomicU64::new(0),
         };
-        Ok((slot, memfd))
+        Ok((slot, [memfd, their_bell]))
     }
 
     /// Whether the slot holds a request the server has not handled yet.

@@ -230,7 +230,7 @@ impl Connections {
             Err(_) => None,
         };
         let caller = Caller::new(peer.pid, peer.uid, peer.gid);
-        let (slot, memfd) = match ServerSlot::create(shared.geometry, 0, caller) {
+        let (slot, [memfd, bell]) = match ServerSlot::create(shared.geometry, 0, caller) {
             Ok(created) => created,
             Err(e) => {
                 refuse(&stream, RefusedCode::Limit, lacking(&e));
@@ -244,7 +244,7 @@ impl Connections {
             max_slots: MAX_SLOTS as u32,
         };
         if stream
-            .send(&welcome.encode(), &[memfd.as_fd(), slot.waker.fd()])
+            .send(&welcome.encode(), &[memfd.as_fd(), bell.as_fd()])
             .is_err()
         {
             return;
@@ -276,10 +276,15 @@ impl Connections {
             let Some(connection) = self.map.get(&id) else {
                 return;
             };
-            let message = match connection.stream.recv(&mut buf, &mut fds) {
+            let received = connection.stream.recv(&mut buf, &mut fds);
+            // A client never sends descriptors (the kernel refuses them where it can): one that
+            // does loses its connection, and what it sent is closed on a thread of its own.
+            let sent_descriptors = !fds.is_empty();
+            sys::dispose(std::mem::take(&mut fds));
+            let message = match received {
                 Ok(None) => return,
-                Ok(Some(n)) if n > 0 && fds.is_empty() => Message::decode(&buf[..n]),
-                // Closed, or a descriptor, a message too long: either way the end.
+                Ok(Some(n)) if n > 0 && !sent_descriptors => Message::decode(&buf[..n]),
+                // Closed, descriptors, a message too long: either way the end.
                 _ => Err("closed"),
             };
             match message {
@@ -314,14 +319,14 @@ impl Connections {
                 .map_err(|e| lacking(&e))
         };
         let sent = match created {
-            Ok((slot, memfd)) => {
+            Ok((slot, [memfd, bell])) => {
                 let message = Message::Slot {
                     index: index as u32,
                     slot_len: shared.geometry.total_len() as u64,
                 };
                 let sent = connection
                     .stream
-                    .send(&message.encode(), &[memfd.as_fd(), slot.waker.fd()]);
+                    .send(&message.encode(), &[memfd.as_fd(), bell.as_fd()]);
                 connection.slots.push(Arc::new(slot));
                 sent
             }

@@ -383,7 +383,7 @@ fn answer(slot: &ServerSlot, seq: u64, status: Status, reply: &[u8]) {
     words.publish_answer(seq);
     fault::point(fault::Step::ServerWroteResponse);
     if words.ring() {
-        slot.waker.wake();
+        slot.bell.ring();
     }
 }
 

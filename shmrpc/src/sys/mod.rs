@@ -7,7 +7,7 @@
 //! | the rendezvous: a name that one server holds and clients connect to | [`Listener`] | abstract Unix socket (`SOCK_SEQPACKET`) |
 //! | a connection's control channel: messages, descriptors, who is at the other end | [`Stream`] | the accepted or connected socket, `SO_PEERCRED`, `SO_PEERPIDFD`, `SCM_RIGHTS` |
 //! | a slot's memory, created by the server and mapped by both sides | [`create_sealed`], [`Mapping`] | `memfd_create` sealed against shrinking and growing, `mmap` |
-//! | waking a process that sleeps | [`Waker`] | `eventfd` |
+//! | waking a sleeping process: a client on its answer, a server thread on queued work | [`Bell`], [`Waker`] | a datagram socket pair (each side's end is its own), `eventfd` (in-process only) |
 //! | sleeping until one of several things happens | [`Poller`], [`wait_any`] | `epoll`, `poll` |
 //! | a live process, never mistaken for another that reused its pid | [`ProcessHandle`] | pidfd |
 //! | a process that `fork`s | [`fork_epoch`] | `pthread_atfork` |

@@ -15,12 +15,15 @@ pub mod testing {
     use crate::sys::{Interest, wait_any};
     use crate::{ClientOptions, Error};
 
-    /// A connection made by hand: the socket, slot 0's memfd and eventfd, and where things are.
+    /// A connection made by hand: the socket, slot 0's memfd and wake-up socket, and where
+    /// things are.
     #[derive(Debug)]
     pub struct RawConnection {
         pub socket: OwnedFd,
         pub memfd: OwnedFd,
-        pub eventfd: OwnedFd,
+        pub bell: OwnedFd,
+        /// Offset of the done bell's word (bit 0: the client sleeps).
+        pub bell_word: usize,
         /// Bytes of the slot.
         pub slot_len: usize,
         /// Offset of the request line (sequence number at +0, method at +16, length at +20,
@@ -57,13 +60,14 @@ pub mod testing {
                     capacity: capacity as usize,
                 };
                 let mut fds = fds.into_iter();
-                let (Some(memfd), Some(eventfd)) = (fds.next(), fds.next()) else {
+                let (Some(memfd), Some(bell)) = (fds.next(), fds.next()) else {
                     return Err(Error::io("raw connect", std::io::Error::other("no fds")));
                 };
                 return Ok(RawConnection {
                     socket: found.stream.into_fd(),
                     memfd,
-                    eventfd,
+                    bell,
+                    bell_word: crate::protocol::layout::BELL,
                     slot_len: geometry.total_len(),
                     request: request::OFFSET,
                     payload: request::OFFSET + FIELDS_LEN,

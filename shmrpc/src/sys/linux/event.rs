@@ -25,11 +25,6 @@ impl Waker {
         Ok(Waker(fd))
     }
 
-    /// A waker received from the other side.
-    pub(crate) fn from_fd(fd: OwnedFd) -> Self {
-        Waker(fd)
-    }
-
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
     }

@@ -143,6 +143,37 @@ pub(crate) fn reserve_descriptor() -> Option<OwnedFd> {
     .ok()
 }
 
+/// Closes descriptors on a thread of its own, for a server that received some it never asked
+/// for (only on kernels that cannot refuse them): the last `close` of some blocks for as long
+/// as their sender chose (a TCP socket lingering over unsent data), and must not hold up a
+/// server thread.
+pub(crate) fn dispose(fds: Vec<OwnedFd>) {
+    use std::sync::mpsc::{Sender, channel};
+    use std::sync::{Mutex, OnceLock};
+    if fds.is_empty() {
+        return;
+    }
+    static REAPER: OnceLock<Option<Mutex<Sender<Vec<OwnedFd>>>>> = OnceLock::new();
+    let reaper = REAPER.get_or_init(|| {
+        let (send, receive) = channel::<Vec<OwnedFd>>();
+        std::thread::Builder::new()
+            .name("shmrpc-reaper".into())
+            .spawn(move || receive.into_iter().for_each(drop))
+            .ok()
+            .map(|_| Mutex::new(send))
+    });
+    match reaper {
+        Some(send) => {
+            let _ = send
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .send(fds);
+        }
+        // No thread to close them: keeping them open is better than blocking.
+        None => std::mem::forget(fds),
+    }
+}
+
 /// The effective user id of this process.
 pub(crate) fn euid() -> u32 {
     rustix::process::geteuid().as_raw()

@@ -22,6 +22,10 @@ use super::ProcessHandle;
 /// Most descriptors one message carries.
 pub(crate) const MAX_FDS: usize = 4;
 
+/// `SO_PASSRIGHTS` (Linux 6.16, asm-generic value): when 0, the kernel refuses to send this
+/// socket a message carrying descriptors (the sender gets `EPERM`).
+const SO_PASSRIGHTS: libc::c_int = 83;
+
 /// Who is at the other end of a connection, as the kernel recorded it when the connection was
 /// made (for a client: when it connected; for a server: when it began to listen).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +61,7 @@ impl Listener {
     /// Takes the abstract name `name`; `AddrInUse` if a socket holds it.
     pub(crate) fn bind(name: &[u8]) -> io::Result<Self> {
         let fd = seqpacket()?;
+        refuse_descriptors(&fd);
         rustix::net::bind(&fd, &address(name)?)?;
         rustix::net::listen(&fd, libc::SOMAXCONN)?;
         let entry = super::register_listener(fd.as_raw_fd());
@@ -73,7 +78,10 @@ impl Listener {
     /// The next waiting connection, if any (never blocks).
     pub(crate) fn accept(&self) -> io::Result<Option<Stream>> {
         match rustix::net::accept_with(self.fd(), SocketFlags::CLOEXEC | SocketFlags::NONBLOCK) {
-            Ok(fd) => Ok(Some(Stream(fd))),
+            Ok(fd) => {
+                refuse_descriptors(&fd);
+                Ok(Some(Stream(fd)))
+            }
             Err(Errno::AGAIN | Errno::INTR | Errno::CONNABORTED) => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -202,9 +210,9 @@ impl Stream {
     }
 
     /// Receives one message into `buf` (never blocks), appending the descriptors it carried to
-    /// `fds`. `Ok(None)`: nothing to read; `Ok(Some(0))`: the other end closed. A message longer
-    /// than `buf`, or carrying more than [`MAX_FDS`] descriptors, is an `InvalidData` error (the
-    /// descriptors it carried are closed).
+    /// `fds` (also when it fails). `Ok(None)`: nothing to read; `Ok(Some(0))`: the other end
+    /// closed. A message longer than `buf`, or carrying more than [`MAX_FDS`] descriptors, is an
+    /// `InvalidData` error.
     pub(crate) fn recv(&self, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<Option<usize>> {
         let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
@@ -243,6 +251,71 @@ impl Stream {
     /// a copy of this socket: the other end sees it closed at once.
     pub(crate) fn shutdown(&self) {
         let _ = rustix::net::shutdown(&self.0, Shutdown::Both);
+    }
+}
+
+/// Asks the kernel to refuse any descriptor sent to this socket, where it can (Linux 6.16 and
+/// later). A server must never take descriptors from a client: the last `close` of some (a TCP
+/// socket lingering over unsent data) blocks for as long as the sender chose. On older kernels
+/// the server closes what it receives on a thread of its own ([`super::dispose`]).
+fn refuse_descriptors(fd: &OwnedFd) {
+    let no: libc::c_int = 0;
+    // SAFETY: passes a live `c_int` and its size; an unknown option fails with an error only.
+    let _ = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PASSRIGHTS,
+            (&no as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}
+
+/// One side's end of a pair of connected datagram sockets that only carry wake-ups: the server
+/// rings the client's slot through one. Unlike an eventfd, whose blocking mode lives in the
+/// open file both sides share (a client could make the server's writes block for ever), each
+/// end is a file of its own, and every send and receive says it must not block.
+#[derive(Debug)]
+pub(crate) struct Bell(OwnedFd);
+
+impl Bell {
+    /// A new pair: this end, and the other end to hand over.
+    pub(crate) fn pair() -> io::Result<(Self, OwnedFd)> {
+        let (mine, theirs) = rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+            None,
+        )?;
+        // Nothing is ever read from this end: keep its queue from filling with the other's.
+        let _ = rustix::net::shutdown(&mine, Shutdown::Read);
+        Ok((Bell(mine), theirs))
+    }
+
+    /// The end handed over by the other side.
+    pub(crate) fn from_fd(fd: OwnedFd) -> Self {
+        Bell(fd)
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+
+    /// Makes the other end readable. Never blocks: a full queue is readable already.
+    pub(crate) fn ring(&self) {
+        let _ = rustix::net::send(&self.0, &[1], SendFlags::DONTWAIT | SendFlags::NOSIGNAL);
+    }
+
+    /// Takes every pending ring, so that the end is not readable any more.
+    pub(crate) fn drain(&self) {
+        let mut buf = [0u8; 16];
+        for _ in 0..64 {
+            match rustix::net::recv(&self.0, &mut buf, RecvFlags::DONTWAIT) {
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
     }
 }
 
