@@ -30,8 +30,9 @@ fn a_server_out_of_descriptors_refuses_new_clients_with_the_reason_and_recovers(
             "the server took more connections than it has room for"
         );
     };
+    // Refused by the server's budget (or, had it misjudged, for want of descriptors).
     assert!(
-        matches!(refusal, Error::Io { .. }) && refusal.to_string().contains("file descriptors"),
+        matches!(refusal, Error::Io { .. }) && refusal.to_string().contains("limit"),
         "{refusal}"
     );
     for client in &clients {
@@ -89,4 +90,79 @@ fn a_client_out_of_descriptors_while_opening_a_slot_recovers() {
         // other, never with another call's answer.
         let _ = busy.join().unwrap();
     });
+}
+
+#[test]
+fn another_user_cannot_take_more_than_half_of_what_a_server_can_hold() {
+    if !can_switch_users() {
+        return;
+    }
+    let name = unique_name("budget");
+    let mut server = Peer::spawn(
+        Command::new("prlimit")
+            .arg("--nofile=256:256")
+            .arg(peer_program())
+            .args(["server", "work", &name, "allow=any"]),
+    );
+    server.expect_line("ready");
+    let mut hog = Peer::spawn(&mut peer_as(NOBODY, &["hog-connections", &name]));
+    let line = hog.line();
+    assert!(
+        line.starts_with("held ") && line.contains("Io ") && line.contains("user 65534 holds half"),
+        "{line}"
+    );
+    // The server's own user still gets in, and calls.
+    let client = WorkClient::connect(&name).unwrap();
+    assert_eq!(client.add(1, 2).unwrap(), 3);
+}
+
+#[test]
+fn a_server_whose_queue_is_full_makes_connect_wait_not_fail() {
+    // A flood of connections (another user's, perhaps) fills the queue of a server that is
+    // stopped for the moment: connect waits for room until its timeout, rather than reporting
+    // that no server runs.
+    let name = unique_name("flood");
+    let server = Peer::start(&["server", "work", &name]);
+    server.signal("STOP");
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let _ = rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        },
+    );
+    let address = format!("shmrpc/u0/{name}");
+    let mut queued = Vec::new();
+    loop {
+        let socket = rustix::net::socket_with(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::SEQPACKET,
+            rustix::net::SocketFlags::CLOEXEC | rustix::net::SocketFlags::NONBLOCK,
+            None,
+        )
+        .unwrap();
+        let to = rustix::net::SocketAddrUnix::new_abstract_name(address.as_bytes()).unwrap();
+        match rustix::net::connect(&socket, &to) {
+            Ok(()) => queued.push(socket),
+            Err(rustix::io::Errno::AGAIN) => break,
+            Err(e) => panic!("{e}"),
+        }
+        assert!(queued.len() < 100_000);
+    }
+    let start = std::time::Instant::now();
+    let err = WorkClient::connect_with(
+        &name,
+        ClientOptions::default().timeout(Duration::from_millis(200)),
+    )
+    .unwrap_err();
+    let took = start.elapsed();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_millis(400),
+        "{took:?}"
+    );
+    drop(queued);
+    server.signal("CONT");
+    assert_eq!(WorkClient::connect(&name).unwrap().add(1, 1).unwrap(), 2);
 }

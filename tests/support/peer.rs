@@ -39,6 +39,9 @@
 //!     connects, calls, then forks; parent and child each make <calls> echo calls through the
 //!     same client object at once; prints `ok parent=<n> child=<n>` or the problem
 //! peer many <name> <n>       connects <n> clients, calls once on each, prints `ready`, waits
+//! peer hog-connections <name>
+//!     connects until refused, prints `held <n> <ErrorKind> <message>`, holds them until stdin
+//!     closes
 //! peer slow <name> <ms>      prints `ready`, then calls sleep(<ms>) in a loop until stdin closes
 //! peer squat <address>      binds and listens on the abstract socket <address>, prints `ready`
 //! peer peek <pid>
@@ -307,6 +310,20 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
                 c.add(1, 1)?;
             }
             println!("ready");
+            wait_for_stdin_to_close();
+            Ok(ExitCode::SUCCESS)
+        }
+        ["hog-connections", name] => {
+            // Connects until the server refuses, and holds what it got until stdin closes.
+            raise_fd_limit();
+            let mut held = Vec::new();
+            let refusal = loop {
+                match WorkClient::connect(name) {
+                    Ok(client) => held.push(client),
+                    Err(e) => break e,
+                }
+            };
+            println!("held {} {} {refusal}", held.len(), kind(&refusal));
             wait_for_stdin_to_close();
             Ok(ExitCode::SUCCESS)
         }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::interface::{self, Interface};
 use crate::name::ServiceName;
 use crate::options::ClientOptions;
-use crate::protocol::layout::Geometry;
+use crate::protocol::layout::{Geometry, MAX_CAPACITY};
 use crate::protocol::messages::{self, MAX_MESSAGE, Message, RefusedCode};
 use crate::sys::{self, Bell, Interest, ProcessHandle, Stream, wait_any};
 use crate::transport::rendezvous;
@@ -140,7 +140,7 @@ impl Connection {
         within: Within,
     ) -> Result<Self, Error> {
         sys::watch_forks();
-        let found = rendezvous::connect(name, options, wait)?;
+        let found = rendezvous::connect(name, options, wait, within.give_up, within.method)?;
         let mut connection = Connection {
             name: name.clone(),
             stream: found.stream,
@@ -163,13 +163,21 @@ impl Connection {
                 slot_len,
                 max_slots,
             } => (fingerprint, capacity as usize, slot_len, max_slots as usize),
-            other => return Err(connection.unexpected(other)),
+            other => {
+                sys::dispose(fds);
+                return Err(connection.unexpected(other));
+            }
         };
         if fingerprint != interface.fingerprint {
+            sys::dispose(fds);
             return Err(connection.mismatch(interface, within));
         }
         connection.geometry = Geometry { capacity };
-        if capacity < interface.capacity || slot_len != connection.geometry.total_len() as u64 {
+        if capacity < interface.capacity
+            || capacity > MAX_CAPACITY
+            || slot_len != connection.geometry.total_len() as u64
+        {
+            sys::dispose(fds);
             return Err(connection.corrupted(format!(
                 "the server offers slots of {capacity} bytes ({slot_len} in all), this client \
                  needs {}",
@@ -218,8 +226,17 @@ impl Connection {
         let mine = interface::describe(interface);
         let _control = self.control.lock_anyway();
         let difference = match self.request(&Message::Describe, within) {
-            Ok((Message::Description(server), _)) => interface::first_difference(&server, &mine),
-            _ => "the interface fingerprints differ (the server did not describe its own)".into(),
+            Ok((Message::Description(server), fds)) => {
+                sys::dispose(fds);
+                interface::first_difference(&server, &mine)
+            }
+            Ok((_, fds)) => {
+                sys::dispose(fds);
+                "the interface fingerprints differ (the server did not describe its own)".into()
+            }
+            Err(_) => {
+                "the interface fingerprints differ (the server did not describe its own)".into()
+            }
         };
         Error::InterfaceMismatch {
             name: self.name.as_str().to_owned(),
@@ -227,16 +244,22 @@ impl Connection {
         }
     }
 
-    /// Checks and maps a slot the server sent.
+    /// Checks and maps a slot the server sent. Descriptors it does not keep are closed on a
+    /// thread of their own (the last close of some can block for as long as their sender
+    /// chose).
     fn map_slot(&self, index: u32, fds: Vec<OwnedFd>) -> Result<ClientSlot, Error> {
+        let count = fds.len();
         let [memfd, bell]: [OwnedFd; 2] = fds.try_into().map_err(|fds: Vec<OwnedFd>| {
-            self.corrupted(format!(
-                "a slot came with {} descriptors instead of 2",
-                fds.len()
-            ))
+            sys::dispose(fds);
+            self.corrupted(format!("a slot came with {count} descriptors instead of 2"))
         })?;
-        let memory = SlotMemory::open(&memfd, self.geometry, index)
-            .map_err(|why| self.corrupted(format!("slot {index} is unusable: {why}")))?;
+        let memory = match SlotMemory::open(&memfd, self.geometry, index) {
+            Ok(memory) => memory,
+            Err(why) => {
+                sys::dispose(vec![memfd, bell]);
+                return Err(self.corrupted(format!("slot {index} is unusable: {why}")));
+            }
+        };
         Ok(ClientSlot::new(memory, Bell::from_fd(bell)))
     }
 
@@ -388,7 +411,10 @@ impl Connection {
                 self.max_slots.store(index as usize, Ordering::Relaxed);
                 return Ok(None);
             }
-            Ok((other, _)) => Err(self.unexpected(other)),
+            Ok((other, fds)) => {
+                sys::dispose(fds);
+                Err(self.unexpected(other))
+            }
             Err(e) => Err(e),
         };
         match opened {

@@ -28,6 +28,7 @@
 //! several at once with more than one worker, for as long as the server lives.
 
 mod access;
+mod budget;
 mod slot;
 mod watcher;
 mod worker;
@@ -262,7 +263,7 @@ impl Server {
             ready_len: AtomicUsize::new(0),
             permits: AtomicUsize::new(options.workers),
             poller,
-            connections: Mutex::new(Connections::new()),
+            connections: Mutex::new(Connections::new(sys::euid())),
             spinning: AtomicBool::new(false),
             hot: Mutex::new(worker::HotSet::default()),
             stop_bell,

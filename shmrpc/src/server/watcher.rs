@@ -18,14 +18,13 @@ use std::sync::atomic::Ordering;
 
 use super::Shared;
 use super::access;
+use super::budget::{Budget, Cost};
 use super::slot::ServerSlot;
 use crate::protocol::messages::{MAX_CLIENT_MESSAGE, Message, RefusedCode};
 use crate::sys::{self, Listener, Poller, ProcessHandle, Ready, Stream, Waker};
 use crate::{Caller, MutexExt, fault};
 use std::os::fd::OwnedFd;
 
-/// Most connections one server keeps; more are refused.
-const MAX_CONNECTIONS: usize = 16 * 1024;
 /// Most slots one connection may open.
 pub(crate) const MAX_SLOTS: usize = 64;
 /// Most messages read from one connection per wake-up, so that a chatty client cannot keep the
@@ -46,6 +45,8 @@ struct Connection {
     process: Option<ProcessHandle>,
     caller: Caller,
     slots: Vec<Arc<ServerSlot>>,
+    /// What it holds of the budget.
+    cost: Cost,
 }
 
 /// Every connection of the server.
@@ -56,6 +57,7 @@ pub(crate) struct Connections {
     /// server accept a waiting connection and refuse it with a reason, rather than leave it
     /// waiting for ever.
     reserve: Option<OwnedFd>,
+    budget: Budget,
 }
 
 impl std::fmt::Debug for Connections {
@@ -83,11 +85,12 @@ pub(crate) fn watch(
 }
 
 impl Connections {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(own_uid: u32) -> Self {
         Connections {
             map: HashMap::new(),
             next_id: FIRST_CONNECTION,
             reserve: sys::reserve_descriptor(),
+            budget: Budget::new(own_uid),
         }
     }
 
@@ -215,18 +218,21 @@ impl Connections {
             );
             return;
         }
-        if self.map.len() >= MAX_CONNECTIONS {
-            refuse(
-                &stream,
-                RefusedCode::Limit,
-                format!("the server has {MAX_CONNECTIONS} connections, as many as it takes"),
-            );
+        if let Err(reason) = self.budget.take(peer.uid, Cost::CONNECTION) {
+            refuse(&stream, RefusedCode::Limit, reason);
             return;
         }
+        if !self.admit(shared, stream, peer) {
+            self.budget.give_back(peer.uid, Cost::CONNECTION);
+        }
+    }
+
+    /// Gives an admitted client its first slot; whether the connection was made.
+    fn admit(&mut self, shared: &Shared, stream: Stream, peer: sys::Credentials) -> bool {
         let process = match stream.peer_process(peer.pid) {
             Ok(process) => Some(process),
             // Gone already.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return false,
             Err(_) => None,
         };
         let caller = Caller::new(peer.pid, peer.uid, peer.gid);
@@ -234,7 +240,7 @@ impl Connections {
             Ok(created) => created,
             Err(e) => {
                 refuse(&stream, RefusedCode::Limit, lacking(&e));
-                return;
+                return false;
             }
         };
         let welcome = Message::Welcome {
@@ -247,12 +253,12 @@ impl Connections {
             .send(&welcome.encode(), &[memfd.as_fd(), bell.as_fd()])
             .is_err()
         {
-            return;
+            return false;
         }
         let id = self.next_id;
         self.next_id += 1;
         if shared.poller.add(stream.fd(), 2 * id, true).is_err() {
-            return;
+            return false;
         }
         if let Some(process) = &process {
             let _ = shared.poller.add(process.fd(), 2 * id + 1, true);
@@ -264,8 +270,10 @@ impl Connections {
                 process,
                 caller,
                 slots: vec![Arc::new(slot)],
+                cost: Cost::CONNECTION,
             },
         );
+        true
     }
 
     /// Reads what a client sent.
@@ -310,13 +318,18 @@ impl Connections {
             return;
         };
         let index = connection.slots.len();
+        let uid = connection.caller.uid();
         let created = if index >= MAX_SLOTS {
             Err(format!(
                 "a connection may have {MAX_SLOTS} slots (calls in flight), and this one has"
             ))
         } else {
-            ServerSlot::create(shared.geometry, index as u32, connection.caller)
-                .map_err(|e| lacking(&e))
+            self.budget.take(uid, Cost::SLOT).and_then(|()| {
+                ServerSlot::create(shared.geometry, index as u32, connection.caller).map_err(|e| {
+                    self.budget.give_back(uid, Cost::SLOT);
+                    lacking(&e)
+                })
+            })
         };
         let sent = match created {
             Ok((slot, [memfd, bell])) => {
@@ -328,6 +341,7 @@ impl Connections {
                     .stream
                     .send(&message.encode(), &[memfd.as_fd(), bell.as_fd()]);
                 connection.slots.push(Arc::new(slot));
+                connection.cost = connection.cost.add(Cost::SLOT);
                 sent
             }
             Err(reason) => {
@@ -354,8 +368,11 @@ impl Connections {
         for slot in &connection.slots {
             slot.closed.store(true, Ordering::Relaxed);
         }
+        self.budget
+            .give_back(connection.caller.uid(), connection.cost);
         // Also ends it for the client if a process forked from this one holds a copy.
         connection.stream.shutdown();
+        discard_pending(&connection.stream);
     }
 }
 
@@ -374,4 +391,20 @@ fn lacking(e: &std::io::Error) -> String {
 fn refuse(stream: &Stream, code: RefusedCode, reason: String) {
     let _ = stream.send(&Message::Refused { code, reason }.encode(), &[]);
     stream.shutdown();
+    discard_pending(stream);
+}
+
+/// Reads what a client left queued on a connection the server drops, handing any descriptor
+/// to be closed elsewhere: dropped with the socket, the last one would close here (on kernels
+/// that let clients send descriptors at all).
+fn discard_pending(stream: &Stream) {
+    let mut buf = [0u8; MAX_CLIENT_MESSAGE];
+    let mut fds = Vec::new();
+    for _ in 0..MESSAGES_PER_TURN {
+        let more = matches!(stream.recv(&mut buf, &mut fds), Ok(Some(n)) if n > 0);
+        sys::dispose(std::mem::take(&mut fds));
+        if !more {
+            return;
+        }
+    }
 }

@@ -40,6 +40,8 @@ pub mod testing {
             &name,
             &ClientOptions::default(),
             std::time::Duration::ZERO,
+            crate::wait::after(std::time::Duration::from_secs(5)),
+            "connect",
         )?;
         let mut buf = vec![0u8; MAX_MESSAGE];
         let mut fds = Vec::new();

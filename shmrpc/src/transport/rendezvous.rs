@@ -110,25 +110,30 @@ pub(crate) struct Found {
 }
 
 /// Finds the server of `name`: its own user's first, then a public one; waits up to `wait` for
-/// one to bind the name.
+/// one to bind the name, and up to `busy_until` for one whose queue of waiting connections is
+/// full (a flood of connections, perhaps from another user) to take this one.
 pub(crate) fn connect(
     name: &ServiceName,
     options: &ClientOptions,
     wait: Duration,
+    busy_until: Instant,
+    method: &'static str,
 ) -> Result<Found, Error> {
     let addresses = [name.user_address(sys::euid()), name.public_address()];
     let give_up = crate::wait::after(wait);
     let mut pause = Duration::from_micros(100);
     loop {
+        let mut busy = false;
         for address in &addresses {
             match Stream::connect(address) {
                 Ok(stream) => return check_server(name, stream, options),
-                // Nobody holds this name, or its server's queue is full for a moment.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::ConnectionRefused | io::ErrorKind::WouldBlock
-                    ) => {}
+                // Nobody holds this name.
+                Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
+                // Its server's queue is full for the moment.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    busy = true;
+                    break;
+                }
                 Err(e) => {
                     return Err(Error::io(
                         format!("connecting to `{}` ({})", name.as_str(), show(address)),
@@ -138,13 +143,26 @@ pub(crate) fn connect(
             }
         }
         let now = Instant::now();
-        if now >= give_up {
-            return Err(Error::ServerNotRunning {
-                name: name.as_str().to_owned(),
-                detail: String::new(),
+        let until = if busy {
+            busy_until.max(give_up)
+        } else {
+            give_up
+        };
+        if now >= until {
+            return Err(if busy {
+                Error::Timeout {
+                    name: name.as_str().to_owned(),
+                    method,
+                    timeout: options.timeout,
+                }
+            } else {
+                Error::ServerNotRunning {
+                    name: name.as_str().to_owned(),
+                    detail: String::new(),
+                }
             });
         }
-        std::thread::sleep(pause.min(give_up - now));
+        std::thread::sleep(pause.min(until - now));
         pause = (pause * 2).min(Duration::from_millis(5));
     }
 }

@@ -200,6 +200,14 @@ pub(crate) fn raise_fd_limit() {
     }
 }
 
+/// This process's soft limit on open files.
+pub(crate) fn fd_limit() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    limit
+        .current
+        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
+}
+
 /// 64 random bits from the kernel (or, if that fails, from the clock and the pid).
 pub(crate) fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
