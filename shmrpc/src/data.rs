@@ -112,7 +112,7 @@ macro_rules! primitive {
             }
             #[inline]
             fn encode_array<const N: usize>(items: &[Self; N], out: &mut [u8]) {
-                out.copy_from_slice(items.as_bytes());
+                crate::view::copy_private(out, items.as_bytes());
             }
             #[inline]
             fn decode_array<const N: usize>(bytes: &[u8]) -> Result<[Self; N], Invalid> {

@@ -128,6 +128,11 @@ const BULK: usize = 256;
 /// which current CPUs run at full cache bandwidth, if `len` is at least [`BULK`]; whether it
 /// did (if not, the caller copies word by word).
 ///
+/// One exception, measured: on AMD Zen cores `rep movsb` runs about 20 times slower (64 KiB:
+/// 38 µs instead of 1.6 µs) when the destination lies 1 to 31 bytes after the source modulo
+/// 4 KiB (the store of one line aliases the load of the next). Such copies go through a loop of
+/// 16-byte moves instead, which runs at full speed at any distance.
+///
 /// The memory model says nothing of an assembly block's accesses beyond what Rust code could
 /// have done instead: this one reads and writes exactly what a loop of relaxed atomic byte
 /// accesses would, which is all a copy from memory another process writes may do. Within this
@@ -143,6 +148,41 @@ unsafe fn bulk_copy(dst: *mut u8, src: *const u8, len: usize) -> bool {
     if len < BULK {
         return false;
     }
+    if (dst as usize).wrapping_sub(src as usize) % 4096 < 32 && dst as usize != src as usize {
+        let whole = len - len % 64;
+        // SAFETY: the caller's contract; the loop runs `whole / 64 >= 4` times (`len >= BULK`),
+        // each moving the next 64 bytes through xmm0..xmm3 (declared clobbered); the tail of
+        // fewer than 64 bytes is left to `rep movsb` (short, so the aliasing costs nothing), with
+        // the direction flag clear as on entry to any asm block.
+        unsafe {
+            std::arch::asm!(
+                "2:",
+                "movdqu xmm0, [rsi]",
+                "movdqu xmm1, [rsi + 16]",
+                "movdqu xmm2, [rsi + 32]",
+                "movdqu xmm3, [rsi + 48]",
+                "movdqu [rdi], xmm0",
+                "movdqu [rdi + 16], xmm1",
+                "movdqu [rdi + 32], xmm2",
+                "movdqu [rdi + 48], xmm3",
+                "add rsi, 64",
+                "add rdi, 64",
+                "sub rdx, 64",
+                "jnz 2b",
+                "rep movsb",
+                inout("rdx") whole => _,
+                inout("rcx") len - whole => _,
+                inout("rdi") dst => _,
+                inout("rsi") src => _,
+                out("xmm0") _,
+                out("xmm1") _,
+                out("xmm2") _,
+                out("xmm3") _,
+                options(nostack)
+            );
+        }
+        return true;
+    }
     // SAFETY: the caller's contract; the direction flag is clear on entry to an asm block (and
     // left clear), so `rep movsb` copies forwards; it touches no stack and no flags.
     unsafe {
@@ -155,6 +195,19 @@ unsafe fn bulk_copy(dst: *mut u8, src: *const u8, len: usize) -> bool {
         );
     }
     true
+}
+
+/// Copies `src` into `dst` (private memory, equal lengths) as fast as the CPU allows at any
+/// relative placement: `copy_from_slice` reaches `memcpy`, whose `rep movsb` path is the slow
+/// case described at [`bulk_copy`].
+#[inline]
+pub(crate) fn copy_private(dst: &mut [u8], src: &[u8]) {
+    assert_eq!(dst.len(), src.len(), "copy_private: lengths differ");
+    // SAFETY: two distinct live slices (one borrowed mutably, so they cannot overlap) of
+    // `src.len()` bytes each.
+    if !unsafe { bulk_copy(dst.as_mut_ptr(), src.as_ptr(), src.len()) } {
+        dst.copy_from_slice(src);
+    }
 }
 
 /// Elsewhere, never: the caller's word loop does every copy.
@@ -192,6 +245,35 @@ mod tests {
                 let mut dst = vec![0xAA; len];
                 view.read(offset, &mut dst);
                 assert_eq!(dst, src[..len]);
+            }
+        }
+    }
+
+    #[test]
+    fn private_copies_are_exact_at_every_relative_placement() {
+        let src: Vec<u8> = (0..9000u32).map(|i| (i % 253) as u8).collect();
+        let mut dst = vec![0u8; 9000 + 4096];
+        for distance in [0, 1, 7, 8, 9, 16, 24, 31, 32, 33, 64, 4000, 4095] {
+            // Place the destination `distance` bytes after the source, modulo 4 KiB (the fast
+            // path for 1..32 is taken only then).
+            let shift =
+                (distance + src.as_ptr() as usize).wrapping_sub(dst.as_ptr() as usize) % 4096;
+            for len in [0, 1, 255, BULK, BULK + 1, 319, 320, 4096, 8191] {
+                dst.fill(0xAA);
+                copy_private(&mut dst[shift..shift + len], &src[..len]);
+                assert_eq!(
+                    dst[shift..shift + len],
+                    src[..len],
+                    "shift {shift} len {len}"
+                );
+                assert!(
+                    dst[..shift].iter().all(|&b| b == 0xAA),
+                    "before, shift {shift}"
+                );
+                assert!(
+                    dst[shift + len..].iter().all(|&b| b == 0xAA),
+                    "after, shift {shift}"
+                );
             }
         }
     }

@@ -58,6 +58,7 @@ struct Current {
 
 /// What each thread keeps for its calls, so that a call's fast path allocates nothing and takes
 /// no lock but its slot's.
+#[derive(Default)]
 struct PerThread {
     /// Request and reply bytes: allocated once, reused.
     scratch: Vec<u8>,
@@ -189,7 +190,37 @@ impl Client {
         decode: impl FnOnce(&[u8]) -> Result<R, Invalid>,
     ) -> Result<R, Error> {
         let deadline = Deadline::new(self.options.timeout);
-        PER_THREAD.with_borrow_mut(|per_thread| {
+        // Out of the thread-local for the call, not borrowed in a closure: a closure's result
+        // would be moved through `LocalKey::with` on its way out, a copy of every big reply.
+        let mut per_thread = PER_THREAD.with_borrow_mut(std::mem::take);
+        let result = self.call_with(
+            &mut per_thread,
+            &deadline,
+            tag,
+            method,
+            request_len,
+            reply_len,
+            encode,
+            decode,
+        );
+        PER_THREAD.with_borrow_mut(|kept| *kept = per_thread);
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)] // `call`'s, passed on
+    #[inline(always)]
+    fn call_with<R>(
+        &self,
+        per_thread: &mut PerThread,
+        deadline: &Deadline,
+        tag: u32,
+        method: &'static str,
+        request_len: usize,
+        reply_len: usize,
+        encode: impl FnOnce(&mut [u8]),
+        decode: impl FnOnce(&[u8]) -> Result<R, Invalid>,
+    ) -> Result<R, Error> {
+        {
             let PerThread { scratch, last } = per_thread;
             let size = request_len.max(reply_len);
             if scratch.len() < size {
@@ -201,7 +232,7 @@ impl Client {
                 method,
                 request_len,
                 reply_len,
-                deadline: &deadline,
+                deadline,
                 kick_after: self.options.spin_budget,
             };
             let mut resent = false;
@@ -222,7 +253,7 @@ impl Client {
                     }
                     // The slow path may wait (for another thread connecting, or for a free
                     // slot): the call's time starts now.
-                    let connection = self.connection(&deadline, method)?;
+                    let connection = self.connection(deadline, method)?;
                     let within = Within {
                         give_up: deadline.get(),
                         method,
@@ -279,7 +310,7 @@ impl Client {
                     message,
                 }),
             }
-        })
+        }
     }
 }
 
