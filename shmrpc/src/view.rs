@@ -148,7 +148,7 @@ unsafe fn bulk_copy(dst: *mut u8, src: *const u8, len: usize) -> bool {
     if len < BULK {
         return false;
     }
-    if (dst as usize).wrapping_sub(src as usize) % 4096 < 32 && dst as usize != src as usize {
+    if (1..32).contains(&((dst as usize).wrapping_sub(src as usize) % 4096)) {
         let whole = len - len % 64;
         // SAFETY: the caller's contract; the loop runs `whole / 64 >= 4` times (`len >= BULK`),
         // each moving the next 64 bytes through xmm0..xmm3 (declared clobbered); the tail of
