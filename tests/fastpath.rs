@@ -1,5 +1,6 @@
-//! The fast path of a call (issue 5): once warm, a call allocates nothing on either side, and a
-//! call between two spinning processes never sleeps.
+//! The fast path of a call (issue 5): once warm, a call allocates nothing on either side, a
+//! call between two spinning processes never sleeps, and a server rings a client's wake-up
+//! socket only for a client that sleeps.
 //!
 //! These assert counts, not times, so a loaded machine cannot make them fail: an allocation is
 //! counted by this test binary's global allocator, and a sleep is a voluntary context switch of
@@ -66,6 +67,50 @@ fn main() {
     println!("a_warm_call_allocates_nothing_on_either_side ... ok");
     a_call_between_spinning_processes_never_sleeps();
     println!("a_call_between_spinning_processes_never_sleeps ... ok");
+    the_server_wakes_a_client_only_when_it_sleeps();
+    println!("the_server_wakes_a_client_only_when_it_sleeps ... ok");
+}
+
+/// Bytes waiting to be read on this process's sockets. A wake-up the server sends a client that
+/// does not sleep is never read: it stays there.
+fn unread_socket_bytes() -> usize {
+    let mut total = 0;
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap() {
+        let entry = entry.unwrap();
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue; // the directory's own descriptor, closed meanwhile
+        };
+        if !target.to_string_lossy().starts_with("socket:") {
+            continue;
+        }
+        let fd: i32 = entry.file_name().to_str().unwrap().parse().unwrap();
+        // SAFETY: `fd` is one of this process's open sockets, and no thread of this test closes
+        // a descriptor while it runs (the client and the peer outlive this call).
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        total += rustix::io::ioctl_fionread(fd).unwrap_or(0) as usize;
+    }
+    total
+}
+
+fn the_server_wakes_a_client_only_when_it_sleeps() {
+    let name = unique_name("noring");
+    let server = Peer::start(&["server", "work", &name, "wait=spin"]);
+    // Adaptive: the slow calls put the client to sleep (and the server must wake it), the fast
+    // ones find it spinning (and the server must not).
+    let client = WorkClient::connect(&name).unwrap();
+    for round in 0..3u64 {
+        assert_eq!(client.sleep(20, round).unwrap(), round);
+        for i in 0..5_000 {
+            assert_eq!(client.add(i, 1).unwrap(), i + 1);
+        }
+    }
+    let unread = unread_socket_bytes();
+    drop(client);
+    drop(server);
+    assert_eq!(
+        unread, 0,
+        "{unread} bytes of wake-ups nobody waited for: the server rang a spinning client"
+    );
 }
 
 fn a_warm_call_allocates_nothing_on_either_side() {

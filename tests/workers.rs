@@ -11,9 +11,19 @@ use shmrpc_tests::*;
 
 const SLOW_MS: u32 = 200;
 
-/// Three processes calling a 200 ms method in a loop.
-fn slow_callers(name: &str) -> Vec<Peer> {
-    (0..3)
+/// Held by each test for its whole run: these tests measure latencies, and one that keeps both
+/// cores busy (back-to-back calls) must not run beside one that times wake-ups.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `n` processes calling a 200 ms method in a loop.
+fn slow_callers(name: &str, n: usize) -> Vec<Peer> {
+    (0..n)
         .map(|_| {
             let mut peer = Peer::spawn(Command::new(peer_program()).args([
                 "slow",
@@ -61,9 +71,10 @@ fn stop(callers: Vec<Peer>) -> Vec<u64> {
 
 #[test]
 fn with_one_worker_a_fast_call_waits_at_most_for_the_calls_ahead_of_it() {
+    let _serial = one_at_a_time();
     let name = unique_name("fair");
     let _server = Peer::start(&["server", "work", &name]);
-    let slow = slow_callers(&name);
+    let slow = slow_callers(&name, 3);
     // Each fast call waits for slow ones: a dozen show the worst case.
     let latencies = fast_caller(&name, 12);
     let worst = *latencies.last().unwrap();
@@ -83,9 +94,10 @@ fn with_one_worker_a_fast_call_waits_at_most_for_the_calls_ahead_of_it() {
 
 #[test]
 fn with_four_workers_slow_calls_run_in_parallel_and_a_fast_caller_is_not_held_up() {
+    let _serial = one_at_a_time();
     let name = unique_name("parallel");
     let _server = Peer::start(&["server", "work", &name, "workers=4"]);
-    let slow = slow_callers(&name);
+    let slow = slow_callers(&name, 3);
     let start = Instant::now();
     let latencies = fast_caller(&name, 150);
     let elapsed = start.elapsed();
@@ -108,6 +120,7 @@ fn with_four_workers_slow_calls_run_in_parallel_and_a_fast_caller_is_not_held_up
 
 #[test]
 fn calls_wait_in_the_order_they_arrived() {
+    let _serial = one_at_a_time();
     let name = unique_name("order");
     let handle = WorkServer::bind(&name, WorkImpl::default())
         .unwrap()
@@ -137,6 +150,7 @@ fn calls_wait_in_the_order_they_arrived() {
 
 #[test]
 fn one_client_calls_from_several_threads_in_parallel_up_to_its_slots() {
+    let _serial = one_at_a_time();
     let name = unique_name("slots");
     let _server = Peer::start(&["server", "work", &name, "workers=4"]);
     for (slots, rounds) in [(4, 1), (2, 2)] {
@@ -157,4 +171,31 @@ fn one_client_calls_from_several_threads_in_parallel_up_to_its_slots() {
             "{slots} slots: {took:?}"
         );
     }
+}
+
+/// A client calling back to back has its slot watched by the spinning server thread, so it does
+/// not kick for its calls; when that thread runs a slow method for someone else, the client's
+/// next request waits untaken, and the client kicks after its spin budget, so that another
+/// worker serves it. Without that late kick, it would wait for the slow method to end.
+#[test]
+fn a_watched_client_is_not_held_up_by_a_slow_method_its_watcher_runs() {
+    let _serial = one_at_a_time();
+    let name = unique_name("watched");
+    // Two workers, one slow caller: a worker is always free for the fast calls.
+    let _server = Peer::start(&["server", "work", &name, "workers=2"]);
+    let slow = slow_callers(&name, 1);
+    let client = WorkClient::connect(&name).unwrap();
+    let start = Instant::now();
+    let mut worst = Duration::ZERO;
+    let mut calls = 0i64;
+    while start.elapsed() < Duration::from_millis(1200) {
+        let call = Instant::now();
+        assert_eq!(client.add(calls, 1).unwrap(), calls + 1);
+        worst = worst.max(call.elapsed());
+        calls += 1;
+    }
+    let counts = stop(slow);
+    eprintln!("two workers: {calls} back-to-back calls, worst {worst:?}; slow calls {counts:?}");
+    // A slow method lasts 200 ms; a late kick costs the spin budget and a wake-up.
+    assert!(worst < Duration::from_millis(20), "worst call {worst:?}");
 }

@@ -371,6 +371,22 @@ mod loom_tests {
     }
 
     #[test]
+    fn a_lone_worker_serves_and_leaves_the_slot_free() {
+        loom::model(|| {
+            let serving = LU32::new(0);
+            for _ in 0..2 {
+                let mut ran = 0;
+                assert!(
+                    serve_exclusively(&serving, || ran += 1),
+                    "the worker did not serve"
+                );
+                assert_eq!(ran, 1);
+                assert_eq!(serving.load(Ordering::Relaxed), 0);
+            }
+        });
+    }
+
+    #[test]
     fn a_request_published_while_another_worker_serves_the_slot_is_served() {
         loom::model(|| {
             let slot = Slot::new(true);
