@@ -1,6 +1,6 @@
 //! The fast path of a call (issue 5): once warm, a call allocates nothing on either side, a
-//! call between two spinning processes never sleeps, and a server rings a client's wake-up
-//! socket only for a client that sleeps.
+//! call between two spinning processes never sleeps and makes no system call, and a server
+//! rings a client's wake-up socket only for a client that sleeps.
 //!
 //! These assert counts, not times, so a loaded machine cannot make them fail: an allocation is
 //! counted by this test binary's global allocator, and a sleep is a voluntary context switch of
@@ -69,6 +69,33 @@ fn main() {
     println!("a_call_between_spinning_processes_never_sleeps ... ok");
     the_server_wakes_a_client_only_when_it_sleeps();
     println!("the_server_wakes_a_client_only_when_it_sleeps ... ok");
+    a_call_between_spinning_processes_makes_no_system_call();
+    println!("a_call_between_spinning_processes_makes_no_system_call ... ok");
+}
+
+/// The client runs in a process of its own whose every system call from the measured calls on
+/// is trapped by a seccomp filter and counted (`peer syscalls`). A call whose request the server
+/// has not taken after the client's spin budget (50 µs: the server was preempted) kicks it, a
+/// system call: that may happen a few times; a fast path that made a system call would make
+/// one per call, or one per call that took more than a microsecond or two.
+fn a_call_between_spinning_processes_makes_no_system_call() {
+    const CALLS: usize = 50_000;
+    let name = unique_name("nosyscall");
+    let server = Peer::start(&["server", "work", &name, "wait=spin"]);
+    let mut client = Peer::start(&["syscalls", &name, &CALLS.to_string()]);
+    let line = client.line();
+    drop(client);
+    drop(server);
+    let trapped: usize = line
+        .strip_prefix("syscalls=")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("peer said {line:?}"));
+    eprintln!("{CALLS} calls between spinning processes: {line} (system calls by number)");
+    assert!(
+        trapped <= CALLS / 1000,
+        "{line}: system calls (by number) in {CALLS} calls between spinning processes"
+    );
 }
 
 /// Bytes waiting to be read on this process's sockets. A wake-up the server sends a client that

@@ -44,27 +44,45 @@ fn open_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
 }
 
+/// A process holding `IDLE_CLIENTS` connected, idle clients.
+fn crowd(name: &str) -> Peer {
+    let mut crowd =
+        Peer::spawn(Command::new(peer_program()).args(["many", name, &IDLE_CLIENTS.to_string()]));
+    crowd.expect_line("ready");
+    crowd
+}
+
 #[test]
 fn a_thousand_idle_clients_cost_no_cpu_and_do_not_slow_a_call_down() {
+    // Rounds without and with the crowd, in turn, so that both see the same machine (on a shared
+    // VM, the speed of a call drifts by a fifth over seconds); each side's best round counts.
+    const ROUNDS: usize = 5;
     let name = unique_name("scale");
     let server = Peer::start(&["server", "work", &name]);
     let client = WorkClient::connect(&name).unwrap();
-    let alone = p50(&client, 20_000);
-    let (memory, fds) = (memory_kib(server.pid()), open_fds(server.pid()));
-
-    let mut crowd =
-        Peer::spawn(Command::new(peer_program()).args(["many", &name, &IDLE_CLIENTS.to_string()]));
-    crowd.expect_line("ready");
-    let crowded = p50(&client, 20_000);
-    let again = p50(&client, 20_000);
-    let per_connection_kib = (memory_kib(server.pid()) - memory) as f64 / IDLE_CLIENTS as f64;
-    let per_connection_fds = (open_fds(server.pid()) - fds) as f64 / IDLE_CLIENTS as f64;
+    let (mut alone, mut crowded) = (Vec::new(), Vec::new());
+    let (mut per_connection_kib, mut per_connection_fds) = (0.0, 0.0);
+    let mut last_crowd = None;
+    for round in 0..ROUNDS {
+        drop(last_crowd.take());
+        alone.push(p50(&client, 5_000));
+        let (memory, fds) = (memory_kib(server.pid()), open_fds(server.pid()));
+        let crowd = crowd(&name);
+        crowded.push(p50(&client, 5_000));
+        if round == 0 {
+            per_connection_kib = (memory_kib(server.pid()) - memory) as f64 / IDLE_CLIENTS as f64;
+            per_connection_fds = (open_fds(server.pid()) - fds) as f64 / IDLE_CLIENTS as f64;
+        }
+        last_crowd = Some(crowd);
+    }
+    let crowd = last_crowd.expect("a crowd");
     eprintln!(
-        "p50 with 1 client {alone:?}, with {IDLE_CLIENTS} more connected {crowded:?} and {again:?}; \
-         the server's memory grows by {per_connection_kib:.1} KiB and {per_connection_fds:.1} \
+        "p50 with 1 client {alone:?}, with {IDLE_CLIENTS} more connected {crowded:?}; the \
+         server's memory grows by {per_connection_kib:.1} KiB and {per_connection_fds:.1} \
          descriptors per connection"
     );
-    let ratio = crowded.min(again).as_nanos() as f64 / alone.as_nanos() as f64;
+    let best = |v: &[Duration]| v.iter().min().copied().expect("rounds");
+    let ratio = best(&crowded).as_nanos() as f64 / best(&alone).as_nanos() as f64;
     assert!(ratio <= 1.2, "{ratio:.2}x");
     drop(client);
     // Once nobody calls, the server stops spinning: then it, and the idle clients, use no CPU.

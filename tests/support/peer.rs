@@ -47,6 +47,10 @@
 //! peer peek <pid>
 //!     tries to open every /proc/<pid>/fd/* and /proc/<pid>/map_files/*; prints
 //!     `opened=<n> tried=<n> memfds=<n> `
+//! peer syscalls <name> <calls>
+//!     connects (spin-only), warms up, then makes <calls> calls under a seccomp filter that traps
+//!     every system call but `write`, `sched_yield` and what exiting needs; prints
+//!     `ready`, then `syscalls=<n> [<number>, ...]` (the numbers of the first few trapped)
 //! peer hostile <name> <truncate|grow|mprotect|garbage|punch|kicks|bell|fds|stop>
 //!     connects by hand and attacks its own slot (see `hostile`); prints `attacking`, keeps on
 //!     until stdin closes, prints `done <n>`
@@ -238,6 +242,26 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
                 Ok(v) => println!("ok {v}"),
                 Err(e) => println!("{} {e}", kind(&e)),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        ["syscalls", name, calls] => {
+            let client = WorkClient::connect_with(
+                name,
+                ClientOptions::default().wait(WaitStrategy::SpinOnly),
+            )?;
+            for i in 0..1_000 {
+                client.add(i, 1)?;
+            }
+            let calls: i64 = calls.parse().unwrap();
+            // Nothing may allocate once system calls are trapped (malloc may need one): print
+            // now, so that stdout's buffer exists.
+            println!("ready");
+            syscalls::trap();
+            for i in 0..calls {
+                client.add(i, 1)?;
+            }
+            let (n, first) = syscalls::trapped();
+            println!("syscalls={n} {:?}", &first[..n.min(first.len())]);
             Ok(ExitCode::SUCCESS)
         }
         ["whoami", name] => {
@@ -518,6 +542,104 @@ fn fork_client(name: &str, calls: u64) -> Result<ExitCode, shmrpc::Error> {
             println!("problem parent={parent:?} background={background:?} child status={status}");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// Counts this process's system calls from some point on: a seccomp filter turns each into a
+/// `SIGSYS` (the call itself fails with `ENOSYS`), whose handler counts it.
+#[cfg(target_arch = "x86_64")]
+mod syscalls {
+    use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    static FIRST: [AtomicI32; 8] = [const { AtomicI32::new(-1) }; 8];
+
+    extern "C" fn on_sigsys(
+        _: libc::c_int,
+        info: *mut libc::siginfo_t,
+        context: *mut libc::c_void,
+    ) {
+        // For SIGSYS the kernel's siginfo holds, after the 16-byte header, the calling address
+        // (8 bytes) and then the system call's number (`si_syscall`).
+        // SAFETY: the kernel passes a valid siginfo of at least 128 bytes.
+        let nr = unsafe { info.cast::<u8>().add(24).cast::<i32>().read() };
+        // The trapped call returns what rax holds when the handler returns: make it ENOSYS.
+        // SAFETY: with SA_SIGINFO, `context` is the interrupted thread's ucontext.
+        unsafe {
+            let context = &mut *context.cast::<libc::ucontext_t>();
+            context.uc_mcontext.gregs[libc::REG_RAX as usize] = -i64::from(libc::ENOSYS);
+        }
+        let n = COUNT.fetch_add(1, Ordering::Relaxed);
+        if let Some(slot) = FIRST.get(n) {
+            slot.store(nr, Ordering::Relaxed);
+        }
+    }
+
+    /// From now on, every system call of this process but `write`, `sched_yield` (a long spin
+    /// yields now and then), `rt_sigreturn` and the exits is trapped and counted.
+    pub fn trap() {
+        const LD_W_ABS: u16 = 0x20;
+        const JEQ_K: u16 = 0x15;
+        const RET_K: u16 = 0x06;
+        const ALLOW: u32 = 0x7fff_0000;
+        const TRAP: u32 = 0x0003_0000;
+        const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+        let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+        let allowed = [
+            libc::SYS_rt_sigreturn,
+            libc::SYS_write,
+            libc::SYS_sched_yield,
+            libc::SYS_exit,
+            libc::SYS_exit_group,
+        ];
+        let mut program = vec![
+            op(LD_W_ABS, 0, 0, 4), // arch
+            op(JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
+            op(RET_K, 0, 0, ALLOW),
+            op(LD_W_ABS, 0, 0, 0), // system call number
+        ];
+        for (i, nr) in allowed.iter().enumerate() {
+            // Jump to the final ALLOW over the remaining tests and the TRAP.
+            let over = (allowed.len() - i) as u8;
+            program.push(op(JEQ_K, over, 0, *nr as u32));
+        }
+        program.push(op(RET_K, 0, 0, TRAP));
+        program.push(op(RET_K, 0, 0, ALLOW));
+        let fprog = libc::sock_fprog {
+            len: program.len() as u16,
+            filter: program.as_mut_ptr(),
+        };
+        // SAFETY: a zeroed sigaction is valid; the handler has the SA_SIGINFO signature and only
+        // touches atomics.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_sigsys as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO;
+            assert_eq!(
+                libc::sigaction(libc::SIGSYS, &action, std::ptr::null_mut()),
+                0
+            );
+        }
+        // SAFETY: plain prctl calls; `fprog` points at `program`, alive across the call (the
+        // kernel copies the filter).
+        unsafe {
+            assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+            assert_eq!(
+                libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &fprog as *const libc::sock_fprog
+                ),
+                0
+            );
+        }
+    }
+
+    /// How many system calls were trapped, and the numbers of the first few (allocates
+    /// nothing).
+    pub fn trapped() -> (usize, [i32; 8]) {
+        let n = COUNT.load(Ordering::Relaxed);
+        (n, std::array::from_fn(|i| FIRST[i].load(Ordering::Relaxed)))
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::connection::{ClientSlot, Connection};
 use crate::data::Invalid;
-use crate::protocol::exchange::{Sleep, Words};
+use crate::protocol::exchange::Sleep;
 use crate::protocol::layout::Status;
 use crate::wait::{Deadline, Ended, SpinPolicy, spin_briefly, spin_until};
 use crate::{Error, fault};
@@ -70,7 +70,7 @@ pub(crate) fn exchange(
 ) -> Result<Attempt, Error> {
     let memory = &slot.memory;
     let words = memory.words();
-    let seq = next_seq(slot, &words);
+    let seq = next_seq(slot);
     memory.write_request(&buf[..call.request_len]);
     memory.method().store(call.tag, Ordering::Relaxed);
     memory
@@ -115,23 +115,14 @@ pub(crate) fn exchange(
     read_answer(connection, slot, seq, buf, call.reply_len)
 }
 
-/// A sequence number for a new request: counting up from a random start per slot, never 0, and
-/// never one the slot holds now, so that no answer in the slot can ever carry it but the one to
-/// this request.
-fn next_seq(slot: &ClientSlot, words: &Words<'_>) -> u64 {
-    let mut seq = slot.last_seq.load(Ordering::Relaxed);
-    if seq == 0 {
-        seq = crate::sys::random_u64();
-    }
-    let in_slot =
-        [words.req_seq, words.resp_seq, words.withdrawn].map(|w| w.load(Ordering::Relaxed));
-    loop {
-        seq = seq.wrapping_add(1);
-        if seq != 0 && !in_slot.contains(&seq) {
-            slot.last_seq.store(seq, Ordering::Relaxed);
-            return seq;
-        }
-    }
+/// A sequence number for a new request: a slot's requests count up from 1 (0 means "none"), so
+/// no answer in the slot can carry it but the one to this request. The slot is this
+/// connection's alone and was zeroed when the server created it: no other number was ever
+/// written into it.
+fn next_seq(slot: &ClientSlot) -> u64 {
+    let seq = slot.last_seq.load(Ordering::Relaxed).wrapping_add(1).max(1);
+    slot.last_seq.store(seq, Ordering::Relaxed);
+    seq
 }
 
 /// Waits for the answer to `seq`: spins for `spin` (`None`: the whole wait), kicks the server

@@ -179,11 +179,6 @@ pub(crate) fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
-/// This process's id.
-pub(crate) fn pid() -> u32 {
-    rustix::process::getpid().as_raw_nonzero().get() as u32
-}
-
 /// Raises this process's soft limit on open descriptors to its hard limit: a server holds a few
 /// per connection, and the usual soft limit (1024) would cap it at a few hundred clients.
 pub(crate) fn raise_fd_limit() {
@@ -206,20 +201,6 @@ pub(crate) fn fd_limit() -> usize {
     limit
         .current
         .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX))
-}
-
-/// 64 random bits from the kernel (or, if that fails, from the clock and the pid).
-pub(crate) fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    match rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()) {
-        Ok(8) => u64::from_ne_bytes(bytes),
-        _ => {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            (nanos as u64).rotate_left(17) ^ u64::from(pid()).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        }
-    }
 }
 
 /// Test-only: sends `SIGKILL` (`stop == false`) or `SIGSTOP` to the calling thread, so that the
@@ -254,6 +235,6 @@ mod tests {
 
     #[test]
     fn this_process_is_alive() {
-        assert!(ProcessHandle::open(pid()).unwrap().is_alive());
+        assert!(ProcessHandle::open(std::process::id()).unwrap().is_alive());
     }
 }

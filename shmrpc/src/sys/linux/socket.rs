@@ -374,7 +374,7 @@ mod tests {
         let client = Stream::connect(&n).unwrap();
         let server = listener.accept().unwrap().unwrap();
         let me = Credentials {
-            pid: super::super::pid(),
+            pid: std::process::id(),
             uid: super::super::euid(),
             gid: rustix::process::getegid().as_raw(),
         };
