@@ -99,7 +99,8 @@ fn with_four_workers_slow_calls_run_in_parallel_and_a_fast_caller_is_not_held_up
     let _server = Peer::start(&["server", "work", &name, "workers=4"]);
     let slow = slow_callers(&name, 3);
     let start = Instant::now();
-    let latencies = fast_caller(&name, 150);
+    // 300 calls, so that the p99 is that of several calls, not one hiccup of the machine.
+    let latencies = fast_caller(&name, 300);
     let elapsed = start.elapsed();
     let p99 = latencies[latencies.len() * 99 / 100];
     let counts = stop(slow);
