@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use super::connection::{ClientSlot, Connection};
 use crate::data::Invalid;
+use crate::name::ServiceName;
 use crate::protocol::exchange::Sleep;
 use crate::protocol::layout::Status;
+use crate::transport::slot::SlotMemory;
 use crate::wait::{Deadline, Ended, SpinPolicy, spin_briefly, spin_until};
 use crate::{Error, fault};
 
@@ -100,7 +102,7 @@ pub(crate) fn exchange(
         WaitEnd::ServerGone => {
             connection.dead.store(true, Ordering::Relaxed);
             if words.is_answered(seq) {
-                return read_answer(connection, slot, seq, buf, call.reply_len);
+                return read_answer(&connection.name, &slot.memory, seq, buf, call.reply_len);
             }
             if words.withdraw(seq) {
                 return Ok(Attempt::NotTaken);
@@ -112,7 +114,7 @@ pub(crate) fn exchange(
         }
     }
     fault::point(fault::Step::ClientGotResponse);
-    read_answer(connection, slot, seq, buf, call.reply_len)
+    read_answer(&connection.name, &slot.memory, seq, buf, call.reply_len)
 }
 
 /// A sequence number for a new request: a slot's requests count up from 1 (0 means "none"), so
@@ -201,17 +203,16 @@ fn wait(
 
 /// Copies out and checks the answer to `seq`, which the slot carries.
 fn read_answer(
-    connection: &Connection,
-    slot: &ClientSlot,
+    name: &ServiceName,
+    memory: &SlotMemory,
     seq: u64,
     buf: &mut [u8],
     reply_len: usize,
 ) -> Result<Attempt, Error> {
-    let memory = &slot.memory;
     let status = Status::from_raw(memory.status().load(Ordering::Relaxed));
     let len = memory.response_len().load(Ordering::Relaxed) as usize;
     let corrupted = |detail: &str| Error::Corrupted {
-        name: connection.name.as_str().to_owned(),
+        name: name.as_str().to_owned(),
         detail: detail.to_owned(),
     };
     let answer = match status {
@@ -250,4 +251,74 @@ pub(crate) fn decode<R>(
         name: connection_name.to_owned(),
         detail: why.to_owned(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::layout::Geometry;
+
+    /// A slot as a lying server would leave it: answer `seq` with this status, length and bytes.
+    fn answered(status: Status, len: u32, bytes: &[u8]) -> SlotMemory {
+        let (server, _fd) = SlotMemory::create(Geometry { capacity: 64 }, 0).unwrap();
+        server.write_response(bytes);
+        server.status().store(status as u32, Ordering::Relaxed);
+        server.response_len().store(len, Ordering::Relaxed);
+        server.words().resp_seq.store(5, Ordering::Release);
+        server
+    }
+
+    fn read(memory: &SlotMemory, buf_len: usize, reply_len: usize) -> Result<Attempt, Error> {
+        let name = ServiceName::new("calc").unwrap();
+        read_answer(&name, memory, 5, &mut vec![0; buf_len], reply_len)
+    }
+
+    fn corrupted(result: Result<Attempt, Error>) -> bool {
+        matches!(result, Err(Error::Corrupted { ref detail, .. }) if detail.contains("length"))
+    }
+
+    #[test]
+    fn an_answer_of_the_expected_length_is_read() {
+        let memory = answered(Status::Ok, 4, b"abcd");
+        assert!(matches!(
+            read(&memory, 8, 4),
+            Ok(Attempt::Answered(Answer::Reply(4)))
+        ));
+        let memory = answered(Status::Panicked, 4, b"oops");
+        assert!(matches!(
+            read(&memory, 8, 4),
+            Ok(Attempt::Answered(Answer::Panicked(text))) if text == "oops"
+        ));
+    }
+
+    #[test]
+    fn a_reply_of_another_length_than_the_method_returns_is_corrupt() {
+        assert!(corrupted(read(&answered(Status::Ok, 3, b"abc"), 8, 4)));
+        assert!(corrupted(read(&answered(Status::Ok, 5, b"abcde"), 8, 4)));
+    }
+
+    #[test]
+    fn a_length_beyond_the_slot_or_the_buffer_is_corrupt_not_a_panic() {
+        // A reply that fits the slot but not the caller's buffer.
+        assert!(corrupted(read(&answered(Status::Ok, 16, b""), 8, 16)));
+        // A reply, a refusal or a panic message longer than the slot itself.
+        assert!(corrupted(read(&answered(Status::Ok, 65, b""), 128, 65)));
+        assert!(corrupted(read(
+            &answered(Status::Panicked, 65, b""),
+            128,
+            4
+        )));
+        assert!(corrupted(read(
+            &answered(Status::BadRequest, u32::MAX, b""),
+            8,
+            4
+        )));
+    }
+
+    #[test]
+    fn an_unknown_status_is_corrupt() {
+        let memory = answered(Status::Ok, 4, b"abcd");
+        memory.status().store(77, Ordering::Relaxed);
+        assert!(corrupted(read(&memory, 8, 4)));
+    }
 }
