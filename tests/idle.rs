@@ -1,4 +1,5 @@
-//! Behaviour 13: an idle server and an idle client use no CPU time.
+//! Behaviour 13: an idle server and an idle client use no CPU time (also after the client called
+//! in a tight loop, so that the server was watching its slot).
 
 use std::time::Duration;
 

@@ -26,3 +26,23 @@ fn a_panic_is_reported_and_the_server_goes_on() {
         "{message}"
     );
 }
+
+#[test]
+fn a_panic_message_longer_than_the_slot_arrives_cut_at_a_character_boundary() {
+    let name = unique_name("panic-long");
+    let _server = Peer::start(&["server", "work", &name]);
+    let client = WorkClient::connect(&name).unwrap();
+    let full = format!("x{}", "é".repeat(40_000));
+    match client.boom(u32::MAX) {
+        Err(shmrpc::Error::HandlerPanicked { message, .. }) => {
+            assert!(
+                !message.is_empty() && message.len() < full.len() && full.starts_with(&message),
+                "{} bytes: {:?}...",
+                message.len(),
+                &message[..message.len().min(16)]
+            );
+        }
+        other => panic!("expected HandlerPanicked, got {other:?}"),
+    }
+    assert_eq!(client.add(1, 1).unwrap(), 2);
+}

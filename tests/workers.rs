@@ -174,6 +174,46 @@ fn one_client_calls_from_several_threads_in_parallel_up_to_its_slots() {
     }
 }
 
+/// Kicks that arrive together (the server was stopped while four threads of one client called)
+/// are read by one thread in one go: it must wake other workers for the requests it does not
+/// serve itself, or they would run one after another.
+#[test]
+fn requests_whose_kicks_arrive_together_still_run_in_parallel() {
+    let _serial = one_at_a_time();
+    let name = unique_name("together");
+    let server = Peer::start(&["server", "work", &name, "workers=4"]);
+    let client = WorkClient::connect_with(&name, ClientOptions::default().max_slots(4)).unwrap();
+    // Four slots, made while the server runs.
+    std::thread::scope(|s| {
+        for token in 0..4 {
+            let client = &client;
+            s.spawn(move || assert_eq!(client.sleep(50, token).unwrap(), token));
+        }
+    });
+    let took = std::thread::scope(|s| {
+        server.signal("STOP");
+        let calls: Vec<_> = (0..4)
+            .map(|token| {
+                let client = &client;
+                s.spawn(move || assert_eq!(client.sleep(200, token).unwrap(), token))
+            })
+            .collect();
+        // Long enough for every thread to publish, kick and sleep.
+        std::thread::sleep(Duration::from_millis(100));
+        server.signal("CONT");
+        let start = Instant::now();
+        for call in calls {
+            call.join().unwrap();
+        }
+        start.elapsed()
+    });
+    eprintln!("4 calls of 200 ms whose kicks arrived together took {took:?}");
+    assert!(
+        took < Duration::from_millis(200 + 150),
+        "{took:?}: not in parallel"
+    );
+}
+
 /// A client calling back to back has its slot watched by the spinning server thread, so it does
 /// not kick for its calls; when that thread runs a slow method for someone else, the client's
 /// next request waits untaken, and the client kicks after its spin budget, so that another

@@ -621,9 +621,12 @@ impl Crowd {
     }
 
     /// Connects `n` idle clients (in another process), or lets them all go (`0`).
+    /// Then waits 100 ms, for the server to be done with the connections that came or went:
+    /// what is measured next is a steady state.
     pub fn idle(&mut self, n: usize) {
         self.idle = None;
         if n == 0 {
+            std::thread::sleep(Duration::from_millis(100));
             return;
         }
         let mut child = role(&format!("idle {} {n}", self.name))
@@ -637,6 +640,7 @@ impl Crowd {
             .unwrap();
         assert_eq!(line.trim(), "ready");
         self.idle = Some(Peer(child));
+        std::thread::sleep(Duration::from_millis(100));
     }
 
     /// A client of the crowded server, as a transport.

@@ -242,7 +242,8 @@ pub trait Work {
     fn echo(&self, client: u32, thread: u32, seq: u64) -> Tagged;
     /// Sleeps `ms` milliseconds, then returns `token`.
     fn sleep(&self, ms: u32, token: u64) -> u64;
-    /// Panics with a message that contains `code`.
+    /// Panics with a message that contains `code` (with `u32::MAX`: `"x"` and then 40,000
+    /// `"é"`, a message longer than the slot, which must be cut at a character boundary).
     fn boom(&self, code: u32) -> u32;
     /// `a + b`.
     fn add(&self, a: i64, b: i64) -> i64;
@@ -276,6 +277,9 @@ impl Work for WorkImpl {
         token
     }
     fn boom(&self, code: u32) -> u32 {
+        if code == u32::MAX {
+            std::panic::panic_any(format!("x{}", "é".repeat(40_000)));
+        }
         panic!("boom {code}");
     }
     fn add(&self, a: i64, b: i64) -> i64 {

@@ -218,8 +218,12 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
             Ok(ExitCode::SUCCESS)
         }
         ["idle", name] => {
+            // Calls in a tight loop first, so that the server watches its slot: the server must
+            // still stop spinning once the calls stop.
             let client = WorkClient::connect(name)?;
-            client.add(1, 2)?;
+            for i in 0..20_000 {
+                client.add(i, 2)?;
+            }
             println!("ready");
             wait_for_stdin_to_close();
             Ok(ExitCode::SUCCESS)

@@ -122,14 +122,20 @@ impl Shared {
         self.ready_len.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The slot that kicked first, if any.
+    /// The slot that kicked first, if any, for the calling thread (which holds a permit) to
+    /// serve. If more wait and a permit is free, wakes another thread for them: the thread that
+    /// read their kicks may have left them to this one (as the spinner), which is about to be
+    /// busy, perhaps for long.
     fn pop_ready(&self) -> Option<Arc<ServerSlot>> {
         if self.ready_len.load(Ordering::Acquire) == 0 {
             return None;
         }
         let slot = self.ready.lock_anyway().pop_front()?;
-        self.ready_len.fetch_sub(1, Ordering::Release);
+        let left = self.ready_len.fetch_sub(1, Ordering::SeqCst) - 1;
         slot.queued.store(false, Ordering::Release);
+        if left > 0 && self.permits.load(Ordering::SeqCst) > 0 {
+            self.work_bell.wake();
+        }
         Some(slot)
     }
 

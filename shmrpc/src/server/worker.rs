@@ -410,3 +410,118 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         "a panic without a message".to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Caller;
+    use crate::protocol::layout::{Geometry, WATCHED};
+
+    fn slot() -> Arc<ServerSlot> {
+        let caller = Caller::new(1, 2, 3);
+        let (slot, _fds) = ServerSlot::create(Geometry { capacity: 64 }, 0, caller).unwrap();
+        Arc::new(slot)
+    }
+
+    fn publish(slot: &ServerSlot, seq: u64) {
+        slot.memory.req_seq().store(seq, Ordering::Release);
+    }
+
+    fn watched(slot: &ServerSlot) -> bool {
+        let by_server = slot.hot.load(Ordering::Relaxed);
+        let in_slot = slot.memory.words().watch.load(Ordering::Relaxed) == WATCHED;
+        assert_eq!(
+            by_server, in_slot,
+            "the slot's watch word disagrees with the spinner"
+        );
+        by_server
+    }
+
+    /// A full set, in order: `slots[i]` was busy `i`-th.
+    fn full() -> (HotSet, Vec<Arc<ServerSlot>>) {
+        let mut hot = HotSet::default();
+        let slots: Vec<_> = (0..MAX_HOT).map(|_| slot()).collect();
+        for s in &slots {
+            assert!(hot.add(s).is_none());
+            assert!(watched(s));
+        }
+        (hot, slots)
+    }
+
+    fn index_of(hot: &HotSet, slot: &Arc<ServerSlot>) -> usize {
+        hot.slots
+            .iter()
+            .position(|h| Arc::ptr_eq(&h.slot, slot))
+            .expect("watched")
+    }
+
+    #[test]
+    fn the_spinner_takes_turns_among_the_slots_with_requests() {
+        let mut hot = HotSet::default();
+        let slots: Vec<_> = (0..3).map(|_| slot()).collect();
+        for s in &slots {
+            assert!(hot.add(s).is_none());
+        }
+        assert!(!hot.any_pending());
+        assert_eq!(hot.pending(), None);
+        for s in &slots {
+            publish(s, 1);
+        }
+        assert!(hot.any_pending());
+        // Each slot with a request comes up once before any comes up again, even one that
+        // still (or again) holds a request.
+        let mut turns: Vec<usize> = (0..3).map(|_| hot.pending().unwrap()).collect();
+        turns.sort();
+        assert_eq!(turns, [0, 1, 2]);
+    }
+
+    #[test]
+    fn the_spinner_forgets_closed_slots_and_keeps_watching_the_others() {
+        let mut hot = HotSet::default();
+        let (closed, open) = (slot(), slot());
+        assert!(hot.add(&closed).is_none());
+        assert!(hot.add(&open).is_none());
+        closed.closed.store(true, Ordering::Relaxed);
+        assert_eq!(hot.pending(), None);
+        assert_eq!(hot.slots.len(), 1);
+        assert!(Arc::ptr_eq(&hot.slots[0].slot, &open));
+        assert!(!closed.hot.load(Ordering::Relaxed));
+        assert!(watched(&open));
+        publish(&open, 1);
+        assert_eq!(hot.pending(), Some(0));
+    }
+
+    #[test]
+    fn past_the_limit_the_slot_idle_longest_is_let_go_and_its_request_served() {
+        let (mut hot, slots) = full();
+        // Slot 0 is busy again (a request of it was served): slot 1 is now the idle longest.
+        assert!(hot.add(&slots[0]).is_none());
+        assert_eq!(hot.slots.len(), MAX_HOT);
+        publish(&slots[1], 7);
+        let newcomer = slot();
+        let missed = hot
+            .add(&newcomer)
+            .expect("slot 1 held a request when it was let go");
+        assert!(Arc::ptr_eq(&missed, &slots[1]));
+        assert!(!watched(&slots[1]));
+        assert!(watched(&slots[0]) && watched(&newcomer));
+        // The next idle longest, slot 2, holds no request: nothing to serve.
+        assert!(hot.add(&slot()).is_none());
+        assert!(!watched(&slots[2]));
+        assert!(watched(&slots[0]) && watched(&slots[3]));
+        assert_eq!(hot.slots.len(), MAX_HOT);
+    }
+
+    #[test]
+    fn a_slot_served_by_the_spinner_counts_as_busy() {
+        let (mut hot, slots) = full();
+        for s in slots[1..].iter().chain(&slots[..1]) {
+            let at = index_of(&hot, s);
+            hot.touch(at);
+        }
+        // Slot 0 was served last, slot 1 longest ago.
+        assert!(hot.add(&slot()).is_none());
+        assert!(!watched(&slots[1]));
+        assert!(watched(&slots[0]));
+    }
+}
