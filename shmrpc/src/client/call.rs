@@ -79,10 +79,8 @@ pub(crate) fn exchange(
         .request_len()
         .store(call.request_len as u32, Ordering::Relaxed);
     fault::point(fault::Step::ClientWroteRequest);
-    let mut kicked = words.publish(seq);
-    if kicked {
-        connection.kick(memory.index(), seq);
-    }
+    // Whether a kick went out; a request the server watches needs none unless it waits.
+    let mut kicked = words.publish(seq) && connection.kick(memory.index(), seq);
     fault::point(fault::Step::ClientPublished);
     let spun = spin.spin_for();
     match wait(connection, slot, seq, call, spun, &mut kicked) {
@@ -150,8 +148,7 @@ fn wait(
     loop {
         let now = Instant::now();
         if !*kicked && now >= kick_at.min(spin_end.unwrap_or(kick_at)) && !words.is_taken(seq) {
-            connection.kick(slot.memory.index(), seq);
-            *kicked = true;
+            *kicked = connection.kick(slot.memory.index(), seq);
         }
         if now >= deadline {
             return if answered() {
@@ -191,7 +188,14 @@ fn wait(
             Sleep::Retry => continue,
             Sleep::Flagged => {}
         }
-        if connection.sleep(slot, Some(deadline - now)) {
+        // A request neither kicked for nor taken (its kick did not go out): wake up now and
+        // then to send it again.
+        let sleep = if *kicked || words.is_taken(seq) {
+            deadline - now
+        } else {
+            (deadline - now).min(SPIN_CHECK)
+        };
+        if connection.sleep(slot, Some(sleep)) {
             return if answered() {
                 WaitEnd::Answered(Ended::Sleeping(start.elapsed()))
             } else {

@@ -438,8 +438,14 @@ impl Connection {
     /// Tells the server about request `seq` in slot `index`, which it may not be watching.
     /// Never blocks; if the server is gone, waiting for the answer notices.
     #[inline]
-    pub(crate) fn kick(&self, index: u32, seq: u64) {
-        let _ = self.stream.send(&messages::kick(index, seq), &[]);
+    /// Whether the kick went out, or cannot ever: `false` only if the socket's buffer is full
+    /// (the server not reading for now), and the caller should try again. Other errors mean the
+    /// server is gone, which the caller notices through the socket and the server's pidfd.
+    pub(crate) fn kick(&self, index: u32, seq: u64) -> bool {
+        match self.stream.send(&messages::kick(index, seq), &[]) {
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+            Ok(()) => true,
+        }
     }
 
     /// Sleeps until `slot`'s bell rings, the server dies or closes the connection, or

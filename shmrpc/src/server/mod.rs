@@ -118,8 +118,11 @@ impl Shared {
         if slot.queued.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.ready.lock_anyway().push_back(slot.clone());
-        self.ready_len.fetch_add(1, Ordering::SeqCst);
+        // `ready_len` mirrors the queue's length, set under its lock: never ahead of or behind
+        // what a pop can find.
+        let mut ready = self.ready.lock_anyway();
+        ready.push_back(slot.clone());
+        self.ready_len.store(ready.len(), Ordering::SeqCst);
     }
 
     /// The slot that kicked first, if any, for the calling thread (which holds a permit) to
@@ -130,13 +133,25 @@ impl Shared {
         if self.ready_len.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let slot = self.ready.lock_anyway().pop_front()?;
-        let left = self.ready_len.fetch_sub(1, Ordering::SeqCst) - 1;
-        slot.queued.store(false, Ordering::Release);
-        if left > 0 && self.permits.load(Ordering::SeqCst) > 0 {
-            self.work_bell.wake();
+        let (slot, left) = {
+            let mut ready = self.ready.lock_anyway();
+            let slot = ready.pop_front()?;
+            self.ready_len.store(ready.len(), Ordering::SeqCst);
+            slot.queued.store(false, Ordering::SeqCst);
+            (slot, ready.len())
+        };
+        if left > 0 {
+            self.wake_for_queued();
         }
         Some(slot)
+    }
+
+    /// Wakes a thread to serve the ready queue, if anything waits there and a permit is free
+    /// (called by a thread holding a permit, about to be busy).
+    fn wake_for_queued(&self) {
+        if self.ready_len.load(Ordering::SeqCst) > 0 && self.permits.load(Ordering::SeqCst) > 0 {
+            self.work_bell.wake();
+        }
     }
 
     /// Takes a permit to run methods, if one is free.

@@ -84,6 +84,20 @@ pub(crate) fn watch(
     Ok(())
 }
 
+/// Whether an event is one of the server's own bells rather than a socket's.
+pub(crate) fn is_bell(token: u64) -> bool {
+    token == STOP_BELL || token == WORK_BELL
+}
+
+/// Answers a bell. The stop bell stays rung, for every thread to see; the work bell is drained
+/// and watched again.
+pub(crate) fn answer_bell(shared: &Shared, token: u64) {
+    if token == WORK_BELL {
+        shared.work_bell.drain();
+        shared.poller.rearm(shared.work_bell.fd(), WORK_BELL);
+    }
+}
+
 impl Connections {
     pub(crate) fn new(own_uid: u32) -> Self {
         Connections {
@@ -97,11 +111,7 @@ impl Connections {
     /// Handles one event a thread woke for, and watches its descriptor again.
     pub(crate) fn handle(&mut self, shared: &Shared, event: Ready) {
         match event.token {
-            STOP_BELL => {}
-            WORK_BELL => {
-                shared.work_bell.drain();
-                shared.poller.rearm(shared.work_bell.fd(), WORK_BELL);
-            }
+            STOP_BELL | WORK_BELL => answer_bell(shared, event.token),
             token if token < FIRST_CONNECTION => self.accept(shared, (token - LISTENER) as usize),
             token => {
                 let id = token / 2;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::Shared;
 use super::slot::ServerSlot;
+use super::watcher;
 use crate::data::Invalid;
 use crate::options::WaitStrategy;
 use crate::protocol::exchange::{Take, serve_exclusively};
@@ -220,7 +221,10 @@ impl Worker<'_> {
             if !hot.slots.is_empty() && self.wait_for_work(hot) {
                 continue;
             }
-            // Nothing came: stop watching. A request that came meanwhile was not kicked for.
+            // Nothing came: stop watching. A request that came meanwhile was not kicked for:
+            // this thread serves it. Requests that came with a kick and wait in the ready queue
+            // (left to this thread while it spun) go to another thread if a permit is free, so
+            // that they do not wait for what this one is about to run.
             let missed: Vec<Arc<ServerSlot>> = hot
                 .slots
                 .drain(..)
@@ -229,6 +233,7 @@ impl Worker<'_> {
             if missed.is_empty() {
                 return;
             }
+            shared.wake_for_queued();
             for slot in missed {
                 self.serve(&slot);
             }
@@ -266,7 +271,7 @@ impl Worker<'_> {
             Some(end) => spin_until(end, came),
             None => loop {
                 // Spinning only: until work comes, however long that takes.
-                if spin_until(start + Duration::from_secs(1), came) {
+                if spin_until(Instant::now() + Duration::from_secs(1), came) {
                     break true;
                 }
             },
@@ -299,13 +304,14 @@ impl Worker<'_> {
             self.spin
                 .record(spun, Ended::Sleeping(spun + start.elapsed()));
         }
-        if let Some(event) = event {
-            shared.connections.lock_anyway().handle(shared, event);
-        }
-        // More queued than this thread will serve, and permits free: wake another.
-        if shared.ready_len.load(Ordering::SeqCst) > 1 && shared.permits.load(Ordering::SeqCst) > 1
-        {
-            shared.work_bell.wake();
+        match event {
+            // The bells need no connection: a thread woken to serve the ready queue does not
+            // wait behind another handling connections (accepting a burst of them, say).
+            Some(event) if watcher::is_bell(event.token) => {
+                watcher::answer_bell(shared, event.token)
+            }
+            Some(event) => shared.connections.lock_anyway().handle(shared, event),
+            None => {}
         }
     }
 
