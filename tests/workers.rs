@@ -174,16 +174,21 @@ fn one_client_calls_from_several_threads_in_parallel_up_to_its_slots() {
     }
 }
 
-/// Kicks that arrive together (the server was stopped while four threads of one client called)
-/// are read by one thread in one go: it must wake other workers for the requests it does not
-/// serve itself, or they would run one after another.
+/// Kicks that arrive together are read by one thread in one go: it must wake other workers for
+/// the requests it does not serve itself, or they would run one after another. To make them
+/// arrive together, the server's second accept sleeps 300 ms in the thread that handles
+/// connections, so the kicks of four calls made meanwhile wait in their socket until then
+/// (stopping the whole server instead would not do: `SIGCONT` wakes every thread).
 #[test]
 fn requests_whose_kicks_arrive_together_still_run_in_parallel() {
     let _serial = one_at_a_time();
     let name = unique_name("together");
-    let server = Peer::start(&["server", "work", &name, "workers=4"]);
+    let _server = Peer::start_with(
+        &["server", "work", &name, "workers=4"],
+        &[("SHMRPC_FAULT", "server-accepted:sleep-300:2")],
+    );
     let client = WorkClient::connect_with(&name, ClientOptions::default().max_slots(4)).unwrap();
-    // Four slots, made while the server runs.
+    // Four slots, made while the server handles connections at once.
     std::thread::scope(|s| {
         for token in 0..4 {
             let client = &client;
@@ -191,25 +196,26 @@ fn requests_whose_kicks_arrive_together_still_run_in_parallel() {
         }
     });
     let took = std::thread::scope(|s| {
-        server.signal("STOP");
+        // The second accept: the server's connection handling sleeps from now on.
+        let slow_accept = s.spawn(|| WorkClient::connect(&name).unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+        let start = Instant::now();
         let calls: Vec<_> = (0..4)
             .map(|token| {
                 let client = &client;
                 s.spawn(move || assert_eq!(client.sleep(200, token).unwrap(), token))
             })
             .collect();
-        // Long enough for every thread to publish, kick and sleep.
-        std::thread::sleep(Duration::from_millis(100));
-        server.signal("CONT");
-        let start = Instant::now();
         for call in calls {
             call.join().unwrap();
         }
+        drop(slow_accept.join().unwrap());
         start.elapsed()
     });
     eprintln!("4 calls of 200 ms whose kicks arrived together took {took:?}");
+    // The accept's sleep (250 ms left of it), then the four calls side by side.
     assert!(
-        took < Duration::from_millis(200 + 150),
+        took < Duration::from_millis(250 + 200 + 100),
         "{took:?}: not in parallel"
     );
 }
