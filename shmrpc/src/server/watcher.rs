@@ -40,7 +40,7 @@ const LISTENER: u64 = 2;
 const FIRST_CONNECTION: u64 = 8;
 
 /// One client's connection.
-struct Connection {
+pub(crate) struct Connection {
     stream: Stream,
     process: Option<ProcessHandle>,
     caller: Caller,
@@ -58,6 +58,11 @@ pub(crate) struct Connections {
     /// waiting for ever.
     reserve: Option<OwnedFd>,
     budget: Budget,
+    /// Connections closed while the lock was held, to be let go of once it is released
+    /// ([`Connections::retired`]): shutting a socket down, closing descriptors and unmapping
+    /// slots take tens of microseconds each, and a thousand connections closing at once would
+    /// otherwise hold up every kick behind them.
+    retired: Vec<Connection>,
 }
 
 impl std::fmt::Debug for Connections {
@@ -105,6 +110,7 @@ impl Connections {
             next_id: FIRST_CONNECTION,
             reserve: sys::reserve_descriptor(),
             budget: Budget::new(own_uid),
+            retired: Vec::new(),
         }
     }
 
@@ -144,6 +150,7 @@ impl Connections {
         for id in idle {
             self.close(shared, id);
         }
+        retire(self.retired());
     }
 
     /// Closes every connection: the last thread of a stopped server does.
@@ -152,6 +159,7 @@ impl Connections {
         for id in all {
             self.close(shared, id);
         }
+        retire(self.retired());
     }
 
     fn accept(&mut self, shared: &Shared, index: usize) {
@@ -380,7 +388,21 @@ impl Connections {
         }
         self.budget
             .give_back(connection.caller.uid(), connection.cost);
-        // Also ends it for the client if a process forked from this one holds a copy.
+        self.retired.push(connection);
+    }
+
+    /// The connections closed since the last call, to be let go of with [`retire`] once the
+    /// lock is released.
+    pub(crate) fn retired(&mut self) -> Vec<Connection> {
+        std::mem::take(&mut self.retired)
+    }
+}
+
+/// Lets closed connections go: their sockets are shut down (which also ends them for the
+/// client if a process forked from this one holds a copy), what their clients left queued is
+/// discarded, and their descriptors and (once no worker holds them) slots are closed.
+pub(crate) fn retire(connections: Vec<Connection>) {
+    for connection in connections {
         connection.stream.shutdown();
         discard_pending(&connection.stream);
     }

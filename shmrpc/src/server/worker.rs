@@ -310,7 +310,14 @@ impl Worker<'_> {
             Some(event) if watcher::is_bell(event.token) => {
                 watcher::answer_bell(shared, event.token)
             }
-            Some(event) => shared.connections.lock_anyway().handle(shared, event),
+            Some(event) => {
+                let retired = {
+                    let mut connections = shared.connections.lock_anyway();
+                    connections.handle(shared, event);
+                    connections.retired()
+                };
+                watcher::retire(retired);
+            }
             None => {}
         }
     }
