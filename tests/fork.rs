@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use shmrpc::{Error, ServerOptions};
+use shmrpc::{ClientOptions, Error, ServerOptions};
 use shmrpc_tests::*;
 
 const BOUND: Duration = Duration::from_millis(250);
@@ -224,5 +224,37 @@ fn a_server_bound_before_a_fork_cannot_serve_in_the_child() {
     assert!(
         line.starts_with("spawn in the child: error ") && line.contains("bind after forking"),
         "{line}"
+    );
+}
+
+/// A server that shuts down while a child it forked holds copies of its connections' sockets:
+/// its clients still learn at once that it is gone (it shuts their connections down, which a
+/// close alone would not do while the child holds a copy), though the server process lives on.
+#[test]
+fn a_server_shut_down_while_its_forked_child_lives_ends_its_connections() {
+    let name = unique_name("fork-later");
+    let mut server = Peer::spawn(Command::new(peer_program()).args(["server-fork-later", &name]));
+    server.expect_line("ready");
+    let client = WorkClient::connect_with(
+        &name,
+        ClientOptions::default().timeout(Duration::from_secs(2)),
+    )
+    .unwrap();
+    assert_eq!(client.add(1, 1).unwrap(), 2);
+    server.send_line("fork");
+    let child: u32 = server
+        .line()
+        .strip_prefix("forked ")
+        .and_then(|pid| pid.parse().ok())
+        .expect("forked <pid>");
+    server.close_stdin();
+    server.expect_line("shut");
+    let start = Instant::now();
+    let result = client.add(2, 2);
+    let took = start.elapsed();
+    kill(child);
+    assert!(
+        matches!(result, Err(Error::ServerNotRunning { .. })) && took < Duration::from_millis(250),
+        "{result:?} after {took:?}"
     );
 }

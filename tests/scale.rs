@@ -99,3 +99,45 @@ fn a_thousand_idle_clients_cost_no_cpu_and_do_not_slow_a_call_down() {
     assert_eq!(after.0 - before.0, 0, "the idle server used CPU");
     assert_eq!(after.1 - before.1, 0, "the idle clients used CPU");
 }
+
+fn mappings(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/maps")).map_or(0, |m| m.lines().count())
+}
+
+/// Connections that end, by a clean exit or by `SIGKILL`, leave nothing in the server: its
+/// descriptors come back to what they were, and so do its mappings (give or take a few that the
+/// allocator may add for its threads' arenas; a connection that was not let go of would leave
+/// one per slot).
+#[test]
+fn connections_that_end_leave_nothing_in_the_server() {
+    const CROWD: usize = 200;
+    let name = unique_name("leave-nothing");
+    let server = Peer::start(&["server", "work", &name]);
+    let client = WorkClient::connect(&name).unwrap();
+    client.add(1, 1).unwrap();
+    let (fds, maps) = (open_fds(server.pid()), mappings(server.pid()));
+    let gone = || open_fds(server.pid()) == fds && mappings(server.pid()) <= maps + 8;
+    for kill in [false, true] {
+        let mut crowd =
+            Peer::spawn(Command::new(peer_program()).args(["many", &name, &CROWD.to_string()]));
+        crowd.expect_line("ready");
+        assert!(open_fds(server.pid()) >= fds + CROWD);
+        if kill {
+            crowd.kill();
+        }
+        drop(crowd);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !gone() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            gone(),
+            "killed: {kill}: the server had {fds} descriptors and {maps} mappings before the \
+             crowd, {} and {} after it",
+            open_fds(server.pid()),
+            mappings(server.pid())
+        );
+        // The server still serves.
+        assert_eq!(client.add(2, 2).unwrap(), 4);
+    }
+}

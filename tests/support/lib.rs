@@ -428,6 +428,19 @@ impl Peer {
         line.trim_end().to_owned()
     }
 
+    /// Writes `line` and a newline to the process's stdin.
+    pub fn send_line(&mut self, line: &str) {
+        use std::io::Write as _;
+        let stdin = self.child.stdin.as_mut().expect("stdin still open");
+        writeln!(stdin, "{line}").expect("write to the peer");
+        stdin.flush().expect("flush to the peer");
+    }
+
+    /// Closes the process's stdin (peers take that as "stop").
+    pub fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+
     /// Sends SIGKILL and reaps the process.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -182,6 +182,31 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
             handle.shutdown()?;
             Ok(ExitCode::SUCCESS)
         }
+        ["server-fork-later", name] => {
+            // Binds, forks once a client is connected (the child, which only sleeps, holds a
+            // copy of that connection's socket), shuts down when stdin closes, and lives on for
+            // 3 s: what the client then sees comes from the connection, not from a death.
+            let handle = WorkServer::bind(name, WorkImpl::default())?.spawn()?;
+            println!("ready");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).expect("read stdin");
+            // SAFETY: the child only sleeps (pause is async-signal-safe).
+            let child = unsafe { libc::fork() };
+            if child == 0 {
+                loop {
+                    // SAFETY: async-signal-safe; the child does nothing else.
+                    unsafe { libc::pause() };
+                }
+            }
+            println!("forked {child}");
+            wait_for_stdin_to_close();
+            handle.shutdown()?;
+            println!("shut");
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            // SAFETY: plain kill of our own child.
+            unsafe { libc::kill(child, libc::SIGKILL) };
+            Ok(ExitCode::SUCCESS)
+        }
         ["echo", name, id, threads, calls] => {
             let client = WorkClient::connect(name)?;
             let (id, threads, calls): (u32, u32, u64) = (
