@@ -6,16 +6,16 @@ pub struct Stats {
     pub _pad: u32,
 }
 const _: () = {
-    const __shmrpc_FIELD0: ::shmrpc::__private::Codec<f64> = ::shmrpc::__private::codec::<
+    const __shmrpc_FIELD0: ::shmrpc::__private::Codec<f64> = ::shmrpc::__private::field::<
         f64,
     >();
-    const __shmrpc_FIELD1: ::shmrpc::__private::Codec<f64> = ::shmrpc::__private::codec::<
+    const __shmrpc_FIELD1: ::shmrpc::__private::Codec<f64> = ::shmrpc::__private::field::<
         f64,
     >();
-    const __shmrpc_FIELD2: ::shmrpc::__private::Codec<u32> = ::shmrpc::__private::codec::<
+    const __shmrpc_FIELD2: ::shmrpc::__private::Codec<u32> = ::shmrpc::__private::field::<
         u32,
     >();
-    const __shmrpc_FIELD3: ::shmrpc::__private::Codec<u32> = ::shmrpc::__private::codec::<
+    const __shmrpc_FIELD3: ::shmrpc::__private::Codec<u32> = ::shmrpc::__private::field::<
         u32,
     >();
     impl ::shmrpc::ShmData for Stats {
@@ -117,6 +117,30 @@ const _: () = {
                 )?,
             })
         }
+        #[inline]
+        fn encode_to(&self, w: &mut ::shmrpc::__private::Writer<'_>) {
+            (__shmrpc_FIELD0.encode_to)(&self.mean, w);
+            (__shmrpc_FIELD1.encode_to)(&self.max, w);
+            (__shmrpc_FIELD2.encode_to)(&self.count, w);
+            (__shmrpc_FIELD3.encode_to)(&self._pad, w);
+        }
+    }
+    impl ::shmrpc::Wire for Stats {
+        const SHAPE: &'static ::shmrpc::__private::Shape = <Self as ::shmrpc::ShmData>::SHAPE;
+        const MIN_LEN: usize = <Self as ::shmrpc::ShmData>::SIZE;
+        #[inline]
+        fn encode(&self, w: &mut ::shmrpc::__private::Writer<'_>) {
+            <Self as ::shmrpc::ShmData>::encode_to(self, w);
+        }
+        #[inline]
+        fn decode(
+            r: &mut ::shmrpc::__private::Reader<'_>,
+        ) -> ::shmrpc::__private::core::result::Result<
+            Self,
+            ::shmrpc::__private::Invalid,
+        > {
+            ::shmrpc::__private::decode_fixed::<Self>(r)
+        }
     }
 };
 const _: () = ::shmrpc::__private::no_padding_before(
@@ -200,6 +224,23 @@ const _: () = {
             }
         }
     }
+    impl ::shmrpc::Wire for MathError {
+        const SHAPE: &'static ::shmrpc::__private::Shape = <Self as ::shmrpc::ShmData>::SHAPE;
+        const MIN_LEN: usize = <Self as ::shmrpc::ShmData>::SIZE;
+        #[inline]
+        fn encode(&self, w: &mut ::shmrpc::__private::Writer<'_>) {
+            <Self as ::shmrpc::ShmData>::encode_to(self, w);
+        }
+        #[inline]
+        fn decode(
+            r: &mut ::shmrpc::__private::Reader<'_>,
+        ) -> ::shmrpc::__private::core::result::Result<
+            Self,
+            ::shmrpc::__private::Invalid,
+        > {
+            ::shmrpc::__private::decode_fixed::<Self>(r)
+        }
+    }
 };
 /// Doc comments and `#[cfg]` on methods are carried through.
 pub trait Calculator {
@@ -225,21 +266,15 @@ pub struct CalculatorServer<S> {
     service: ::shmrpc::__private::core::marker::PhantomData<fn() -> S>,
 }
 const _: () = {
-    const __SHMRPC_M0_ARG0: ::shmrpc::__private::Codec<i64> = ::shmrpc::__private::codec::<
+    const __SHMRPC_M0_ARG0: ::shmrpc::__private::WireCodec<i64> = ::shmrpc::__private::codec::<
         i64,
     >();
-    const __SHMRPC_M0_ARG1: ::shmrpc::__private::Codec<i64> = ::shmrpc::__private::codec::<
+    const __SHMRPC_M0_ARG1: ::shmrpc::__private::WireCodec<i64> = ::shmrpc::__private::codec::<
         i64,
     >();
-    const __SHMRPC_M0_REPLY: ::shmrpc::__private::ReplyCodec<i64> = ::shmrpc::__private::reply::<
+    const __SHMRPC_M0_REPLY: ::shmrpc::__private::WireCodec<i64> = ::shmrpc::__private::codec::<
         i64,
     >();
-    const __SHMRPC_M0_REQUEST_LEN: usize = 0 + __SHMRPC_M0_ARG0.size
-        + __SHMRPC_M0_ARG1.size;
-    const __SHMRPC_M0_NEED: usize = ::shmrpc::__private::max(
-        __SHMRPC_M0_REQUEST_LEN,
-        __SHMRPC_M0_REPLY.size,
-    );
     const __SHMRPC_M0_SHAPE: ::shmrpc::__private::core::option::Option<
         ::shmrpc::__private::MethodShape,
     > = ::shmrpc::__private::core::option::Option::Some(::shmrpc::__private::MethodShape {
@@ -248,21 +283,15 @@ const _: () = {
         args: &[__SHMRPC_M0_ARG0.shape, __SHMRPC_M0_ARG1.shape],
         reply: __SHMRPC_M0_REPLY.shape,
     });
-    const __SHMRPC_M1_ARG0: ::shmrpc::__private::Codec<i64> = ::shmrpc::__private::codec::<
+    const __SHMRPC_M1_ARG0: ::shmrpc::__private::WireCodec<i64> = ::shmrpc::__private::codec::<
         i64,
     >();
-    const __SHMRPC_M1_ARG1: ::shmrpc::__private::Codec<i64> = ::shmrpc::__private::codec::<
+    const __SHMRPC_M1_ARG1: ::shmrpc::__private::WireCodec<i64> = ::shmrpc::__private::codec::<
         i64,
     >();
-    const __SHMRPC_M1_REPLY: ::shmrpc::__private::ReplyCodec<Result<i64, MathError>> = ::shmrpc::__private::reply::<
+    const __SHMRPC_M1_REPLY: ::shmrpc::__private::WireCodec<Result<i64, MathError>> = ::shmrpc::__private::codec::<
         Result<i64, MathError>,
     >();
-    const __SHMRPC_M1_REQUEST_LEN: usize = 0 + __SHMRPC_M1_ARG0.size
-        + __SHMRPC_M1_ARG1.size;
-    const __SHMRPC_M1_NEED: usize = ::shmrpc::__private::max(
-        __SHMRPC_M1_REQUEST_LEN,
-        __SHMRPC_M1_REPLY.size,
-    );
     const __SHMRPC_M1_SHAPE: ::shmrpc::__private::core::option::Option<
         ::shmrpc::__private::MethodShape,
     > = ::shmrpc::__private::core::option::Option::Some(::shmrpc::__private::MethodShape {
@@ -271,21 +300,15 @@ const _: () = {
         args: &[__SHMRPC_M1_ARG0.shape, __SHMRPC_M1_ARG1.shape],
         reply: __SHMRPC_M1_REPLY.shape,
     });
-    const __SHMRPC_M2_ARG0: ::shmrpc::__private::Codec<[f64; 32]> = ::shmrpc::__private::codec::<
+    const __SHMRPC_M2_ARG0: ::shmrpc::__private::WireCodec<[f64; 32]> = ::shmrpc::__private::codec::<
         [f64; 32],
     >();
-    const __SHMRPC_M2_ARG1: ::shmrpc::__private::Codec<u32> = ::shmrpc::__private::codec::<
+    const __SHMRPC_M2_ARG1: ::shmrpc::__private::WireCodec<u32> = ::shmrpc::__private::codec::<
         u32,
     >();
-    const __SHMRPC_M2_REPLY: ::shmrpc::__private::ReplyCodec<Stats> = ::shmrpc::__private::reply::<
+    const __SHMRPC_M2_REPLY: ::shmrpc::__private::WireCodec<Stats> = ::shmrpc::__private::codec::<
         Stats,
     >();
-    const __SHMRPC_M2_REQUEST_LEN: usize = 0 + __SHMRPC_M2_ARG0.size
-        + __SHMRPC_M2_ARG1.size;
-    const __SHMRPC_M2_NEED: usize = ::shmrpc::__private::max(
-        __SHMRPC_M2_REQUEST_LEN,
-        __SHMRPC_M2_REPLY.size,
-    );
     const __SHMRPC_M2_SHAPE: ::shmrpc::__private::core::option::Option<
         ::shmrpc::__private::MethodShape,
     > = ::shmrpc::__private::core::option::Option::Some(::shmrpc::__private::MethodShape {
@@ -294,17 +317,12 @@ const _: () = {
         args: &[__SHMRPC_M2_ARG0.shape, __SHMRPC_M2_ARG1.shape],
         reply: __SHMRPC_M2_REPLY.shape,
     });
-    const __SHMRPC_M3_ARG0: ::shmrpc::__private::Codec<u64> = ::shmrpc::__private::codec::<
+    const __SHMRPC_M3_ARG0: ::shmrpc::__private::WireCodec<u64> = ::shmrpc::__private::codec::<
         u64,
     >();
-    const __SHMRPC_M3_REPLY: ::shmrpc::__private::ReplyCodec<Option<u64>> = ::shmrpc::__private::reply::<
+    const __SHMRPC_M3_REPLY: ::shmrpc::__private::WireCodec<Option<u64>> = ::shmrpc::__private::codec::<
         Option<u64>,
     >();
-    const __SHMRPC_M3_REQUEST_LEN: usize = 0 + __SHMRPC_M3_ARG0.size;
-    const __SHMRPC_M3_NEED: usize = ::shmrpc::__private::max(
-        __SHMRPC_M3_REQUEST_LEN,
-        __SHMRPC_M3_REPLY.size,
-    );
     const __SHMRPC_M3_SHAPE: ::shmrpc::__private::core::option::Option<
         ::shmrpc::__private::MethodShape,
     > = ::shmrpc::__private::core::option::Option::Some(::shmrpc::__private::MethodShape {
@@ -313,14 +331,9 @@ const _: () = {
         args: &[__SHMRPC_M3_ARG0.shape],
         reply: __SHMRPC_M3_REPLY.shape,
     });
-    const __SHMRPC_M4_REPLY: ::shmrpc::__private::ReplyCodec<()> = ::shmrpc::__private::reply::<
+    const __SHMRPC_M4_REPLY: ::shmrpc::__private::WireCodec<()> = ::shmrpc::__private::codec::<
         (),
     >();
-    const __SHMRPC_M4_REQUEST_LEN: usize = 0;
-    const __SHMRPC_M4_NEED: usize = ::shmrpc::__private::max(
-        __SHMRPC_M4_REQUEST_LEN,
-        __SHMRPC_M4_REPLY.size,
-    );
     const __SHMRPC_M4_SHAPE: ::shmrpc::__private::core::option::Option<
         ::shmrpc::__private::MethodShape,
     > = ::shmrpc::__private::core::option::Option::Some(::shmrpc::__private::MethodShape {
@@ -329,19 +342,6 @@ const _: () = {
         args: &[],
         reply: __SHMRPC_M4_REPLY.shape,
     });
-    const __SHMRPC_CAPACITY: usize = ::shmrpc::__private::max(
-        ::shmrpc::__private::max(
-            ::shmrpc::__private::max(
-                ::shmrpc::__private::max(
-                    ::shmrpc::__private::max(0usize, __SHMRPC_M0_NEED),
-                    __SHMRPC_M1_NEED,
-                ),
-                __SHMRPC_M2_NEED,
-            ),
-            __SHMRPC_M3_NEED,
-        ),
-        __SHMRPC_M4_NEED,
-    );
     static __SHMRPC_INTERFACE: ::shmrpc::__private::Interface = ::shmrpc::__private::Interface::new(
         "Calculator",
         &[
@@ -351,7 +351,6 @@ const _: () = {
             __SHMRPC_M3_SHAPE,
             __SHMRPC_M4_SHAPE,
         ],
-        __SHMRPC_CAPACITY,
     );
     impl CalculatorClient {
         /// Connects to the server of `name` with the default options (timeout 5 s).
@@ -391,25 +390,10 @@ const _: () = {
                 .call(
                     0u32,
                     "add",
-                    __SHMRPC_M0_REQUEST_LEN,
-                    __SHMRPC_M0_REPLY.size,
-                    |__shmrpc_buf: &mut [u8]| {
-                        let mut __shmrpc_at = 0usize;
-                        ::shmrpc::__private::put(
-                            &__SHMRPC_M0_ARG0,
-                            &a,
-                            __shmrpc_buf,
-                            __shmrpc_at,
-                        );
-                        __shmrpc_at += __SHMRPC_M0_ARG0.size;
-                        ::shmrpc::__private::put(
-                            &__SHMRPC_M0_ARG1,
-                            &b,
-                            __shmrpc_buf,
-                            __shmrpc_at,
-                        );
-                        __shmrpc_at += __SHMRPC_M0_ARG1.size;
-                        let _ = __shmrpc_at;
+                    |__shmrpc_w: &mut ::shmrpc::__private::Writer<'_>| {
+                        let _ = &__shmrpc_w;
+                        (__SHMRPC_M0_ARG0.encode)(&a, __shmrpc_w);
+                        (__SHMRPC_M0_ARG1.encode)(&b, __shmrpc_w);
                     },
                     __SHMRPC_M0_REPLY.decode,
                 )
@@ -427,25 +411,10 @@ const _: () = {
                 .call(
                     1u32,
                     "div",
-                    __SHMRPC_M1_REQUEST_LEN,
-                    __SHMRPC_M1_REPLY.size,
-                    |__shmrpc_buf: &mut [u8]| {
-                        let mut __shmrpc_at = 0usize;
-                        ::shmrpc::__private::put(
-                            &__SHMRPC_M1_ARG0,
-                            &a,
-                            __shmrpc_buf,
-                            __shmrpc_at,
-                        );
-                        __shmrpc_at += __SHMRPC_M1_ARG0.size;
-                        ::shmrpc::__private::put(
-                            &__SHMRPC_M1_ARG1,
-                            &b,
-                            __shmrpc_buf,
-                            __shmrpc_at,
-                        );
-                        __shmrpc_at += __SHMRPC_M1_ARG1.size;
-                        let _ = __shmrpc_at;
+                    |__shmrpc_w: &mut ::shmrpc::__private::Writer<'_>| {
+                        let _ = &__shmrpc_w;
+                        (__SHMRPC_M1_ARG0.encode)(&a, __shmrpc_w);
+                        (__SHMRPC_M1_ARG1.encode)(&b, __shmrpc_w);
                     },
                     __SHMRPC_M1_REPLY.decode,
                 )
@@ -460,25 +429,10 @@ const _: () = {
                 .call(
                     2u32,
                     "stats",
-                    __SHMRPC_M2_REQUEST_LEN,
-                    __SHMRPC_M2_REPLY.size,
-                    |__shmrpc_buf: &mut [u8]| {
-                        let mut __shmrpc_at = 0usize;
-                        ::shmrpc::__private::put(
-                            &__SHMRPC_M2_ARG0,
-                            &samples,
-                            __shmrpc_buf,
-                            __shmrpc_at,
-                        );
-                        __shmrpc_at += __SHMRPC_M2_ARG0.size;
-                        ::shmrpc::__private::put(
-                            &__SHMRPC_M2_ARG1,
-                            &n,
-                            __shmrpc_buf,
-                            __shmrpc_at,
-                        );
-                        __shmrpc_at += __SHMRPC_M2_ARG1.size;
-                        let _ = __shmrpc_at;
+                    |__shmrpc_w: &mut ::shmrpc::__private::Writer<'_>| {
+                        let _ = &__shmrpc_w;
+                        (__SHMRPC_M2_ARG0.encode)(&samples, __shmrpc_w);
+                        (__SHMRPC_M2_ARG1.encode)(&n, __shmrpc_w);
                     },
                     __SHMRPC_M2_REPLY.decode,
                 )
@@ -492,18 +446,9 @@ const _: () = {
                 .call(
                     3u32,
                     "find",
-                    __SHMRPC_M3_REQUEST_LEN,
-                    __SHMRPC_M3_REPLY.size,
-                    |__shmrpc_buf: &mut [u8]| {
-                        let mut __shmrpc_at = 0usize;
-                        ::shmrpc::__private::put(
-                            &__SHMRPC_M3_ARG0,
-                            &key,
-                            __shmrpc_buf,
-                            __shmrpc_at,
-                        );
-                        __shmrpc_at += __SHMRPC_M3_ARG0.size;
-                        let _ = __shmrpc_at;
+                    |__shmrpc_w: &mut ::shmrpc::__private::Writer<'_>| {
+                        let _ = &__shmrpc_w;
+                        (__SHMRPC_M3_ARG0.encode)(&key, __shmrpc_w);
                     },
                     __SHMRPC_M3_REPLY.decode,
                 )
@@ -516,10 +461,8 @@ const _: () = {
                 .call(
                     4u32,
                     "reset",
-                    __SHMRPC_M4_REQUEST_LEN,
-                    __SHMRPC_M4_REPLY.size,
-                    |__shmrpc_buf: &mut [u8]| {
-                        let _ = __shmrpc_buf;
+                    |__shmrpc_w: &mut ::shmrpc::__private::Writer<'_>| {
+                        let _ = &__shmrpc_w;
                     },
                     __SHMRPC_M4_REPLY.decode,
                 )
@@ -562,7 +505,7 @@ const _: () = {
             let dispatch: ::shmrpc::__private::Dispatch = ::shmrpc::__private::std::sync::Arc::new(move |
                 __shmrpc_tag: u32,
                 __shmrpc_request: &[u8],
-                __shmrpc_reply: &mut [u8]|
+                __shmrpc_reply: &mut ::shmrpc::__private::Writer<'_>|
             {
                 __shmrpc_dispatch(
                     &service,
@@ -616,8 +559,8 @@ const _: () = {
         __shmrpc_service: &S,
         __shmrpc_tag: u32,
         __shmrpc_request: &[u8],
-        __shmrpc_reply: &mut [u8],
-    ) -> ::shmrpc::__private::core::result::Result<usize, ::shmrpc::__private::Invalid> {
+        __shmrpc_reply: &mut ::shmrpc::__private::Writer<'_>,
+    ) -> ::shmrpc::__private::core::result::Result<(), ::shmrpc::__private::Invalid> {
         match __shmrpc_tag {
             0u32 => {
                 #[inline(never)]
@@ -626,39 +569,27 @@ const _: () = {
                 >(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut [u8],
+                    __shmrpc_reply: &mut ::shmrpc::__private::Writer<'_>,
                 ) -> ::shmrpc::__private::core::result::Result<
-                    usize,
+                    (),
                     ::shmrpc::__private::Invalid,
                 > {
-                    ::shmrpc::__private::check_len(
+                    let mut __shmrpc_r = ::shmrpc::__private::Reader::new(
                         __shmrpc_request,
-                        __SHMRPC_M0_REQUEST_LEN,
-                    )?;
-                    let mut __shmrpc_at = 0usize;
-                    let __shmrpc_arg0 = ::shmrpc::__private::get(
-                        &__SHMRPC_M0_ARG0,
-                        __shmrpc_request,
-                        __shmrpc_at,
-                    )?;
-                    __shmrpc_at += __SHMRPC_M0_ARG0.size;
-                    let __shmrpc_arg1 = ::shmrpc::__private::get(
-                        &__SHMRPC_M0_ARG1,
-                        __shmrpc_request,
-                        __shmrpc_at,
-                    )?;
-                    __shmrpc_at += __SHMRPC_M0_ARG1.size;
-                    let _ = __shmrpc_at;
+                    );
+                    let __shmrpc_arg0 = (__SHMRPC_M0_ARG0.decode)(&mut __shmrpc_r)?;
+                    let __shmrpc_arg1 = (__SHMRPC_M0_ARG1.decode)(&mut __shmrpc_r)?;
+                    __shmrpc_r.finish()?;
                     (__SHMRPC_M0_REPLY
                         .encode)(
-                        <S as Calculator>::add(
+                        &<S as Calculator>::add(
                             __shmrpc_service,
                             __shmrpc_arg0,
                             __shmrpc_arg1,
                         ),
-                        &mut __shmrpc_reply[..__SHMRPC_M0_REPLY.size],
+                        __shmrpc_reply,
                     );
-                    ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M0_REPLY.size)
+                    ::shmrpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
@@ -669,39 +600,27 @@ const _: () = {
                 >(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut [u8],
+                    __shmrpc_reply: &mut ::shmrpc::__private::Writer<'_>,
                 ) -> ::shmrpc::__private::core::result::Result<
-                    usize,
+                    (),
                     ::shmrpc::__private::Invalid,
                 > {
-                    ::shmrpc::__private::check_len(
+                    let mut __shmrpc_r = ::shmrpc::__private::Reader::new(
                         __shmrpc_request,
-                        __SHMRPC_M1_REQUEST_LEN,
-                    )?;
-                    let mut __shmrpc_at = 0usize;
-                    let __shmrpc_arg0 = ::shmrpc::__private::get(
-                        &__SHMRPC_M1_ARG0,
-                        __shmrpc_request,
-                        __shmrpc_at,
-                    )?;
-                    __shmrpc_at += __SHMRPC_M1_ARG0.size;
-                    let __shmrpc_arg1 = ::shmrpc::__private::get(
-                        &__SHMRPC_M1_ARG1,
-                        __shmrpc_request,
-                        __shmrpc_at,
-                    )?;
-                    __shmrpc_at += __SHMRPC_M1_ARG1.size;
-                    let _ = __shmrpc_at;
+                    );
+                    let __shmrpc_arg0 = (__SHMRPC_M1_ARG0.decode)(&mut __shmrpc_r)?;
+                    let __shmrpc_arg1 = (__SHMRPC_M1_ARG1.decode)(&mut __shmrpc_r)?;
+                    __shmrpc_r.finish()?;
                     (__SHMRPC_M1_REPLY
                         .encode)(
-                        <S as Calculator>::div(
+                        &<S as Calculator>::div(
                             __shmrpc_service,
                             __shmrpc_arg0,
                             __shmrpc_arg1,
                         ),
-                        &mut __shmrpc_reply[..__SHMRPC_M1_REPLY.size],
+                        __shmrpc_reply,
                     );
-                    ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M1_REPLY.size)
+                    ::shmrpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
@@ -712,39 +631,27 @@ const _: () = {
                 >(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut [u8],
+                    __shmrpc_reply: &mut ::shmrpc::__private::Writer<'_>,
                 ) -> ::shmrpc::__private::core::result::Result<
-                    usize,
+                    (),
                     ::shmrpc::__private::Invalid,
                 > {
-                    ::shmrpc::__private::check_len(
+                    let mut __shmrpc_r = ::shmrpc::__private::Reader::new(
                         __shmrpc_request,
-                        __SHMRPC_M2_REQUEST_LEN,
-                    )?;
-                    let mut __shmrpc_at = 0usize;
-                    let __shmrpc_arg0 = ::shmrpc::__private::get(
-                        &__SHMRPC_M2_ARG0,
-                        __shmrpc_request,
-                        __shmrpc_at,
-                    )?;
-                    __shmrpc_at += __SHMRPC_M2_ARG0.size;
-                    let __shmrpc_arg1 = ::shmrpc::__private::get(
-                        &__SHMRPC_M2_ARG1,
-                        __shmrpc_request,
-                        __shmrpc_at,
-                    )?;
-                    __shmrpc_at += __SHMRPC_M2_ARG1.size;
-                    let _ = __shmrpc_at;
+                    );
+                    let __shmrpc_arg0 = (__SHMRPC_M2_ARG0.decode)(&mut __shmrpc_r)?;
+                    let __shmrpc_arg1 = (__SHMRPC_M2_ARG1.decode)(&mut __shmrpc_r)?;
+                    __shmrpc_r.finish()?;
                     (__SHMRPC_M2_REPLY
                         .encode)(
-                        <S as Calculator>::stats(
+                        &<S as Calculator>::stats(
                             __shmrpc_service,
                             __shmrpc_arg0,
                             __shmrpc_arg1,
                         ),
-                        &mut __shmrpc_reply[..__SHMRPC_M2_REPLY.size],
+                        __shmrpc_reply,
                     );
-                    ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M2_REPLY.size)
+                    ::shmrpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
@@ -755,29 +662,22 @@ const _: () = {
                 >(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut [u8],
+                    __shmrpc_reply: &mut ::shmrpc::__private::Writer<'_>,
                 ) -> ::shmrpc::__private::core::result::Result<
-                    usize,
+                    (),
                     ::shmrpc::__private::Invalid,
                 > {
-                    ::shmrpc::__private::check_len(
+                    let mut __shmrpc_r = ::shmrpc::__private::Reader::new(
                         __shmrpc_request,
-                        __SHMRPC_M3_REQUEST_LEN,
-                    )?;
-                    let mut __shmrpc_at = 0usize;
-                    let __shmrpc_arg0 = ::shmrpc::__private::get(
-                        &__SHMRPC_M3_ARG0,
-                        __shmrpc_request,
-                        __shmrpc_at,
-                    )?;
-                    __shmrpc_at += __SHMRPC_M3_ARG0.size;
-                    let _ = __shmrpc_at;
+                    );
+                    let __shmrpc_arg0 = (__SHMRPC_M3_ARG0.decode)(&mut __shmrpc_r)?;
+                    __shmrpc_r.finish()?;
                     (__SHMRPC_M3_REPLY
                         .encode)(
-                        <S as Calculator>::find(__shmrpc_service, __shmrpc_arg0),
-                        &mut __shmrpc_reply[..__SHMRPC_M3_REPLY.size],
+                        &<S as Calculator>::find(__shmrpc_service, __shmrpc_arg0),
+                        __shmrpc_reply,
                     );
-                    ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M3_REPLY.size)
+                    ::shmrpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
@@ -788,21 +688,21 @@ const _: () = {
                 >(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut [u8],
+                    __shmrpc_reply: &mut ::shmrpc::__private::Writer<'_>,
                 ) -> ::shmrpc::__private::core::result::Result<
-                    usize,
+                    (),
                     ::shmrpc::__private::Invalid,
                 > {
-                    ::shmrpc::__private::check_len(
+                    let mut __shmrpc_r = ::shmrpc::__private::Reader::new(
                         __shmrpc_request,
-                        __SHMRPC_M4_REQUEST_LEN,
-                    )?;
+                    );
+                    __shmrpc_r.finish()?;
                     (__SHMRPC_M4_REPLY
                         .encode)(
-                        <S as Calculator>::reset(__shmrpc_service),
-                        &mut __shmrpc_reply[..__SHMRPC_M4_REPLY.size],
+                        &<S as Calculator>::reset(__shmrpc_service),
+                        __shmrpc_reply,
                     );
-                    ::shmrpc::__private::core::result::Result::Ok(__SHMRPC_M4_REPLY.size)
+                    ::shmrpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }

@@ -2,7 +2,7 @@
 #[repr(transparent)]
 pub struct Id(pub u64);
 const _: () = {
-    const __shmrpc_FIELD0: ::rpc::__private::Codec<u64> = ::rpc::__private::codec::<
+    const __shmrpc_FIELD0: ::rpc::__private::Codec<u64> = ::rpc::__private::field::<
         u64,
     >();
     impl ::rpc::ShmData for Id {
@@ -46,6 +46,24 @@ const _: () = {
                 )?,
             })
         }
+        #[inline]
+        fn encode_to(&self, w: &mut ::rpc::__private::Writer<'_>) {
+            (__shmrpc_FIELD0.encode_to)(&self.0, w);
+        }
+    }
+    impl ::rpc::Wire for Id {
+        const SHAPE: &'static ::rpc::__private::Shape = <Self as ::rpc::ShmData>::SHAPE;
+        const MIN_LEN: usize = <Self as ::rpc::ShmData>::SIZE;
+        #[inline]
+        fn encode(&self, w: &mut ::rpc::__private::Writer<'_>) {
+            <Self as ::rpc::ShmData>::encode_to(self, w);
+        }
+        #[inline]
+        fn decode(
+            r: &mut ::rpc::__private::Reader<'_>,
+        ) -> ::rpc::__private::core::result::Result<Self, ::rpc::__private::Invalid> {
+            ::rpc::__private::decode_fixed::<Self>(r)
+        }
     }
 };
 const _: () = ::rpc::__private::no_padding_before(
@@ -79,17 +97,12 @@ pub(crate) struct RegistryServer<S> {
     service: ::rpc::__private::core::marker::PhantomData<fn() -> S>,
 }
 const _: () = {
-    const __SHMRPC_M0_ARG0: ::rpc::__private::Codec<Id> = ::rpc::__private::codec::<
+    const __SHMRPC_M0_ARG0: ::rpc::__private::WireCodec<Id> = ::rpc::__private::codec::<
         Id,
     >();
-    const __SHMRPC_M0_REPLY: ::rpc::__private::ReplyCodec<Option<Id>> = ::rpc::__private::reply::<
+    const __SHMRPC_M0_REPLY: ::rpc::__private::WireCodec<Option<Id>> = ::rpc::__private::codec::<
         Option<Id>,
     >();
-    const __SHMRPC_M0_REQUEST_LEN: usize = 0 + __SHMRPC_M0_ARG0.size;
-    const __SHMRPC_M0_NEED: usize = ::rpc::__private::max(
-        __SHMRPC_M0_REQUEST_LEN,
-        __SHMRPC_M0_REPLY.size,
-    );
     const __SHMRPC_M0_SHAPE: ::rpc::__private::core::option::Option<
         ::rpc::__private::MethodShape,
     > = ::rpc::__private::core::option::Option::Some(::rpc::__private::MethodShape {
@@ -99,16 +112,9 @@ const _: () = {
         reply: __SHMRPC_M0_REPLY.shape,
     });
     #[cfg(feature = "admin")]
-    const __SHMRPC_M1_REPLY: ::rpc::__private::ReplyCodec<()> = ::rpc::__private::reply::<
+    const __SHMRPC_M1_REPLY: ::rpc::__private::WireCodec<()> = ::rpc::__private::codec::<
         (),
     >();
-    #[cfg(feature = "admin")]
-    const __SHMRPC_M1_REQUEST_LEN: usize = 0;
-    #[cfg(feature = "admin")]
-    const __SHMRPC_M1_NEED: usize = ::rpc::__private::max(
-        __SHMRPC_M1_REQUEST_LEN,
-        __SHMRPC_M1_REPLY.size,
-    );
     #[cfg(feature = "admin")]
     const __SHMRPC_M1_SHAPE: ::rpc::__private::core::option::Option<
         ::rpc::__private::MethodShape,
@@ -119,19 +125,12 @@ const _: () = {
         reply: __SHMRPC_M1_REPLY.shape,
     });
     #[cfg(not(all(feature = "admin")))]
-    const __SHMRPC_M1_NEED: usize = 0;
-    #[cfg(not(all(feature = "admin")))]
     const __SHMRPC_M1_SHAPE: ::rpc::__private::core::option::Option<
         ::rpc::__private::MethodShape,
     > = ::rpc::__private::core::option::Option::None;
-    const __SHMRPC_M2_REPLY: ::rpc::__private::ReplyCodec<()> = ::rpc::__private::reply::<
+    const __SHMRPC_M2_REPLY: ::rpc::__private::WireCodec<()> = ::rpc::__private::codec::<
         (),
     >();
-    const __SHMRPC_M2_REQUEST_LEN: usize = 0;
-    const __SHMRPC_M2_NEED: usize = ::rpc::__private::max(
-        __SHMRPC_M2_REQUEST_LEN,
-        __SHMRPC_M2_REPLY.size,
-    );
     const __SHMRPC_M2_SHAPE: ::rpc::__private::core::option::Option<
         ::rpc::__private::MethodShape,
     > = ::rpc::__private::core::option::Option::Some(::rpc::__private::MethodShape {
@@ -140,23 +139,9 @@ const _: () = {
         args: &[],
         reply: __SHMRPC_M2_REPLY.shape,
     });
-    const __SHMRPC_CAPACITY: usize = 4096;
-    const _: () = ::rpc::__private::core::assert!(
-        __SHMRPC_M0_NEED <= __SHMRPC_CAPACITY,
-        "method `type` does not fit the slot: its request or response is larger than #[shm_service(capacity = 4096)] bytes; raise the capacity, or leave it out to size the slot for the largest method"
-    );
-    const _: () = ::rpc::__private::core::assert!(
-        __SHMRPC_M1_NEED <= __SHMRPC_CAPACITY,
-        "method `wipe` does not fit the slot: its request or response is larger than #[shm_service(capacity = 4096)] bytes; raise the capacity, or leave it out to size the slot for the largest method"
-    );
-    const _: () = ::rpc::__private::core::assert!(
-        __SHMRPC_M2_NEED <= __SHMRPC_CAPACITY,
-        "method `ping` does not fit the slot: its request or response is larger than #[shm_service(capacity = 4096)] bytes; raise the capacity, or leave it out to size the slot for the largest method"
-    );
     static __SHMRPC_INTERFACE: ::rpc::__private::Interface = ::rpc::__private::Interface::new(
         "Registry",
         &[__SHMRPC_M0_SHAPE, __SHMRPC_M1_SHAPE, __SHMRPC_M2_SHAPE],
-        __SHMRPC_CAPACITY,
     );
     impl RegistryClient {
         /// Connects to the server of `name` with the default options (timeout 5 s).
@@ -194,18 +179,9 @@ const _: () = {
                 .call(
                     0u32,
                     "type",
-                    __SHMRPC_M0_REQUEST_LEN,
-                    __SHMRPC_M0_REPLY.size,
-                    |__shmrpc_buf: &mut [u8]| {
-                        let mut __shmrpc_at = 0usize;
-                        ::rpc::__private::put(
-                            &__SHMRPC_M0_ARG0,
-                            &id,
-                            __shmrpc_buf,
-                            __shmrpc_at,
-                        );
-                        __shmrpc_at += __SHMRPC_M0_ARG0.size;
-                        let _ = __shmrpc_at;
+                    |__shmrpc_w: &mut ::rpc::__private::Writer<'_>| {
+                        let _ = &__shmrpc_w;
+                        (__SHMRPC_M0_ARG0.encode)(&id, __shmrpc_w);
                     },
                     __SHMRPC_M0_REPLY.decode,
                 )
@@ -217,10 +193,8 @@ const _: () = {
                 .call(
                     1u32,
                     "wipe",
-                    __SHMRPC_M1_REQUEST_LEN,
-                    __SHMRPC_M1_REPLY.size,
-                    |__shmrpc_buf: &mut [u8]| {
-                        let _ = __shmrpc_buf;
+                    |__shmrpc_w: &mut ::rpc::__private::Writer<'_>| {
+                        let _ = &__shmrpc_w;
                     },
                     __SHMRPC_M1_REPLY.decode,
                 )
@@ -231,10 +205,8 @@ const _: () = {
                 .call(
                     2u32,
                     "ping",
-                    __SHMRPC_M2_REQUEST_LEN,
-                    __SHMRPC_M2_REPLY.size,
-                    |__shmrpc_buf: &mut [u8]| {
-                        let _ = __shmrpc_buf;
+                    |__shmrpc_w: &mut ::rpc::__private::Writer<'_>| {
+                        let _ = &__shmrpc_w;
                     },
                     __SHMRPC_M2_REPLY.decode,
                 )
@@ -277,7 +249,7 @@ const _: () = {
             let dispatch: ::rpc::__private::Dispatch = ::rpc::__private::std::sync::Arc::new(move |
                 __shmrpc_tag: u32,
                 __shmrpc_request: &[u8],
-                __shmrpc_reply: &mut [u8]|
+                __shmrpc_reply: &mut ::rpc::__private::Writer<'_>|
             {
                 __shmrpc_dispatch(
                     &service,
@@ -326,37 +298,28 @@ const _: () = {
         __shmrpc_service: &S,
         __shmrpc_tag: u32,
         __shmrpc_request: &[u8],
-        __shmrpc_reply: &mut [u8],
-    ) -> ::rpc::__private::core::result::Result<usize, ::rpc::__private::Invalid> {
+        __shmrpc_reply: &mut ::rpc::__private::Writer<'_>,
+    ) -> ::rpc::__private::core::result::Result<(), ::rpc::__private::Invalid> {
         match __shmrpc_tag {
             0u32 => {
                 #[inline(never)]
                 fn __shmrpc_method<S: Registry + ?::rpc::__private::core::marker::Sized>(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut [u8],
+                    __shmrpc_reply: &mut ::rpc::__private::Writer<'_>,
                 ) -> ::rpc::__private::core::result::Result<
-                    usize,
+                    (),
                     ::rpc::__private::Invalid,
                 > {
-                    ::rpc::__private::check_len(
-                        __shmrpc_request,
-                        __SHMRPC_M0_REQUEST_LEN,
-                    )?;
-                    let mut __shmrpc_at = 0usize;
-                    let __shmrpc_arg0 = ::rpc::__private::get(
-                        &__SHMRPC_M0_ARG0,
-                        __shmrpc_request,
-                        __shmrpc_at,
-                    )?;
-                    __shmrpc_at += __SHMRPC_M0_ARG0.size;
-                    let _ = __shmrpc_at;
+                    let mut __shmrpc_r = ::rpc::__private::Reader::new(__shmrpc_request);
+                    let __shmrpc_arg0 = (__SHMRPC_M0_ARG0.decode)(&mut __shmrpc_r)?;
+                    __shmrpc_r.finish()?;
                     (__SHMRPC_M0_REPLY
                         .encode)(
-                        <S as Registry>::r#type(__shmrpc_service, __shmrpc_arg0),
-                        &mut __shmrpc_reply[..__SHMRPC_M0_REPLY.size],
+                        &<S as Registry>::r#type(__shmrpc_service, __shmrpc_arg0),
+                        __shmrpc_reply,
                     );
-                    ::rpc::__private::core::result::Result::Ok(__SHMRPC_M0_REPLY.size)
+                    ::rpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
@@ -366,21 +329,19 @@ const _: () = {
                 fn __shmrpc_method<S: Registry + ?::rpc::__private::core::marker::Sized>(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut [u8],
+                    __shmrpc_reply: &mut ::rpc::__private::Writer<'_>,
                 ) -> ::rpc::__private::core::result::Result<
-                    usize,
+                    (),
                     ::rpc::__private::Invalid,
                 > {
-                    ::rpc::__private::check_len(
-                        __shmrpc_request,
-                        __SHMRPC_M1_REQUEST_LEN,
-                    )?;
+                    let mut __shmrpc_r = ::rpc::__private::Reader::new(__shmrpc_request);
+                    __shmrpc_r.finish()?;
                     (__SHMRPC_M1_REPLY
                         .encode)(
-                        <S as Registry>::wipe(__shmrpc_service),
-                        &mut __shmrpc_reply[..__SHMRPC_M1_REPLY.size],
+                        &<S as Registry>::wipe(__shmrpc_service),
+                        __shmrpc_reply,
                     );
-                    ::rpc::__private::core::result::Result::Ok(__SHMRPC_M1_REPLY.size)
+                    ::rpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
@@ -389,21 +350,19 @@ const _: () = {
                 fn __shmrpc_method<S: Registry + ?::rpc::__private::core::marker::Sized>(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut [u8],
+                    __shmrpc_reply: &mut ::rpc::__private::Writer<'_>,
                 ) -> ::rpc::__private::core::result::Result<
-                    usize,
+                    (),
                     ::rpc::__private::Invalid,
                 > {
-                    ::rpc::__private::check_len(
-                        __shmrpc_request,
-                        __SHMRPC_M2_REQUEST_LEN,
-                    )?;
+                    let mut __shmrpc_r = ::rpc::__private::Reader::new(__shmrpc_request);
+                    __shmrpc_r.finish()?;
                     (__SHMRPC_M2_REPLY
                         .encode)(
-                        <S as Registry>::ping(__shmrpc_service),
-                        &mut __shmrpc_reply[..__SHMRPC_M2_REPLY.size],
+                        &<S as Registry>::ping(__shmrpc_service),
+                        __shmrpc_reply,
                     );
-                    ::rpc::__private::core::result::Result::Ok(__SHMRPC_M2_REPLY.size)
+                    ::rpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }

@@ -6,17 +6,18 @@ use syn::{TraitItem, Type};
 use crate::ctxt::Errors;
 use crate::naming;
 use crate::parse::{Method, Receiver, Service};
-use crate::types;
+use crate::types::{self, Position};
 
 /// Runs every check.
 pub(crate) fn service(service: &Service, errors: &mut Errors) {
     trait_is_plain(service, errors);
     only_methods(service, errors);
-    capacity_is_a_size(service, errors);
+    capacity_is_gone(service, errors);
     for method in &service.methods {
         receiver_is_shared_ref(method, errors);
         signature_is_plain(method, errors);
         name_is_free(method, errors);
+        into_is_free(service, method, errors);
         arguments_are_named(method, errors);
         types_can_cross(method, errors);
     }
@@ -63,15 +64,13 @@ fn only_methods(service: &Service, errors: &mut Errors) {
     }
 }
 
-fn capacity_is_a_size(service: &Service, errors: &mut Errors) {
+fn capacity_is_gone(service: &Service, errors: &mut Errors) {
     if let Some(lit) = &service.args.capacity {
-        match lit.base10_parse::<u32>() {
-            Ok(n) if n > 0 && n <= 1 << 30 => {}
-            _ => errors.at(
-                lit,
-                "`capacity` is the slot size in bytes: a number from 1 to 1073741824",
-            ),
-        }
+        errors.at(
+            lit,
+            "`capacity` is gone: a connection's slot holds any message up to the server's \
+             `ServerOptions::max_message` (64 MiB unless set); remove `capacity = ...`",
+        );
     }
 }
 
@@ -152,6 +151,25 @@ fn name_is_free(method: &Method, errors: &mut Errors) {
     }
 }
 
+/// A method returning a vector, a string or a box gets a client method `<name>_into`: no other
+/// method may be called that.
+fn into_is_free(service: &Service, method: &Method, errors: &mut Errors) {
+    let taken_by = service.methods.iter().find(|m| {
+        m.output.as_ref().is_some_and(types::reusable)
+            && format!("{}_into", m.wire_name) == method.wire_name
+    });
+    if let Some(m) = taken_by {
+        errors.at(
+            &method.ident,
+            format!(
+                "a method named `{}` would clash with the client's `{}` (which receives the result \
+                 of `{}` into a value the caller reuses); rename the method",
+                method.wire_name, method.wire_name, m.wire_name
+            ),
+        );
+    }
+}
+
 fn arguments_are_named(method: &Method, errors: &mut Errors) {
     for arg in &method.args {
         match &arg.ident {
@@ -179,9 +197,9 @@ fn types_can_cross(method: &Method, errors: &mut Errors) {
                 "an argument of type `()` carries nothing; remove it",
             );
         }
-        types::check(&arg.ty, errors);
+        types::check(&arg.ty, Position::Arg, errors);
     }
     if let Some(output) = &method.output {
-        types::check(output, errors);
+        types::check(output, Position::Result, errors);
     }
 }

@@ -162,7 +162,7 @@ fn structure(
         );
     }
     for field in &fields {
-        types::check(&field.ty, errors);
+        types::check(&field.ty, types::Position::Inner, errors);
     }
     if !errors.is_empty() {
         return TokenStream::new();
@@ -183,7 +183,7 @@ fn structure(
         .map(|i| naming::local(&format!("FIELD{i}")))
         .collect();
     let codec_defs = codecs.iter().zip(&tys).map(|(codec, ty)| {
-        let codec_fn = naming::respan(quote!(#private::codec::<#ty>), ty.span());
+        let codec_fn = naming::respan(quote!(#private::field::<#ty>), ty.span());
         quote_spanned!(ty.span()=> const #codec: #private::Codec<#ty> = #codec_fn();)
     });
     let offsets: Vec<TokenStream> = members
@@ -192,6 +192,7 @@ fn structure(
         .collect();
     let layout = padding_checks(name, &members, &tys, &private);
     let name_str = name.unraw().to_string();
+    let wire = wire_impl(name, krate);
     quote! {
         const _: () = {
             #(#codec_defs)*
@@ -216,9 +217,37 @@ fn structure(
                         #(#members: (#codecs.decode)(&bytes[#offsets..][..#codecs.size])?,)*
                     })
                 }
+                // Field by field: `repr(C)` without padding puts them back to back.
+                #[inline]
+                fn encode_to(&self, w: &mut #private::Writer<'_>) {
+                    #((#codecs.encode_to)(&self.#members, w);)*
+                }
             }
+
+            #wire
         };
         #layout
+    }
+}
+
+/// A fixed type crosses calls as its `SIZE` bytes.
+fn wire_impl(name: &Ident, krate: &syn::Path) -> TokenStream {
+    let private = quote!(#krate::__private);
+    quote! {
+        impl #krate::Wire for #name {
+            const SHAPE: &'static #private::Shape = <Self as #krate::ShmData>::SHAPE;
+            const MIN_LEN: usize = <Self as #krate::ShmData>::SIZE;
+            #[inline]
+            fn encode(&self, w: &mut #private::Writer<'_>) {
+                <Self as #krate::ShmData>::encode_to(self, w);
+            }
+            #[inline]
+            fn decode(
+                r: &mut #private::Reader<'_>,
+            ) -> #private::core::result::Result<Self, #private::Invalid> {
+                #private::decode_fixed::<Self>(r)
+            }
+        }
     }
 }
 
@@ -303,6 +332,7 @@ fn enumeration(
     let variant_names: Vec<String> = variants.iter().map(|v| v.unraw().to_string()).collect();
     let name_str = name.unraw().to_string();
     let message = format!("a value that is none of the variants of `{name_str}`");
+    let wire = wire_impl(name, krate);
     quote! {
         const _: () = {
             #(const #values: #int = #name::#variants as #int;)*
@@ -327,6 +357,8 @@ fn enumeration(
                     }
                 }
             }
+
+            #wire
         };
     }
 }

@@ -34,24 +34,9 @@ pub(crate) fn reply_codec(tag: u32) -> Ident {
     hidden(format!("__SHMRPC_M{tag}_REPLY"))
 }
 
-/// The request length of method `tag`.
-pub(crate) fn request_len(tag: u32) -> Ident {
-    hidden(format!("__SHMRPC_M{tag}_REQUEST_LEN"))
-}
-
-/// The slot bytes method `tag` needs (0 when compiled out).
-pub(crate) fn slot_need(tag: u32) -> Ident {
-    hidden(format!("__SHMRPC_M{tag}_NEED"))
-}
-
 /// The shape of method `tag` (`None` when compiled out).
 pub(crate) fn method_shape(tag: u32) -> Ident {
     hidden(format!("__SHMRPC_M{tag}_SHAPE"))
-}
-
-/// The slot capacity of the service.
-pub(crate) fn capacity() -> Ident {
-    hidden("__SHMRPC_CAPACITY".into())
 }
 
 /// The interface static.

@@ -69,3 +69,8 @@ fn calculator() {
 fn options() {
     check("options");
 }
+
+#[test]
+fn store() {
+    check("store");
+}

@@ -10,7 +10,8 @@
 
 use zerocopy::{IntoBytes, TryFromBytes};
 
-use crate::interface::{ReplyShape, Shape};
+use crate::interface::Shape;
+use crate::wire::Writer;
 
 /// A value of fixed size and layout that can be copied through shared memory: the same bytes
 /// mean the same value in every process, 32- or 64-bit.
@@ -41,8 +42,8 @@ use crate::interface::{ReplyShape, Shape};
     note = "shmrpc carries fixed-size plain data: u8..u128, i8..i128 (not usize/isize), f32, f64, \
             bool, char, arrays [T; N] of those, and #[repr(C)] structs or #[repr(u8..u64)] enums \
             with #[derive(shmrpc::ShmData)]",
-    note = "for text or a variable number of items (String, Vec, Box, &str, &[T]) use a fixed \
-            array such as [u8; N] with a length field"
+    note = "text and lists cross as arguments and results of their own (&str, String, &[T], \
+            Vec<T>), not as fields of a ShmData type"
 )]
 pub trait ShmData: Sized + 'static {
     /// Bytes a value takes in a slot.
@@ -57,6 +58,39 @@ pub trait ShmData: Sized + 'static {
     /// Reads and validates a value from exactly `SIZE` bytes.
     #[doc(hidden)]
     fn decode(bytes: &[u8]) -> Result<Self, Invalid>;
+
+    /// Writes the value's `SIZE` bytes: through a small buffer on the stack, or one on the heap
+    /// for a big value, unless the type writes itself piece by piece (the derive does).
+    #[doc(hidden)]
+    #[inline]
+    fn encode_to(&self, w: &mut Writer<'_>) {
+        if Self::SIZE <= 256 {
+            let mut buf = [0u8; 256];
+            self.encode(&mut buf[..Self::SIZE]);
+            w.put(&buf[..Self::SIZE]);
+        } else {
+            let mut buf = vec![0u8; Self::SIZE];
+            self.encode(&mut buf);
+            w.put(&buf);
+        }
+    }
+
+    /// `encode_to` for an array of these; element by element unless overridden.
+    #[doc(hidden)]
+    #[inline]
+    fn encode_array_to(items: &[Self], w: &mut Writer<'_>) {
+        for item in items {
+            item.encode_to(w);
+        }
+    }
+
+    /// Reads `n` values from `n * SIZE` bytes into a vector (a big array is built there, not on
+    /// the stack); element by element unless overridden.
+    #[doc(hidden)]
+    #[inline]
+    fn decode_slice(bytes: &[u8], n: usize) -> Result<Vec<Self>, Invalid> {
+        decode_each(bytes, n)
+    }
 
     /// `encode` for an array of these; element by element unless overridden.
     #[doc(hidden)]
@@ -84,6 +118,18 @@ pub trait ShmData: Sized + 'static {
     }
 }
 
+/// `n` values from `n * T::SIZE` bytes, one by one.
+fn decode_each<T: ShmData>(bytes: &[u8], n: usize) -> Result<Vec<T>, Invalid> {
+    if bytes.len() != n * T::SIZE {
+        return Err(Invalid("wrong length"));
+    }
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        out.push(T::decode(&bytes[i * T::SIZE..][..T::SIZE])?);
+    }
+    Ok(out)
+}
+
 fn validated<T: TryFromBytes>(
     read: Result<T, zerocopy::TryReadError<&[u8], T>>,
 ) -> Result<T, Invalid> {
@@ -109,6 +155,21 @@ macro_rules! primitive {
             #[inline]
             fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
                 validated(<$t>::try_read_from_bytes(bytes))
+            }
+            #[inline]
+            fn encode_to(&self, w: &mut Writer<'_>) {
+                w.put(self.as_bytes());
+            }
+            #[inline]
+            fn encode_array_to(items: &[Self], w: &mut Writer<'_>) {
+                w.put(items.as_bytes());
+            }
+            #[inline]
+            fn decode_slice(bytes: &[u8], n: usize) -> Result<Vec<Self>, Invalid> {
+                match <[$t]>::try_ref_from_bytes(bytes) {
+                    Ok(items) if items.len() == n => Ok(items.to_vec()),
+                    _ => decode_each(bytes, n),
+                }
             }
             #[inline]
             fn encode_array<const N: usize>(items: &[Self; N], out: &mut [u8]) {
@@ -140,114 +201,23 @@ impl<T: ShmData, const N: usize> ShmData for [T; N] {
     fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
         T::decode_array(bytes)
     }
+    #[inline]
+    fn encode_to(&self, w: &mut Writer<'_>) {
+        T::encode_array_to(self, w);
+    }
 }
 
 /// Why bytes were refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Invalid(pub &'static str);
 
-/// What a method may return: `()`, a [`ShmData`] type, or `Result<T, E>` / `Option<T>` of
-/// `ShmData` types.
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be returned through a shared-memory slot",
-    label = "not a result shmrpc can carry",
-    note = "a method may return (), a ShmData type, or Result<T, E> / Option<T> of ShmData types"
-)]
-pub trait Reply: Sized + 'static {
-    /// Bytes the encoded value takes.
-    #[doc(hidden)]
-    const SIZE: usize;
-    #[doc(hidden)]
-    const SHAPE: ReplyShape;
-    #[doc(hidden)]
-    fn encode(self, out: &mut [u8]);
-    #[doc(hidden)]
-    fn decode(bytes: &[u8]) -> Result<Self, Invalid>;
-}
-
-impl Reply for () {
-    const SIZE: usize = 0;
-    const SHAPE: ReplyShape = ReplyShape::Unit;
-    fn encode(self, _out: &mut [u8]) {}
-    fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
-        if bytes.is_empty() {
-            Ok(())
-        } else {
-            Err(Invalid("wrong length"))
-        }
-    }
-}
-
-impl<T: ShmData> Reply for T {
-    const SIZE: usize = T::SIZE;
-    const SHAPE: ReplyShape = ReplyShape::Value(T::SHAPE);
-    #[inline]
-    fn encode(self, out: &mut [u8]) {
-        ShmData::encode(&self, out);
-    }
-    #[inline]
-    fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
-        <T as ShmData>::decode(bytes)
-    }
-}
-
 /// The larger of two sizes, in `const` (also used by generated code).
 pub const fn max(a: usize, b: usize) -> usize {
     if a > b { a } else { b }
 }
 
-/// A one-byte variant tag, then the variant's bytes, then zeros up to the larger variant.
-fn split_tagged(bytes: &[u8], size: usize) -> Result<(u8, &[u8]), Invalid> {
-    match bytes.split_first() {
-        Some((tag, rest)) if bytes.len() == size => Ok((*tag, rest)),
-        _ => Err(Invalid("wrong length")),
-    }
-}
-
-impl<T: ShmData, E: ShmData> Reply for Result<T, E> {
-    const SIZE: usize = 1 + max(T::SIZE, E::SIZE);
-    const SHAPE: ReplyShape = ReplyShape::Result(T::SHAPE, E::SHAPE);
-    fn encode(self, out: &mut [u8]) {
-        out.fill(0);
-        let (tag, rest) = out.split_first_mut().expect("SIZE >= 1");
-        match self {
-            Ok(v) => v.encode(&mut rest[..T::SIZE]),
-            Err(e) => {
-                *tag = 1;
-                e.encode(&mut rest[..E::SIZE]);
-            }
-        }
-    }
-    fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
-        match split_tagged(bytes, Self::SIZE)? {
-            (0, rest) => Ok(Ok(T::decode(&rest[..T::SIZE])?)),
-            (1, rest) => Ok(Err(E::decode(&rest[..E::SIZE])?)),
-            _ => Err(Invalid("a Result tag other than Ok or Err")),
-        }
-    }
-}
-
-impl<T: ShmData> Reply for Option<T> {
-    const SIZE: usize = 1 + T::SIZE;
-    const SHAPE: ReplyShape = ReplyShape::Option(T::SHAPE);
-    fn encode(self, out: &mut [u8]) {
-        out.fill(0);
-        if let Some(v) = self {
-            out[0] = 1;
-            v.encode(&mut out[1..]);
-        }
-    }
-    fn decode(bytes: &[u8]) -> Result<Self, Invalid> {
-        match split_tagged(bytes, Self::SIZE)? {
-            (0, _) => Ok(None),
-            (1, rest) => Ok(Some(T::decode(rest)?)),
-            _ => Err(Invalid("an Option tag other than None or Some")),
-        }
-    }
-}
-
-/// How generated code encodes and decodes one argument type. Built by [`codec`], the one place
-/// where the type must be `ShmData`, so a wrong type is reported once, on its own span.
+/// How the derive encodes and decodes one field. Built by [`field`], the one place where the
+/// type must be `ShmData`, so a wrong type is reported once, on its own span.
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Codec<T> {
@@ -255,35 +225,17 @@ pub struct Codec<T> {
     pub shape: &'static Shape,
     pub encode: fn(&T, &mut [u8]),
     pub decode: fn(&[u8]) -> Result<T, Invalid>,
+    pub encode_to: fn(&T, &mut Writer<'_>),
 }
 
 #[doc(hidden)]
-pub const fn codec<T: ShmData>() -> Codec<T> {
+pub const fn field<T: ShmData>() -> Codec<T> {
     Codec {
         size: T::SIZE,
         shape: T::SHAPE,
         encode: T::encode,
         decode: T::decode,
-    }
-}
-
-/// As [`Codec`], for a method's result.
-#[doc(hidden)]
-#[derive(Debug)]
-pub struct ReplyCodec<R> {
-    pub size: usize,
-    pub shape: ReplyShape,
-    pub encode: fn(R, &mut [u8]),
-    pub decode: fn(&[u8]) -> Result<R, Invalid>,
-}
-
-#[doc(hidden)]
-pub const fn reply<R: Reply>() -> ReplyCodec<R> {
-    ReplyCodec {
-        size: R::SIZE,
-        shape: R::SHAPE,
-        encode: R::encode,
-        decode: R::decode,
+        encode_to: T::encode_to,
     }
 }
 
@@ -405,45 +357,42 @@ pub const fn no_padding_after(gap: usize) {
 mod tests {
     use super::*;
 
-    fn round_trip<R: Reply + PartialEq + std::fmt::Debug + Clone>(v: R) {
-        let mut buf = vec![0xEE; R::SIZE];
-        v.clone().encode(&mut buf);
-        assert_eq!(R::decode(&buf), Ok(v));
+    fn round_trip<T: ShmData + PartialEq + std::fmt::Debug>(v: T) {
+        let mut buf = vec![0xEE; T::SIZE];
+        v.encode(&mut buf);
+        let mut piecewise = Vec::new();
+        v.encode_to(&mut Writer::buf(&mut piecewise));
+        assert_eq!(piecewise, buf);
+        assert_eq!(T::decode(&buf), Ok(v));
     }
 
     #[test]
-    fn primitives_arrays_and_results_round_trip() {
+    fn primitives_and_arrays_round_trip() {
         round_trip(-5i64);
         round_trip(u128::MAX);
         round_trip('é');
         round_trip(true);
         round_trip([1.5f64, -0.0, f64::INFINITY]);
         round_trip([[1u8, 2], [3, 4]]);
-        round_trip(Ok::<u8, u64>(3));
-        round_trip(Err::<u8, u64>(u64::MAX));
-        round_trip(Some(7u16));
-        round_trip(None::<u16>);
-        round_trip(());
+        round_trip([true; 300]);
     }
 
     #[test]
     fn invalid_bytes_are_refused_not_trusted() {
         assert_eq!(
-            <bool as Reply>::decode(&[2]),
+            bool::decode(&[2]),
             Err(Invalid("a value out of range for its type"))
         );
-        assert!(<char as Reply>::decode(&0x11_0000u32.to_ne_bytes()).is_err());
-        assert!(<char as Reply>::decode(&0xD800u32.to_ne_bytes()).is_err());
-        assert!(<Option<u8>>::decode(&[2, 0]).is_err());
-        assert!(<Result<u8, u8>>::decode(&[7, 0]).is_err());
-        assert!(<u32 as Reply>::decode(&[0, 0]).is_err());
-        assert!(<()>::decode(&[0]).is_err());
+        assert!(char::decode(&0x11_0000u32.to_le_bytes()).is_err());
+        assert!(char::decode(&0xD800u32.to_le_bytes()).is_err());
+        assert!(u32::decode(&[0, 0]).is_err());
+        assert!(bool::decode_slice(&[1, 0, 2], 3).is_err());
+        assert_eq!(u16::decode_slice(&[1, 0, 2, 0], 2), Ok(vec![1, 2]));
     }
 
     #[test]
     fn sizes_are_the_same_on_32_and_64_bit() {
-        assert_eq!(<Result<u8, u64> as Reply>::SIZE, 9);
-        assert_eq!(<Option<[u32; 3]> as Reply>::SIZE, 13);
         assert_eq!(<[u128; 2] as ShmData>::SIZE, 32);
+        assert_eq!(<[[u16; 3]; 2] as ShmData>::SIZE, 12);
     }
 }

@@ -164,6 +164,34 @@ pub enum Error {
         detail: String,
     },
 
+    /// A request or a response is larger than the server's
+    /// [`ServerOptions::max_message`](crate::ServerOptions::max_message). A request over it is
+    /// refused by the client before anything is sent; a response over it means the method ran,
+    /// and its result was dropped (the server goes on serving).
+    #[error(
+        "{} of call `{method}` to `{name}` is {size} bytes, over the server's limit of {limit}{}",
+        if *response { "the result" } else { "the request" },
+        if *response {
+            "; the method ran, but its result could not be sent. Return less (in parts, or a \
+             range per call), or raise ServerOptions::max_message in the server"
+        } else {
+            "; nothing was sent. Send less per call (in parts), or raise \
+             ServerOptions::max_message in the server"
+        }
+    )]
+    TooLarge {
+        /// The service name.
+        name: String,
+        /// The method called.
+        method: &'static str,
+        /// The message's size in bytes (at least this much, for one over 4 GiB).
+        size: u64,
+        /// The server's `max_message`.
+        limit: u64,
+        /// Whether it was the result (the method ran) rather than the request (nothing sent).
+        response: bool,
+    },
+
     /// Any other error from the operating system.
     #[error("{context}: {source}")]
     Io {

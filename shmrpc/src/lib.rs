@@ -19,16 +19,18 @@ mod protocol;
 mod server;
 mod transport;
 mod wait;
+mod wire;
 
 pub use caller::Caller;
 pub use data::ShmData;
 pub use error::Error;
 pub use name::MAX_NAME_LEN;
 pub use options::{
-    ClientOptions, DEFAULT_CLIENT_SPIN_BUDGET, DEFAULT_MAX_SLOTS, DEFAULT_SERVER_SPIN_BUDGET,
-    ServerOptions, WaitStrategy,
+    ClientOptions, DEFAULT_CLIENT_SPIN_BUDGET, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_SLOTS,
+    DEFAULT_SERVER_SPIN_BUDGET, ServerOptions, WaitStrategy,
 };
 pub use server::ServerHandle;
+pub use wire::Wire;
 
 /// Locks a mutex whether or not a thread panicked while holding it: shmrpc's locks guard data
 /// that stays consistent at every step.
@@ -166,42 +168,22 @@ pub use shmrpc_macros::ShmData;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::client::Client;
-    pub use crate::data::{
-        Codec, Invalid, Reply, ReplyCodec, codec, max, no_padding_after, no_padding_before, reply,
-    };
+    pub use crate::data::{Codec, Invalid, field, max, no_padding_after, no_padding_before};
     pub use crate::fault::Step as FaultStep;
-    pub use crate::interface::{Field, Interface, MethodShape, ReplyShape, Shape, Variant};
+    pub use crate::interface::{Field, Interface, MethodShape, Shape, Variant};
     pub use crate::server::{Dispatch, Server};
+    pub use crate::wire::{
+        Reader, STR_SHAPE, Seq, SliceCodec, WireCodec, Writer, codec, decode_fixed, put_str,
+        slice_codec,
+    };
     pub use ::core;
     pub use ::std;
     pub use ::zerocopy;
-
-    /// Writes one argument at `offset`.
-    #[inline]
-    pub fn put<T>(codec: &crate::data::Codec<T>, value: &T, buf: &mut [u8], offset: usize) {
-        (codec.encode)(value, &mut buf[offset..offset + codec.size]);
-    }
-
-    /// Reads one argument at `offset`.
-    #[inline]
-    pub fn get<T>(codec: &crate::data::Codec<T>, buf: &[u8], offset: usize) -> Result<T, Invalid> {
-        (codec.decode)(&buf[offset..offset + codec.size])
-    }
 
     /// Hooks for the behaviour tests, which attack the protocol from a hostile client's seat.
     /// Compiled in only with the test-only `fault-injection` feature.
     #[cfg(feature = "fault-injection")]
     pub mod testing {
         pub use crate::transport::testing::*;
-    }
-
-    /// Checks a request's length before decoding its arguments.
-    #[inline]
-    pub fn check_len(buf: &[u8], len: usize) -> Result<(), Invalid> {
-        if buf.len() == len {
-            Ok(())
-        } else {
-            Err(Invalid("a request of the wrong length for its method"))
-        }
     }
 }

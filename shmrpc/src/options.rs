@@ -56,6 +56,7 @@ pub struct ClientOptions {
     pub(crate) wait_for_server: Duration,
     pub(crate) trusted: Vec<u32>,
     pub(crate) max_slots: usize,
+    pub(crate) exact_interface: bool,
 }
 
 impl Default for ClientOptions {
@@ -69,6 +70,7 @@ impl Default for ClientOptions {
             wait_for_server: Duration::ZERO,
             trusted: Vec::new(),
             max_slots: DEFAULT_MAX_SLOTS,
+            exact_interface: false,
         }
     }
 }
@@ -129,6 +131,17 @@ impl ClientOptions {
         self
     }
 
+    /// Refuses at `connect`, with [`Error::InterfaceMismatch`](crate::Error::InterfaceMismatch)
+    /// naming the first difference, any server whose interface differs from this client's at
+    /// all. By default a client works with a server whose trait has more methods, or other
+    /// methods changed: only a call to a method the server lacks, or has with another
+    /// signature, fails (with `InterfaceMismatch`, nothing run).
+    #[must_use]
+    pub fn exact_interface(mut self) -> Self {
+        self.exact_interface = true;
+        self
+    }
+
     /// The call timeout.
     pub fn get_timeout(&self) -> Duration {
         self.timeout
@@ -163,16 +176,22 @@ pub struct ServerOptions {
     pub(crate) workers: usize,
     pub(crate) wait: WaitStrategy,
     pub(crate) spin_budget: Duration,
+    pub(crate) max_message: usize,
 }
 
+/// The largest request or response a server takes by default: 64 MiB.
+pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
+
 impl Default for ServerOptions {
-    /// Only the server's own user may connect; one worker; adaptive waiting.
+    /// Only the server's own user may connect; one worker; adaptive waiting; messages up to
+    /// [`DEFAULT_MAX_MESSAGE`].
     fn default() -> Self {
         ServerOptions {
             access: Access::default(),
             workers: 1,
             wait: WaitStrategy::Adaptive,
             spin_budget: DEFAULT_SERVER_SPIN_BUDGET,
+            max_message: DEFAULT_MAX_MESSAGE,
         }
     }
 }
@@ -226,6 +245,21 @@ impl ServerOptions {
     #[must_use]
     pub fn spin_budget(mut self, budget: Duration) -> Self {
         self.spin_budget = budget;
+        self
+    }
+
+    /// The largest request or response, in bytes (default [`DEFAULT_MAX_MESSAGE`], 64 MiB;
+    /// from 256 bytes to 1 GiB). A client's call with a larger request fails with
+    /// [`Error::TooLarge`](crate::Error::TooLarge) before anything is sent; a method whose
+    /// result is larger ran, and its caller gets `TooLarge` instead of the result.
+    ///
+    /// Each slot reserves this much address space each way, in both processes, but takes
+    /// memory only for the bytes messages actually use: a connection that only ever carries
+    /// small calls uses a few pages. Lower it for 32-bit processes or many connections under
+    /// an address-space limit (`ulimit -v`).
+    #[must_use]
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        self.max_message = bytes;
         self
     }
 

@@ -121,6 +121,53 @@ impl View {
     }
 }
 
+impl View {
+    /// Copies `src` into the segment at any `offset` (payload pieces written one by one: a
+    /// length, then a string's bytes, ...): byte by byte up to the next 8-aligned offset, then
+    /// as [`View::write`].
+    #[inline]
+    pub(crate) fn write_at(&self, offset: usize, src: &[u8]) {
+        self.check(offset, src.len(), 1);
+        let head = offset.wrapping_neg() % 8;
+        if head == 0 {
+            return self.write(offset, src);
+        }
+        let head = head.min(src.len());
+        // SAFETY: `offset..offset + src.len()` is in bounds (checked above) and stays mapped
+        // while `self` is borrowed.
+        let dst = unsafe { self.map.as_ptr().add(offset) };
+        for (i, b) in src[..head].iter().enumerate() {
+            // SAFETY: a byte of the checked range; this process reaches payload bytes only
+            // through these copies, never concurrently.
+            unsafe { AtomicU8::from_ptr(dst.add(i)) }.store(*b, Ordering::Relaxed);
+        }
+        if head < src.len() {
+            self.write(offset + head, &src[head..]);
+        }
+    }
+
+    /// Copies `dst.len()` bytes out of the segment from any `offset`: the counterpart of
+    /// [`View::write_at`] (the client reads a reply in one piece: only tests need it).
+    #[cfg(test)]
+    pub(crate) fn read_at(&self, offset: usize, dst: &mut [u8]) {
+        self.check(offset, dst.len(), 1);
+        let head = offset.wrapping_neg() % 8;
+        if head == 0 {
+            return self.read(offset, dst);
+        }
+        let head = head.min(dst.len());
+        // SAFETY: as in `write_at`.
+        let src = unsafe { self.map.as_ptr().add(offset) };
+        for (i, b) in dst[..head].iter_mut().enumerate() {
+            // SAFETY: as in `write_at`.
+            *b = unsafe { AtomicU8::from_ptr(src.add(i)) }.load(Ordering::Relaxed);
+        }
+        if head < dst.len() {
+            self.read(offset + head, &mut dst[head..]);
+        }
+    }
+}
+
 /// Copies of at least this many bytes go through [`bulk_copy`].
 const BULK: usize = 256;
 
@@ -274,6 +321,26 @@ mod tests {
                     dst[shift + len..].iter().all(|&b| b == 0xAA),
                     "after, shift {shift}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn unaligned_copies_round_trip() {
+        let view = page();
+        let src: Vec<u8> = (0..700u32).map(|i| (i % 249) as u8).collect();
+        for offset in [1, 3, 7, 8, 9, 15, 4000] {
+            for len in [0, 1, 2, 7, 8, 9, 63, BULK + 5, 700] {
+                if offset + len > 4096 {
+                    continue;
+                }
+                view.write_at(offset, &src[..len]);
+                let mut dst = vec![0xAA; len];
+                view.read_at(offset, &mut dst);
+                assert_eq!(dst, src[..len], "offset {offset} len {len}");
+                let mut aligned = vec![0; 8 + len];
+                view.read(offset - offset % 8, &mut aligned[..offset % 8 + len]);
+                assert_eq!(aligned[offset % 8..offset % 8 + len], src[..len]);
             }
         }
     }

@@ -90,7 +90,7 @@ pub trait Hostile {
 }
 
 /// A second service in the same module, with an explicit slot size.
-#[::rpc::shm_service(crate = "::rpc", capacity = 4096)]
+#[::rpc::shm_service(crate = "::rpc")]
 pub(crate) trait Second {
     /// One method.
     fn one(&self, x: u8) -> u8;

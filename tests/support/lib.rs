@@ -294,8 +294,8 @@ impl Work for WorkImpl {
     }
 }
 
-/// A service with a 1 MiB slot.
-#[shm_service(capacity = 1048576)]
+/// A service with a big fixed-size argument.
+#[shm_service]
 pub trait Big {
     /// Sums the bytes.
     fn sum(&self, data: [u8; 65536]) -> u64;
@@ -308,6 +308,129 @@ pub struct BigImpl;
 impl Big for BigImpl {
     fn sum(&self, data: [u8; 65536]) -> u64 {
         data.iter().map(|&b| u64::from(b)).sum()
+    }
+}
+
+/// The key-value store of the contract.
+#[shm_service]
+pub trait Store {
+    fn get(&self, key: &str) -> Option<Vec<u8>>;
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), String>;
+    fn keys(&self, prefix: String) -> Vec<String>;
+    fn sum(&self, values: &[f64]) -> f64;
+}
+
+/// The server side of [`Store`]: refuses empty keys.
+#[derive(Debug, Default)]
+pub struct StoreImpl {
+    map: std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
+}
+
+impl Store for StoreImpl {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.map.lock().unwrap().get(key).cloned()
+    }
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), String> {
+        if key.is_empty() {
+            return Err("an empty key".into());
+        }
+        self.map.lock().unwrap().insert(key.to_owned(), value.to_vec());
+        Ok(())
+    }
+    fn keys(&self, prefix: String) -> Vec<String> {
+        let map = self.map.lock().unwrap();
+        map.keys().filter(|k| k.starts_with(&prefix)).cloned().collect()
+    }
+    fn sum(&self, values: &[f64]) -> f64 {
+        values.iter().sum()
+    }
+}
+
+/// 16 MiB.
+pub const HUGE: usize = 16 << 20;
+
+/// Every kind of variable-size value, and big ones.
+#[shm_service]
+pub trait Data {
+    /// Returns `data`.
+    fn echo(&self, data: &[u8]) -> Vec<u8>;
+    /// `borrowed` then `owned`.
+    fn concat(&self, borrowed: &str, owned: String) -> String;
+    /// The words in reverse order.
+    fn reverse(&self, words: Vec<String>) -> Vec<String>;
+    /// `Ok` with one `Tagged` per pair of `ids` and `seqs`, `Err` if their lengths differ.
+    fn zip(&self, ids: &[u32], seqs: Vec<u64>) -> Result<Vec<Tagged>, String>;
+    /// `v` with every byte plus one.
+    fn bump(&self, v: Option<Vec<u8>>) -> Option<Vec<u8>>;
+    /// `n` bytes, `i as u8` each.
+    fn fill(&self, n: u64) -> Vec<u8>;
+    /// 16 MiB, byte `i` is `seed + i as u8`.
+    fn huge(&self, seed: u8) -> Box<[u8; HUGE]>;
+    /// The sum of the bytes of a 16 MiB value.
+    fn weigh(&self, value: Box<[u8; HUGE]>) -> u64;
+    /// The sum of the `seq`s.
+    fn seqs(&self, items: &[Tagged]) -> u64;
+    /// How many are `true`.
+    fn count(&self, flags: &[bool]) -> u32;
+    /// Whether the slice was lent out of the server's copy, not copied again.
+    fn lent(&self, values: &[u64]) -> bool;
+}
+
+/// The server side of [`Data`].
+#[derive(Debug, Default)]
+pub struct DataImpl;
+
+impl Data for DataImpl {
+    fn echo(&self, data: &[u8]) -> Vec<u8> {
+        data.to_vec()
+    }
+    fn concat(&self, borrowed: &str, owned: String) -> String {
+        format!("{borrowed}{owned}")
+    }
+    fn reverse(&self, mut words: Vec<String>) -> Vec<String> {
+        words.reverse();
+        words
+    }
+    fn zip(&self, ids: &[u32], seqs: Vec<u64>) -> Result<Vec<Tagged>, String> {
+        if ids.len() != seqs.len() {
+            return Err(format!("{} ids but {} seqs", ids.len(), seqs.len()));
+        }
+        Ok(ids
+            .iter()
+            .zip(seqs)
+            .map(|(&client, seq)| Tagged {
+                client,
+                thread: 0,
+                seq,
+                server_pid: std::process::id(),
+                _pad: 0,
+            })
+            .collect())
+    }
+    fn bump(&self, v: Option<Vec<u8>>) -> Option<Vec<u8>> {
+        v.map(|v| v.into_iter().map(|b| b.wrapping_add(1)).collect())
+    }
+    fn fill(&self, n: u64) -> Vec<u8> {
+        (0..n).map(|i| i as u8).collect()
+    }
+    fn huge(&self, seed: u8) -> Box<[u8; HUGE]> {
+        let v: Vec<u8> = (0..HUGE).map(|i| seed.wrapping_add(i as u8)).collect();
+        v.into_boxed_slice().try_into().unwrap()
+    }
+    fn weigh(&self, value: Box<[u8; HUGE]>) -> u64 {
+        value.iter().map(|&b| u64::from(b)).sum()
+    }
+    fn seqs(&self, items: &[Tagged]) -> u64 {
+        items.iter().map(|t| t.seq).sum()
+    }
+    fn count(&self, flags: &[bool]) -> u32 {
+        flags.iter().filter(|&&f| f).count() as u32
+    }
+    fn lent(&self, values: &[u64]) -> bool {
+        // A slice lent out of the server's private copy of the request lies inside that copy;
+        // one re-allocated would be a fresh allocation of exactly its length. The copy is
+        // 16-aligned and the slice starts 8 bytes in (count, then padding to 8).
+        values.as_ptr() as usize % 16 == 8 && !values.is_empty()
     }
 }
 
@@ -558,6 +681,7 @@ pub fn kind(e: &shmrpc::Error) -> &'static str {
         BadRequest { .. } => "BadRequest",
         HandlerPanicked { .. } => "HandlerPanicked",
         Corrupted { .. } => "Corrupted",
+        TooLarge { .. } => "TooLarge",
         Io { .. } => "Io",
         _ => "Other",
     }
@@ -677,17 +801,46 @@ pub mod other_versions {
         }
     }
 
-    /// `Work` with a method more.
+    /// `Work` with a method more, in the middle: every method after it has another position.
     pub mod extra_method {
         #[super::shm_service]
         pub trait Work {
             fn echo(&self, client: u32, thread: u32, seq: u64) -> crate::Tagged;
             fn sleep(&self, ms: u32, token: u64) -> u64;
+            fn reset(&self) -> u64;
             fn boom(&self, code: u32) -> u32;
             fn add(&self, a: i64, b: i64) -> i64;
             fn served(&self) -> u64;
             fn caller(&self) -> [u32; 3];
-            fn reset(&self);
+        }
+
+        /// `Work` of this version: `add` subtracts 1000 more, so a test sees which server ran
+        /// it; `reset` returns how many calls it served before.
+        #[derive(Debug, Default)]
+        pub struct NewWork(crate::WorkImpl);
+
+        impl Work for NewWork {
+            fn echo(&self, client: u32, thread: u32, seq: u64) -> crate::Tagged {
+                crate::Work::echo(&self.0, client, thread, seq)
+            }
+            fn sleep(&self, ms: u32, token: u64) -> u64 {
+                crate::Work::sleep(&self.0, ms, token)
+            }
+            fn reset(&self) -> u64 {
+                crate::Work::served(&self.0)
+            }
+            fn boom(&self, code: u32) -> u32 {
+                crate::Work::boom(&self.0, code)
+            }
+            fn add(&self, a: i64, b: i64) -> i64 {
+                crate::Work::add(&self.0, a, b) - 1000
+            }
+            fn served(&self) -> u64 {
+                crate::Work::served(&self.0)
+            }
+            fn caller(&self) -> [u32; 3] {
+                crate::Work::caller(&self.0)
+            }
         }
     }
 

@@ -2,12 +2,14 @@
 //! or hostile.
 //!
 //! ```text
-//! peer server <work|types|big> <name> [wait=<adaptive|spin|park>] [spin=<us>] [workers=<n>]
+//! peer server <work|types|big|store|data|work-extra> <name> [wait=<adaptive|spin|park>] [spin=<us>] [workers=<n>]
 //!             [allow=any] [allow-uid=<uid>] [allow-gid=<gid>]
 //!     binds, prints `ready`, serves until stdin closes (then shuts down, prints `stopped`)
 //! peer server-fork <name> <libc|raw>
 //!     binds `work`, serves, then forks (through libc, or with a raw fork system call that runs
 //!     no atfork handler); the child sleeps for ever. Prints `ready <child pid>`
+//! peer raw-call <name> <tag> <hex bytes>
+//!     one request written by hand; prints `status=<n> <reply as text>`
 //! peer server-hog <name>
 //!     serves `work`, whose `sleep(ms, 4242)` holds every free descriptor while it sleeps
 //! peer server-daemon <name>
@@ -105,6 +107,9 @@ fn server_options(args: &[&str]) -> ServerOptions {
     if let Some(gid) = opt(args, "allow-gid") {
         options = options.allow_gid(gid.parse().expect("allow-gid=<gid>"));
     }
+    if let Some(bytes) = opt(args, "max-message") {
+        options = options.max_message(bytes.parse().expect("max-message=<bytes>"));
+    }
     options
 }
 
@@ -124,6 +129,12 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
                 "work" => WorkServer::bind_with(name, WorkImpl::default(), options)?.spawn()?,
                 "types" => TypesServer::bind_with(name, TypesImpl::default(), options)?.spawn()?,
                 "big" => BigServer::bind_with(name, BigImpl, options)?.spawn()?,
+                "store" => StoreServer::bind_with(name, StoreImpl::default(), options)?.spawn()?,
+                "data" => DataServer::bind_with(name, DataImpl, options)?.spawn()?,
+                "work-extra" => {
+                    use shmrpc_tests::other_versions::extra_method::{NewWork, WorkServer};
+                    WorkServer::bind_with(name, NewWork::default(), options)?.spawn()?
+                }
                 other => panic!("unknown service {other}"),
             };
             println!("ready");
@@ -132,6 +143,9 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
             handle.shutdown()?;
             println!("stopped");
             Ok(ExitCode::SUCCESS)
+        }
+        ["raw-call", name, tag, hex] => {
+            hostile::raw_call(name, tag.parse().expect("tag"), hex)
         }
         ["server-hog", name] => {
             // `sleep(ms, 4242)` holds every free descriptor of the server while it sleeps.
@@ -850,6 +864,61 @@ mod hostile {
             &mut control,
             rustix::net::SendFlags::DONTWAIT,
         )?)
+    }
+
+    /// One request of the given bytes for method `tag`, written by hand; prints `status=<n>
+    /// <reply as text>` (0 ok, 1 refused, 2 panicked, 4 too large).
+    pub(super) fn raw_call(name: &str, tag: u32, hex: &str) -> Result<ExitCode, shmrpc::Error> {
+        let raw = raw_connect(name)?;
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex bytes"))
+            .collect();
+        // SAFETY: as in `attack`.
+        let map = unsafe {
+            rustix::mm::mmap(
+                std::ptr::null_mut(),
+                raw.slot_len,
+                rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                rustix::mm::MapFlags::SHARED,
+                &raw.memfd,
+                0,
+            )
+        }
+        .expect("map the slot")
+        .cast::<u8>();
+        // SAFETY: offsets within this process's own mapping, naturally aligned where typed;
+        // only this process and the server touch it.
+        unsafe {
+            for (i, b) in bytes.iter().enumerate() {
+                map.add(raw.payload + i).write_volatile(*b);
+            }
+            map.add(raw.request + 16).cast::<u32>().write_volatile(tag);
+            map.add(raw.request + 20)
+                .cast::<u32>()
+                .write_volatile(bytes.len() as u32);
+            std::sync::atomic::fence(Ordering::Release);
+            map.add(raw.request).cast::<u64>().write_volatile(1);
+        }
+        let _ = rustix::net::send(&raw.socket, &kick(0, 1), rustix::net::SendFlags::DONTWAIT);
+        let start = std::time::Instant::now();
+        // SAFETY: as above.
+        while unsafe { map.add(raw.response).cast::<u64>().read_volatile() } != 1 {
+            assert!(start.elapsed().as_secs() < 5, "no answer");
+            std::thread::yield_now();
+        }
+        std::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: as above.
+        let (status, text) = unsafe {
+            let status = map.add(raw.response + 8).cast::<u32>().read_volatile();
+            let len = map.add(raw.response + 12).cast::<u32>().read_volatile() as usize;
+            let text: Vec<u8> = (0..len.min(4096))
+                .map(|i| map.add(raw.response + 32 + i).read_volatile())
+                .collect();
+            (status, text)
+        };
+        println!("status={status} {}", String::from_utf8_lossy(&text));
+        Ok(ExitCode::SUCCESS)
     }
 
     /// Writes a request header (method, length) and publishes sequence number `seq`, then

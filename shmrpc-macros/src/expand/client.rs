@@ -8,6 +8,7 @@ use super::Cx;
 use super::wire::{cfgs, output};
 use crate::naming;
 use crate::parse::Method;
+use crate::types::{self, ArgKind};
 
 /// The client type (outside the const block) and its impls (inside).
 pub(crate) fn expand(cx: &Cx<'_>) -> (TokenStream, TokenStream) {
@@ -75,53 +76,70 @@ fn method(cx: &Cx<'_>, m: &Method) -> TokenStream {
     let tag = m.tag;
     let wire_name = &m.wire_name;
     let out = output(m);
-    let request_len = naming::request_len(tag);
     let reply = naming::reply_codec(tag);
-    let buf = naming::local("buf");
-    let at = naming::local("at");
-    let params = m.args.iter().map(|a| {
-        let (ident, ty) = (&a.ident, &a.ty);
-        quote!(#ident: #ty)
-    });
+    let w = naming::local("w");
+    let r = naming::local("r");
+    let params: Vec<TokenStream> = m
+        .args
+        .iter()
+        .map(|a| {
+            let (ident, ty) = (&a.ident, &a.ty);
+            quote!(#ident: #ty)
+        })
+        .collect();
     let puts = m.args.iter().enumerate().map(|(i, a)| {
         let codec = naming::arg_codec(tag, i);
         let ident = &a.ident;
-        quote! {
-            #private::put(&#codec, &#ident, #buf, #at);
-            #at += #codec.size;
+        match types::arg_kind(&a.ty) {
+            ArgKind::Str => quote!(#private::put_str(#w, #ident);),
+            ArgKind::Slice(_) => quote!((#codec.encode)(#w, #ident);),
+            ArgKind::Owned => quote!((#codec.encode)(&#ident, #w);),
         }
     });
+    let encode = quote! {
+        |#w: &mut #private::Writer<'_>| {
+            let _ = &#w;
+            #(#puts)*
+        }
+    };
     let link = format!(
         "Calls [`{}::{}`] in the server.",
         cx.service.ident.unraw(),
         m.ident.unraw()
     );
     let separator = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
-    let encode = if m.args.is_empty() {
-        quote!(|#buf: &mut [u8]| { let _ = #buf; })
-    } else {
+    let into = m.output.as_ref().filter(|ty| types::reusable(ty)).map(|_| {
+        let into = quote::format_ident!("{}_into", m.ident.unraw());
+        let target = naming::local("out");
+        let doc = format!(
+            "As [`{}`](Self::{}), but receives the result into `out`, reusing what it holds \
+             (a vector's or a string's capacity): a caller that calls again and again with the \
+             same `out` allocates nothing once it is large enough. On error, `out` holds an \
+             unspecified value of its type.",
+            m.ident.unraw(),
+            m.ident
+        );
         quote! {
-            |#buf: &mut [u8]| {
-                let mut #at = 0usize;
-                #(#puts)*
-                let _ = #at;
+            #[doc = #doc]
+            #cfgs
+            pub fn #into(&self, #(#params,)* #target: &mut #out) -> #private::core::result::Result<(), #krate::Error> {
+                self.inner.call(
+                    #tag,
+                    #wire_name,
+                    #encode,
+                    |#r: &mut #private::Reader<'_>| (#reply.decode_into)(#r, #target),
+                )
             }
         }
-    };
+    });
     quote! {
         #(#docs)*
         #separator
         #[doc = #link]
         #cfgs
         pub fn #ident(&self, #(#params),*) -> #private::core::result::Result<#out, #krate::Error> {
-            self.inner.call(
-                #tag,
-                #wire_name,
-                #request_len,
-                #reply.size,
-                #encode,
-                #reply.decode,
-            )
+            self.inner.call(#tag, #wire_name, #encode, #reply.decode)
         }
+        #into
     }
 }

@@ -9,6 +9,7 @@ use super::Cx;
 use super::wire::cfgs;
 use crate::naming;
 use crate::parse::Method;
+use crate::types::{self, ArgKind};
 
 /// The server type (outside the const block) and its impls (inside).
 pub(crate) fn expand(cx: &Cx<'_>) -> (TokenStream, TokenStream) {
@@ -61,7 +62,7 @@ pub(crate) fn expand(cx: &Cx<'_>) -> (TokenStream, TokenStream) {
                 options: #krate::ServerOptions,
             ) -> #private::core::result::Result<Self, #krate::Error> {
                 let dispatch: #private::Dispatch = #private::std::sync::Arc::new(
-                    move |#tag: u32, #request: &[u8], #reply: &mut [u8]| {
+                    move |#tag: u32, #request: &[u8], #reply: &mut #private::Writer<'_>| {
                         #dispatch(&service, #tag, #request, #reply)
                     },
                 );
@@ -98,8 +99,8 @@ pub(crate) fn expand(cx: &Cx<'_>) -> (TokenStream, TokenStream) {
             #svc: &S,
             #tag: u32,
             #request: &[u8],
-            #reply: &mut [u8],
-        ) -> #private::core::result::Result<usize, #private::Invalid> {
+            #reply: &mut #private::Writer<'_>,
+        ) -> #private::core::result::Result<(), #private::Invalid> {
             match #tag {
                 #(#arms)*
                 _ => #private::core::result::Result::Err(#private::Invalid("no method with this tag")),
@@ -115,30 +116,38 @@ fn arm(cx: &Cx<'_>, m: &Method) -> TokenStream {
     let cfgs = cfgs(m);
     let ident = &m.ident;
     let tag = m.tag;
-    let request_len = naming::request_len(tag);
     let reply = naming::reply_codec(tag);
-    let (svc, request, reply_buf, at) = (
+    let (svc, request, reply_buf, r) = (
         naming::local("service"),
         naming::local("request"),
         naming::local("reply"),
-        naming::local("at"),
+        naming::local("r"),
     );
     let args: Vec<_> = (0..m.args.len()).map(naming::decoded_arg).collect();
-    let gets = m.args.iter().enumerate().map(|(i, _)| {
-        let codec = naming::arg_codec(tag, i);
-        let arg = &args[i];
-        quote! {
-            let #arg = #private::get(&#codec, #request, #at)?;
-            #at += #codec.size;
-        }
-    });
-    let decode = (!args.is_empty()).then(|| {
-        quote! {
-            let mut #at = 0usize;
-            #(#gets)*
-            let _ = #at;
-        }
-    });
+    let mut passed = Vec::new();
+    let gets: Vec<TokenStream> = m
+        .args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let codec = naming::arg_codec(tag, i);
+            let arg = &args[i];
+            match types::arg_kind(&a.ty) {
+                ArgKind::Str => {
+                    passed.push(quote!(#arg));
+                    quote!(let #arg = #r.str()?;)
+                }
+                ArgKind::Slice(_) => {
+                    passed.push(quote!(&*#arg));
+                    quote!(let #arg = (#codec.borrow)(&mut #r)?;)
+                }
+                ArgKind::Owned => {
+                    passed.push(quote!(#arg));
+                    quote!(let #arg = (#codec.decode)(&mut #r)?;)
+                }
+            }
+        })
+        .collect();
     // Each method in a function of its own, never inlined: a function's stack frame holds the
     // largest values any of its paths decodes, and a frame over a page is probed page by page
     // on every entry, so one method taking 64 KiB would otherwise slow down every call of the
@@ -151,12 +160,13 @@ fn arm(cx: &Cx<'_>, m: &Method) -> TokenStream {
             fn #method<S: #service + ?#private::core::marker::Sized>(
                 #svc: &S,
                 #request: &[u8],
-                #reply_buf: &mut [u8],
-            ) -> #private::core::result::Result<usize, #private::Invalid> {
-                #private::check_len(#request, #request_len)?;
-                #decode
-                (#reply.encode)(<S as #service>::#ident(#svc, #(#args),*), &mut #reply_buf[..#reply.size]);
-                #private::core::result::Result::Ok(#reply.size)
+                #reply_buf: &mut #private::Writer<'_>,
+            ) -> #private::core::result::Result<(), #private::Invalid> {
+                let mut #r = #private::Reader::new(#request);
+                #(#gets)*
+                #r.finish()?;
+                (#reply.encode)(&<S as #service>::#ident(#svc, #(#passed),*), #reply_buf);
+                #private::core::result::Result::Ok(())
             }
             #method::<S>(#svc, #request, #reply_buf)
         }

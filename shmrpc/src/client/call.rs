@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use super::connection::{ClientSlot, Connection};
 use crate::data::Invalid;
+use crate::wire::Reader;
+use zerocopy::IntoBytes;
 use crate::name::ServiceName;
 use crate::protocol::exchange::Sleep;
 use crate::protocol::layout::Status;
@@ -27,8 +29,8 @@ const SPIN_CHECK: Duration = Duration::from_millis(1);
 pub(crate) struct Call<'a> {
     pub(crate) tag: u32,
     pub(crate) method: &'static str,
+    /// The request is in the slot already.
     pub(crate) request_len: usize,
-    pub(crate) reply_len: usize,
     pub(crate) deadline: &'a Deadline,
     /// When a request not yet taken is kicked for anyway: after the client's spin budget.
     pub(crate) kick_after: Duration,
@@ -52,6 +54,8 @@ pub(crate) enum Answer {
     Refused(String),
     /// The method panicked with this message.
     Panicked(String),
+    /// The method ran, and its result of `size` bytes is over the server's `limit`.
+    TooLarge { size: u64, limit: u64 },
 }
 
 /// How a wait ended.
@@ -61,19 +65,18 @@ enum WaitEnd {
     ServerGone,
 }
 
-/// Makes one call on `slot`, which this thread holds: `buf` holds the request and receives the
-/// reply.
+/// Makes one call on `slot`, which this thread holds and whose request is written: `buf`
+/// receives the reply.
 pub(crate) fn exchange(
     connection: &Connection,
     slot: &ClientSlot,
     call: &Call<'_>,
-    buf: &mut [u8],
+    buf: &mut Vec<u128>,
     spin: &SpinPolicy,
 ) -> Result<Attempt, Error> {
     let memory = &slot.memory;
     let words = memory.words();
     let seq = next_seq(slot);
-    memory.write_request(&buf[..call.request_len]);
     memory.method().store(call.tag, Ordering::Relaxed);
     memory
         .request_len()
@@ -100,7 +103,7 @@ pub(crate) fn exchange(
         WaitEnd::ServerGone => {
             connection.dead.store(true, Ordering::Relaxed);
             if words.is_answered(seq) {
-                return read_answer(&connection.name, &slot.memory, seq, buf, call.reply_len);
+                return read_answer(&connection.name, &slot.memory, seq, buf);
             }
             if words.withdraw(seq) {
                 return Ok(Attempt::NotTaken);
@@ -112,7 +115,7 @@ pub(crate) fn exchange(
         }
     }
     fault::point(fault::Step::ClientGotResponse);
-    read_answer(&connection.name, &slot.memory, seq, buf, call.reply_len)
+    read_answer(&connection.name, &slot.memory, seq, buf)
 }
 
 /// A sequence number for a new request: a slot's requests count up from 1 (0 means "none"), so
@@ -205,13 +208,13 @@ fn wait(
     }
 }
 
-/// Copies out and checks the answer to `seq`, which the slot carries.
+/// Copies out and checks the answer to `seq`, which the slot carries: a reply goes into `buf`
+/// (grown to fit), to be decoded once this returns.
 fn read_answer(
     name: &ServiceName,
     memory: &SlotMemory,
     seq: u64,
-    buf: &mut [u8],
-    reply_len: usize,
+    buf: &mut Vec<u128>,
 ) -> Result<Attempt, Error> {
     let status = Status::from_raw(memory.status().load(Ordering::Relaxed));
     let len = memory.response_len().load(Ordering::Relaxed) as usize;
@@ -220,8 +223,11 @@ fn read_answer(
         detail: detail.to_owned(),
     };
     let answer = match status {
-        Some(Status::Ok) if len == reply_len && len <= memory.capacity().min(buf.len()) => {
-            memory.read_response(&mut buf[..len]);
+        Some(Status::Ok) if len <= memory.capacity() => {
+            if buf.len() * 16 < len {
+                buf.resize(len.div_ceil(16), 0);
+            }
+            memory.read_response(&mut buf.as_mut_bytes()[..len]);
             Answer::Reply(len)
         }
         Some(status @ (Status::BadRequest | Status::Panicked)) if len <= memory.capacity() => {
@@ -232,6 +238,14 @@ fn read_answer(
                 Answer::Panicked(text)
             } else {
                 Answer::Refused(text)
+            }
+        }
+        Some(Status::TooLarge) if len == 8 => {
+            let mut size = [0; 8];
+            memory.read_response(&mut size);
+            Answer::TooLarge {
+                size: u64::from_le_bytes(size),
+                limit: memory.capacity() as u64,
             }
         }
         // The server found the request withdrawn: only if something wrote into this slot.
@@ -245,16 +259,19 @@ fn read_answer(
     Ok(Attempt::Answered(answer))
 }
 
-/// Decodes a reply with the generated decoder.
+/// Decodes a reply with the generated decoder: every byte must belong to the value.
 pub(crate) fn decode<R>(
     connection_name: &str,
-    decode: impl FnOnce(&[u8]) -> Result<R, Invalid>,
+    decode: impl FnOnce(&mut Reader<'_>) -> Result<R, Invalid>,
     bytes: &[u8],
 ) -> Result<R, Error> {
-    decode(bytes).map_err(|Invalid(why)| Error::Corrupted {
-        name: connection_name.to_owned(),
-        detail: why.to_owned(),
-    })
+    let mut reader = Reader::new(bytes);
+    decode(&mut reader)
+        .and_then(|value| reader.finish().map(|()| value))
+        .map_err(|Invalid(why)| Error::Corrupted {
+            name: connection_name.to_owned(),
+            detail: format!("the reply holds {why}"),
+        })
 }
 
 #[cfg(test)]
@@ -272,9 +289,9 @@ mod tests {
         server
     }
 
-    fn read(memory: &SlotMemory, buf_len: usize, reply_len: usize) -> Result<Attempt, Error> {
+    fn read(memory: &SlotMemory) -> Result<Attempt, Error> {
         let name = ServiceName::new("calc").unwrap();
-        read_answer(&name, memory, 5, &mut vec![0; buf_len], reply_len)
+        read_answer(&name, memory, 5, &mut Vec::new())
     }
 
     fn corrupted(result: Result<Attempt, Error>) -> bool {
@@ -282,47 +299,48 @@ mod tests {
     }
 
     #[test]
-    fn an_answer_of_the_expected_length_is_read() {
+    fn an_answer_within_the_slot_is_read() {
         let memory = answered(Status::Ok, 4, b"abcd");
         assert!(matches!(
-            read(&memory, 8, 4),
+            read(&memory),
             Ok(Attempt::Answered(Answer::Reply(4)))
         ));
         let memory = answered(Status::Panicked, 4, b"oops");
         assert!(matches!(
-            read(&memory, 8, 4),
+            read(&memory),
             Ok(Attempt::Answered(Answer::Panicked(text))) if text == "oops"
+        ));
+        let memory = answered(Status::TooLarge, 8, &99u64.to_le_bytes());
+        assert!(matches!(
+            read(&memory),
+            Ok(Attempt::Answered(Answer::TooLarge { size: 99, limit: 64 }))
         ));
     }
 
     #[test]
-    fn a_reply_of_another_length_than_the_method_returns_is_corrupt() {
-        assert!(corrupted(read(&answered(Status::Ok, 3, b"abc"), 8, 4)));
-        assert!(corrupted(read(&answered(Status::Ok, 5, b"abcde"), 8, 4)));
-    }
-
-    #[test]
-    fn a_length_beyond_the_slot_or_the_buffer_is_corrupt_not_a_panic() {
-        // A reply that fits the slot but not the caller's buffer.
-        assert!(corrupted(read(&answered(Status::Ok, 16, b""), 8, 16)));
-        // A reply, a refusal or a panic message longer than the slot itself.
-        assert!(corrupted(read(&answered(Status::Ok, 65, b""), 128, 65)));
-        assert!(corrupted(read(
-            &answered(Status::Panicked, 65, b""),
-            128,
-            4
-        )));
-        assert!(corrupted(read(
-            &answered(Status::BadRequest, u32::MAX, b""),
-            8,
-            4
-        )));
+    fn a_length_beyond_the_slot_is_corrupt_not_a_panic() {
+        assert!(corrupted(read(&answered(Status::Ok, 65, b""))));
+        assert!(corrupted(read(&answered(Status::Panicked, 65, b""))));
+        assert!(corrupted(read(&answered(Status::BadRequest, u32::MAX, b""))));
+        assert!(corrupted(read(&answered(Status::TooLarge, 4, b"abcd"))));
     }
 
     #[test]
     fn an_unknown_status_is_corrupt() {
         let memory = answered(Status::Ok, 4, b"abcd");
         memory.status().store(77, Ordering::Relaxed);
-        assert!(corrupted(read(&memory, 8, 4)));
+        assert!(corrupted(read(&memory)));
+    }
+
+    #[test]
+    fn a_reply_with_bytes_left_over_or_missing_is_corrupt() {
+        let decode_u32 = |r: &mut Reader<'_>| <u32 as crate::Wire>::decode(r);
+        assert!(matches!(decode("calc", decode_u32, &[1, 0, 0, 0]), Ok(1)));
+        for bytes in [&[1, 0, 0, 0, 0][..], &[1, 0, 0]] {
+            assert!(matches!(
+                decode("calc", decode_u32, bytes),
+                Err(Error::Corrupted { .. })
+            ));
+        }
     }
 }

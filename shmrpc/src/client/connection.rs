@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::interface::{self, Interface};
+use crate::interface::{self, Interface, MethodMap};
 use crate::name::ServiceName;
 use crate::options::ClientOptions;
 use crate::protocol::layout::{Geometry, MAX_CAPACITY};
@@ -105,6 +105,9 @@ pub(crate) struct Connection {
     epoch: u64,
     /// The client's timeout (for messages).
     timeout: Duration,
+    /// How this client's methods map to the server's, if their interfaces differ (`None`: the
+    /// same interface, the same tags).
+    methods: Option<MethodMap>,
 }
 
 /// A slot taken for one call; let go when dropped.
@@ -154,6 +157,7 @@ impl Connection {
             dead: AtomicBool::new(false),
             epoch: sys::fork_epoch(),
             timeout: options.timeout,
+            methods: None,
         };
         let (message, fds) = connection.receive(within)?;
         let (fingerprint, capacity, slot_len, max_slots) = match message {
@@ -169,19 +173,36 @@ impl Connection {
             }
         };
         if fingerprint != interface.fingerprint {
-            sys::dispose(fds);
-            return Err(connection.mismatch(interface, within));
+            let mismatch = |difference| Error::InterfaceMismatch {
+                name: name.as_str().to_owned(),
+                difference,
+            };
+            let server = match connection.describe(within) {
+                Ok(server) => server,
+                Err(e) => {
+                    sys::dispose(fds);
+                    return Err(e);
+                }
+            };
+            if options.exact_interface {
+                sys::dispose(fds);
+                let mine = interface::describe(interface);
+                return Err(mismatch(interface::first_difference(&server, &mine)));
+            }
+            match MethodMap::new(interface, &server) {
+                Ok(map) => connection.methods = Some(map),
+                Err(difference) => {
+                    sys::dispose(fds);
+                    return Err(mismatch(difference));
+                }
+            }
         }
         connection.geometry = Geometry { capacity };
-        if capacity < interface.capacity
-            || capacity > MAX_CAPACITY
-            || slot_len != connection.geometry.total_len() as u64
-        {
+        if capacity > MAX_CAPACITY || slot_len != connection.geometry.total_len() as u64 {
             sys::dispose(fds);
             return Err(connection.corrupted(format!(
-                "the server offers slots of {capacity} bytes ({slot_len} in all), this client \
-                 needs {}",
-                interface.capacity
+                "the server offers slots of {capacity} bytes ({slot_len} in all), which no \
+                 shmrpc server does"
             )));
         }
         connection.max_slots = AtomicUsize::new(max_slots.clamp(1, options.max_slots));
@@ -221,27 +242,36 @@ impl Connection {
         }
     }
 
-    /// Asks for the server's description and names the first difference.
-    fn mismatch(&self, interface: &Interface, within: Within) -> Error {
-        let mine = interface::describe(interface);
+    /// Asks for the server's description of its interface.
+    fn describe(&self, within: Within) -> Result<String, Error> {
         let _control = self.control.lock_anyway();
-        let difference = match self.request(&Message::Describe, within) {
-            Ok((Message::Description(server), fds)) => {
+        match self.request(&Message::Describe, within)? {
+            (Message::Description(server), fds) => {
                 sys::dispose(fds);
-                interface::first_difference(&server, &mine)
+                Ok(server)
             }
-            Ok((_, fds)) => {
+            (other, fds) => {
                 sys::dispose(fds);
-                "the interface fingerprints differ (the server did not describe its own)".into()
+                Err(self.unexpected(other))
             }
-            Err(_) => {
-                "the interface fingerprints differ (the server did not describe its own)".into()
-            }
-        };
-        Error::InterfaceMismatch {
-            name: self.name.as_str().to_owned(),
-            difference,
         }
+    }
+
+    /// The server's tag for this client's method `tag`, or why the server cannot run it.
+    #[inline]
+    pub(crate) fn server_tag(&self, tag: u32, method: &'static str) -> Result<u32, Error> {
+        match &self.methods {
+            None => Ok(tag),
+            Some(map) => map.get(tag).map_err(|why| Error::InterfaceMismatch {
+                name: self.name.as_str().to_owned(),
+                difference: format!("method `{method}`: {why}"),
+            }),
+        }
+    }
+
+    /// The largest request or response the server takes.
+    pub(crate) fn limit(&self) -> usize {
+        self.geometry.capacity
     }
 
     /// Checks and maps a slot the server sent. Descriptors it does not keep are closed on a

@@ -20,6 +20,8 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 use crate::data::Invalid;
+use crate::wire::{Reader, Writer};
+use zerocopy::IntoBytes;
 use crate::fork_local::ForkLocal;
 use crate::interface::Interface;
 use crate::name::ServiceName;
@@ -60,8 +62,8 @@ struct Current {
 /// no lock but its slot's.
 #[derive(Default)]
 struct PerThread {
-    /// Request and reply bytes: allocated once, reused.
-    scratch: Vec<u8>,
+    /// The private copy of a reply: allocated once, reused (up to [`KEEP_SCRATCH`]).
+    scratch: Vec<u128>,
     /// The slot this thread used last, and its connection.
     last: Option<Last>,
 }
@@ -72,6 +74,10 @@ struct Last {
     connection: Arc<Connection>,
     slot: Arc<ClientSlot>,
 }
+
+/// A thread keeps a reply buffer up to this size between calls; a larger one is let go after its
+/// call.
+const KEEP_SCRATCH: usize = 16 << 20;
 
 thread_local! {
     static PER_THREAD: RefCell<PerThread> = const {
@@ -178,36 +184,27 @@ impl Client {
         Ok(connection)
     }
 
-    /// Makes one call: `encode` writes the `request_len` request bytes, `decode` reads the
-    /// `reply_len` reply bytes.
+    /// Makes one call: `encode` writes the request (straight into the slot; again if the call
+    /// is sent to another server), `decode` reads the reply (from a private copy).
     pub fn call<R>(
         &self,
         tag: u32,
         method: &'static str,
-        request_len: usize,
-        reply_len: usize,
-        encode: impl FnOnce(&mut [u8]),
-        decode: impl FnOnce(&[u8]) -> Result<R, Invalid>,
+        encode: impl Fn(&mut Writer<'_>),
+        decode: impl FnOnce(&mut Reader<'_>) -> Result<R, Invalid>,
     ) -> Result<R, Error> {
         let deadline = Deadline::new(self.options.timeout);
         // Out of the thread-local for the call, not borrowed in a closure: a closure's result
         // would be moved through `LocalKey::with` on its way out, a copy of every big reply.
         let mut per_thread = PER_THREAD.with_borrow_mut(std::mem::take);
-        let result = self.call_with(
-            &mut per_thread,
-            &deadline,
-            tag,
-            method,
-            request_len,
-            reply_len,
-            encode,
-            decode,
-        );
+        let result = self.call_with(&mut per_thread, &deadline, tag, method, encode, decode);
+        if per_thread.scratch.len() * 16 > KEEP_SCRATCH {
+            per_thread.scratch = Vec::new();
+        }
         PER_THREAD.with_borrow_mut(|kept| *kept = per_thread);
         result
     }
 
-    #[allow(clippy::too_many_arguments)] // `call`'s, passed on
     #[inline(always)]
     fn call_with<R>(
         &self,
@@ -215,101 +212,111 @@ impl Client {
         deadline: &Deadline,
         tag: u32,
         method: &'static str,
-        request_len: usize,
-        reply_len: usize,
-        encode: impl FnOnce(&mut [u8]),
-        decode: impl FnOnce(&[u8]) -> Result<R, Invalid>,
+        encode: impl Fn(&mut Writer<'_>),
+        decode: impl FnOnce(&mut Reader<'_>) -> Result<R, Invalid>,
     ) -> Result<R, Error> {
-        {
-            let PerThread { scratch, last } = per_thread;
-            let size = request_len.max(reply_len);
-            if scratch.len() < size {
-                scratch.resize(size, 0);
+        let PerThread { scratch, last } = per_thread;
+        let mut resent = false;
+        let answer = loop {
+            let ours = last.as_ref().is_some_and(|last| {
+                last.client == self.id
+                    && last.epoch == sys::fork_epoch()
+                    && !last.connection.dead.load(Ordering::Relaxed)
+                    && last.slot.try_lock()
+            });
+            if !ours {
+                // Let go of a dead connection (or a forked parent's) at once.
+                if last.as_ref().is_some_and(|last| {
+                    last.epoch != sys::fork_epoch() || last.connection.dead.load(Ordering::Relaxed)
+                }) {
+                    *last = None;
+                }
+                // The slow path may wait (for another thread connecting, or for a free slot):
+                // the call's time starts now.
+                let connection = self.connection(deadline, method)?;
+                let within = Within {
+                    give_up: deadline.get(),
+                    method,
+                };
+                let slot = match connection.take_slot(within) {
+                    Ok(Some(slot)) => slot,
+                    Ok(None) => return Err(self.timeout(method)),
+                    // The server went away before the request was sent: send it to the next
+                    // one, once.
+                    Err(Error::ServerNotRunning { .. }) if !resent => {
+                        resent = true;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                *last = Some(Last {
+                    client: self.id,
+                    epoch: sys::fork_epoch(),
+                    connection,
+                    slot,
+                });
             }
-            encode(&mut scratch[..request_len]);
+            let Last {
+                connection, slot, ..
+            } = last.as_ref().expect("set above");
+            let taken = Taken::new(connection, slot);
+            let server_tag = connection.server_tag(tag, method)?;
+            let mut request = slot.memory.request_writer();
+            encode(&mut request);
+            if request.too_large() {
+                return Err(Error::TooLarge {
+                    name: self.name.as_str().to_owned(),
+                    method,
+                    size: request.len() as u64,
+                    limit: connection.limit() as u64,
+                    response: false,
+                });
+            }
             let call = Call {
-                tag,
+                tag: server_tag,
                 method,
-                request_len,
-                reply_len,
+                request_len: request.len(),
                 deadline,
                 kick_after: self.options.spin_budget,
             };
-            let mut resent = false;
-            let answer = loop {
-                let ours = last.as_ref().is_some_and(|last| {
-                    last.client == self.id
-                        && last.epoch == sys::fork_epoch()
-                        && !last.connection.dead.load(Ordering::Relaxed)
-                        && last.slot.try_lock()
-                });
-                if !ours {
-                    // Let go of a dead connection (or a forked parent's) at once.
-                    if last.as_ref().is_some_and(|last| {
-                        last.epoch != sys::fork_epoch()
-                            || last.connection.dead.load(Ordering::Relaxed)
-                    }) {
-                        *last = None;
+            match call::exchange(connection, slot, &call, scratch, &self.spin) {
+                Ok(Attempt::Answered(answer)) => break answer,
+                Ok(Attempt::NotTaken) => {
+                    drop(taken);
+                    // The request never reached a server: send it to the next one, once.
+                    if resent || Instant::now() >= deadline.get() {
+                        return Err(Error::ServerNotRunning {
+                            name: self.name.as_str().to_owned(),
+                            detail: String::new(),
+                        });
                     }
-                    // The slow path may wait (for another thread connecting, or for a free
-                    // slot): the call's time starts now.
-                    let connection = self.connection(deadline, method)?;
-                    let within = Within {
-                        give_up: deadline.get(),
-                        method,
-                    };
-                    let slot = match connection.take_slot(within) {
-                        Ok(Some(slot)) => slot,
-                        Ok(None) => return Err(self.timeout(method)),
-                        // The server went away before the request was sent: send it to the
-                        // next one, once.
-                        Err(Error::ServerNotRunning { .. }) if !resent => {
-                            resent = true;
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    *last = Some(Last {
-                        client: self.id,
-                        epoch: sys::fork_epoch(),
-                        connection,
-                        slot,
-                    });
+                    resent = true;
                 }
-                let Last {
-                    connection, slot, ..
-                } = last.as_ref().expect("set above");
-                let taken = Taken::new(connection, slot);
-                match call::exchange(connection, slot, &call, scratch, &self.spin) {
-                    Ok(Attempt::Answered(answer)) => break answer,
-                    Ok(Attempt::NotTaken) => {
-                        drop(taken);
-                        // The request never reached a server: send it to the next one, once.
-                        if resent || Instant::now() >= deadline.get() {
-                            return Err(Error::ServerNotRunning {
-                                name: self.name.as_str().to_owned(),
-                                detail: String::new(),
-                            });
-                        }
-                        resent = true;
-                    }
-                    Err(e) => return Err(e),
-                }
-            };
-            let name = || self.name.as_str().to_owned();
-            match answer {
-                Answer::Reply(len) => call::decode(self.name.as_str(), decode, &scratch[..len]),
-                Answer::Refused(reason) => Err(Error::BadRequest {
-                    name: name(),
-                    method,
-                    reason,
-                }),
-                Answer::Panicked(message) => Err(Error::HandlerPanicked {
-                    name: name(),
-                    method,
-                    message,
-                }),
+                Err(e) => return Err(e),
             }
+        };
+        let name = || self.name.as_str().to_owned();
+        match answer {
+            Answer::Reply(len) => {
+                call::decode(self.name.as_str(), decode, &scratch.as_bytes()[..len])
+            }
+            Answer::Refused(reason) => Err(Error::BadRequest {
+                name: name(),
+                method,
+                reason,
+            }),
+            Answer::Panicked(message) => Err(Error::HandlerPanicked {
+                name: name(),
+                method,
+                message,
+            }),
+            Answer::TooLarge { size, limit } => Err(Error::TooLarge {
+                name: name(),
+                method,
+                size,
+                limit,
+                response: true,
+            }),
         }
     }
 }

@@ -23,10 +23,10 @@
 //! own: ringing is a read-modify-write, which would otherwise snatch the response line back
 //! from the client reading it. Lines are 128 bytes apart (x86 prefetches lines in pairs).
 
-/// `"shmrpc\0\x04"` read as a little-endian u64: the last byte is the protocol version.
-pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmrpc\0\x04");
-/// Bumped on any change to the protocol.
-pub(crate) const PROTOCOL_VERSION: u32 = 4;
+/// `"shmrpc\0\x05"` read as a little-endian u64: the last byte is the protocol version.
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmrpc\0\x05");
+/// Bumped on any change to the protocol (5: variable-size messages, methods matched by name).
+pub(crate) const PROTOCOL_VERSION: u32 = 5;
 
 pub(crate) const LINE: usize = 128;
 const PAGE: usize = 4096;
@@ -96,11 +96,20 @@ pub(crate) enum Status {
     Panicked = 2,
     /// The request was withdrawn before the server ran it: nothing ran.
     Withdrawn = 3,
+    /// The method ran, and its result is larger than the slot: the payload is its size, a
+    /// little-endian u64.
+    TooLarge = 4,
 }
 
 impl Status {
     pub(crate) fn from_raw(raw: u32) -> Option<Self> {
-        [Self::Ok, Self::BadRequest, Self::Panicked, Self::Withdrawn]
+        [
+            Self::Ok,
+            Self::BadRequest,
+            Self::Panicked,
+            Self::Withdrawn,
+            Self::TooLarge,
+        ]
             .into_iter()
             .find(|s| *s as u32 == raw)
     }

@@ -245,7 +245,7 @@ mod tests {
             max_slots: 1,
         }
         .encode();
-        welcome[15] = 3; // protocol version 3's magic
+        welcome[15] = 4; // protocol version 4's magic
         assert_eq!(
             Message::decode(&welcome),
             Err("another version of the shmrpc protocol")

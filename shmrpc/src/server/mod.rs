@@ -48,17 +48,18 @@ use crate::options::ServerOptions;
 use crate::protocol::layout::{Geometry, MAX_CAPACITY};
 use crate::protocol::messages::MAX_DESCRIPTION;
 use crate::sys::{self, Listener, Poller, Waker};
+use crate::wire::Writer;
 use crate::{Error, MutexExt};
 
 use slot::ServerSlot;
 
-/// The generated dispatch: method tag, request bytes, reply buffer → reply length. Called from
-/// every worker thread.
-pub type Dispatch = Arc<dyn Fn(u32, &[u8], &mut [u8]) -> Result<usize, Invalid> + Send + Sync>;
+/// The generated dispatch: method tag, the private copy of the request, and the writer of the
+/// response into the slot. Called from every worker thread.
+pub type Dispatch =
+    Arc<dyn Fn(u32, &[u8], &mut Writer<'_>) -> Result<(), Invalid> + Send + Sync>;
 
-/// Smallest slot a server offers, so that panic messages and refusals fit even when every
-/// method carries a few bytes. The slot is a page anyway.
-const MIN_CAPACITY: usize = 1024;
+/// Smallest `max_message`, so that panic messages and refusals fit.
+const MIN_MESSAGE: usize = 256;
 
 /// How long `shutdown` waits for a method that is still running before it returns anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(60);
@@ -252,13 +253,19 @@ impl Server {
             ));
         }
         let description = interface::describe(interface);
-        if description.len() > MAX_DESCRIPTION || interface.capacity > MAX_CAPACITY {
+        if description.len() > MAX_DESCRIPTION {
             return Err(invalid(format!(
-                "the interface of `{}` is too large for shmrpc (description of {} bytes, slot \
-                 of {} bytes; the limits are {MAX_DESCRIPTION} and {MAX_CAPACITY})",
+                "the interface of `{}` is too large for shmrpc (a description of {} bytes; the \
+                 limit is {MAX_DESCRIPTION}): split the trait",
                 interface.name,
                 description.len(),
-                interface.capacity
+            )));
+        }
+        if !(MIN_MESSAGE..=MAX_CAPACITY).contains(&options.max_message) {
+            return Err(invalid(format!(
+                "ServerOptions::max_message({}): the limit must be from {MIN_MESSAGE} bytes to \
+                 {MAX_CAPACITY} (1 GiB)",
+                options.max_message
             )));
         }
         sys::watch_forks();
@@ -275,7 +282,7 @@ impl Server {
             description,
             fingerprint: interface.fingerprint,
             geometry: Geometry {
-                capacity: interface.capacity.max(MIN_CAPACITY),
+                capacity: options.max_message,
             },
             dispatch,
             uid: sys::euid(),

@@ -24,6 +24,7 @@ use crate::protocol::layout::Status;
 use crate::sys::{self, Events};
 use crate::wait::{Ended, SpinPolicy, spin_briefly, spin_until};
 use crate::{MutexExt, fault};
+use zerocopy::IntoBytes;
 
 /// Most slots the spinner watches at once: past that, the one idle longest is let go.
 const MAX_HOT: usize = 64;
@@ -120,11 +121,16 @@ fn let_go(slot: &ServerSlot) -> bool {
         .unwatch(slot.seen.load(Ordering::Relaxed))
 }
 
+/// A worker keeps a private request buffer up to this size between calls; a larger one is let
+/// go after its call.
+const KEEP_REQUEST: usize = 16 << 20;
+
 /// One worker thread's state.
 struct Worker<'a> {
     shared: &'a Shared,
-    request: Vec<u8>,
-    reply: Vec<u8>,
+    /// The private copy of the request being served, 16-aligned so that slices of numbers can
+    /// be lent out of it.
+    request: Vec<u128>,
     spin: SpinPolicy,
     /// How long this worker spun in vain before its next sleep, if it did: the spin policy
     /// learns from how long the sleep then lasts.
@@ -133,11 +139,9 @@ struct Worker<'a> {
 
 /// The body of a server thread: runs until the server stops.
 pub(crate) fn run(shared: &Shared) {
-    let capacity = shared.geometry.capacity;
     let mut worker = Worker {
         shared,
-        request: vec![0; capacity],
-        reply: vec![0; capacity],
+        request: vec![0; 4096 / 16],
         spin: SpinPolicy::new(shared.options.wait, shared.options.spin_budget),
         spun_in_vain: None,
     };
@@ -351,47 +355,60 @@ impl Worker<'_> {
         let tag = slot.memory.method().load(Ordering::Relaxed);
         let len = slot.memory.request_len().load(Ordering::Relaxed) as usize;
         fault::point(fault::Step::ServerTookRequest);
-        let (status, reply_len) = if len > slot.memory.capacity() {
-            self.refuse(Status::BadRequest, "the request is longer than the slot")
-        } else {
-            slot.memory.read_request(&mut self.request[..len]);
-            let (request, reply, dispatch) =
-                (&self.request[..len], &mut self.reply, &self.shared.dispatch);
-            let ran = catch_unwind(AssertUnwindSafe(|| {
-                slot.caller.serve(|| dispatch(tag, request, reply))
-            }));
-            // A method that forked, and whose child came back here: the child must not answer
-            // (its parent does) nor serve anything.
-            leave_if_forked(self.shared);
-            match ran {
-                Ok(Ok(n)) => (Status::Ok, n),
-                Ok(Err(Invalid(why))) => self.refuse(Status::BadRequest, why),
-                Err(panic) => self.refuse(Status::Panicked, &panic_message(&*panic)),
-            }
-        };
-        fault::point(fault::Step::ServerDispatched);
-        answer(slot, seq, status, &self.reply[..reply_len])
-    }
-
-    /// Writes `message` (cut to the slot) as the reply.
-    fn refuse(&mut self, status: Status, message: &str) -> (Status, usize) {
-        let mut end = message.len().min(self.reply.len());
-        while !message.is_char_boundary(end) {
-            end -= 1;
+        if len > slot.memory.capacity() {
+            return refuse(slot, seq, Status::BadRequest, "the request is longer than the slot");
         }
-        self.reply[..end].copy_from_slice(&message.as_bytes()[..end]);
-        (status, end)
+        if self.request.len() * 16 < len {
+            self.request.resize(len.div_ceil(16), 0);
+        }
+        let request = &mut self.request.as_mut_bytes()[..len];
+        slot.memory.read_request(request);
+        let request = &*request;
+        let dispatch = &self.shared.dispatch;
+        let mut reply = slot.memory.response_writer();
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            slot.caller.serve(|| dispatch(tag, request, &mut reply))
+        }));
+        // A method that forked, and whose child came back here: the child must not answer
+        // (its parent does) nor serve anything.
+        leave_if_forked(self.shared);
+        if self.request.len() * 16 > KEEP_REQUEST {
+            self.request = vec![0; 4096 / 16];
+        }
+        fault::point(fault::Step::ServerDispatched);
+        match ran {
+            Ok(Ok(())) if reply.too_large() => {
+                let size = reply.len() as u64;
+                answer(slot, seq, Status::TooLarge, &size.to_le_bytes());
+            }
+            Ok(Ok(())) => publish(slot, seq, Status::Ok, reply.len()),
+            Ok(Err(Invalid(why))) => refuse(slot, seq, Status::BadRequest, why),
+            Err(panic) => refuse(slot, seq, Status::Panicked, &panic_message(&*panic)),
+        }
     }
 }
 
-/// Writes the answer to `seq`, publishes it and rings the bell (waking the client if it sleeps).
-fn answer(slot: &ServerSlot, seq: u64, status: Status, reply: &[u8]) {
+/// Answers with `message` (cut to the slot).
+fn refuse(slot: &ServerSlot, seq: u64, status: Status, message: &str) {
+    let mut end = message.len().min(slot.memory.capacity());
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    answer(slot, seq, status, &message.as_bytes()[..end]);
+}
+
+/// Writes `payload` as the answer to `seq`, and publishes it.
+fn answer(slot: &ServerSlot, seq: u64, status: Status, payload: &[u8]) {
+    slot.memory.write_response(payload);
+    publish(slot, seq, status, payload.len());
+}
+
+/// Publishes the answer to `seq`, whose `len` payload bytes are in the slot, and rings the bell
+/// (waking the client if it sleeps).
+fn publish(slot: &ServerSlot, seq: u64, status: Status, len: usize) {
     let memory = &slot.memory;
-    memory.write_response(reply);
     memory.status().store(status as u32, Ordering::Relaxed);
-    memory
-        .response_len()
-        .store(reply.len() as u32, Ordering::Relaxed);
+    memory.response_len().store(len as u32, Ordering::Relaxed);
     let words = memory.words();
     words.publish_answer(seq);
     fault::point(fault::Step::ServerWroteResponse);

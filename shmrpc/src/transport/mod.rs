@@ -31,6 +31,9 @@ pub mod testing {
         pub request: usize,
         /// Offset of the request payload.
         pub payload: usize,
+        /// Offset of the response line (sequence number at +0, status at +8, length at +12,
+        /// payload at +32).
+        pub response: usize,
     }
 
     /// Connects to `name` and reads the welcome, taking the descriptors as they are.
@@ -73,6 +76,7 @@ pub mod testing {
                     slot_len: geometry.total_len(),
                     request: request::OFFSET,
                     payload: request::OFFSET + FIELDS_LEN,
+                    response: geometry.response(),
                 });
             }
         }

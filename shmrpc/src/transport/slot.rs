@@ -13,6 +13,7 @@ use crate::protocol::exchange::Words;
 use crate::protocol::layout::{self, FIELDS_LEN, Geometry, header, request, response, server};
 use crate::sys::{self, Mapping};
 use crate::view::View;
+use crate::wire::Writer;
 
 /// A mapped slot.
 #[derive(Debug)]
@@ -111,8 +112,9 @@ impl SlotMemory {
         self.view.u32(self.geometry.response() + response::LEN)
     }
 
-    /// Copies `bytes` (at most the capacity) into the request area.
-    #[inline]
+    /// Copies `bytes` (at most the capacity) into the request area (calls write pieces through
+    /// [`SlotMemory::request_writer`]; tests write whole requests).
+    #[cfg(test)]
     pub(crate) fn write_request(&self, bytes: &[u8]) {
         self.check_len(bytes.len());
         self.view.write(self.geometry.request() + FIELDS_LEN, bytes);
@@ -123,6 +125,27 @@ impl SlotMemory {
     pub(crate) fn read_request(&self, dst: &mut [u8]) {
         self.check_len(dst.len());
         self.view.read(self.geometry.request() + FIELDS_LEN, dst);
+    }
+
+    /// Writes a request into the slot, piece by piece (at most the capacity; it counts what
+    /// goes past).
+    #[inline]
+    pub(crate) fn request_writer(&self) -> Writer<'_> {
+        Writer::slot(
+            &self.view,
+            self.geometry.request() + FIELDS_LEN,
+            self.geometry.capacity,
+        )
+    }
+
+    /// Writes a response into the slot, as [`SlotMemory::request_writer`].
+    #[inline]
+    pub(crate) fn response_writer(&self) -> Writer<'_> {
+        Writer::slot(
+            &self.view,
+            self.geometry.response() + FIELDS_LEN,
+            self.geometry.capacity,
+        )
     }
 
     /// Copies `bytes` (at most the capacity) into the response area.

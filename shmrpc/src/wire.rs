@@ -1,0 +1,741 @@
+//! The bytes of a call: how every type that can cross ([`Wire`]) is written and read.
+//!
+//! A message is its values back to back, in the order of the method's arguments (a request)
+//! or the one result (a response). Little-endian on every platform: shmrpc builds only for
+//! little-endian targets, where a value's wire bytes are its memory bytes.
+//!
+//! | type | bytes |
+//! |---|---|
+//! | a [`ShmData`] value | its `SIZE` bytes, unaligned: the zero-parse path of fixed types |
+//! | `&str`, `String` | u32 length in bytes, then UTF-8 |
+//! | `&[T]`, `Vec<T>` | u32 count, zero padding up to the element's alignment (only for numbers, so that the server can lend the slice out of its aligned copy), then the elements |
+//! | `Option<T>` | u8 0 (`None`) or 1 then `T` |
+//! | `Result<T, E>` | u8 0 then `T`, or 1 then `E` |
+//! | `Box<T>`, `Arc<T>` | as `T` |
+//! | `()` | nothing |
+//!
+//! Padding is counted from the start of the message, so both sides agree on it whatever the
+//! addresses. Reading checks every length against the bytes that are left before it
+//! allocates anything (a count of `n` elements needs at least `n` times the element's smallest
+//! encoding), so no allocation is ever larger than the message; text must be UTF-8; a message
+//! must end exactly where its last value does. Whatever is wrong is an [`Invalid`] naming it.
+
+use std::sync::Arc;
+
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::data::{Invalid, ShmData};
+use crate::interface::Shape;
+use crate::view::View;
+
+#[cfg(target_endian = "big")]
+compile_error!(
+    "shmrpc supports little-endian targets only: its wire format is a value's memory bytes"
+);
+
+/// Writes a message: into a slot (through copies, never a reference into shared memory) or
+/// into a private buffer. Past its limit it only counts, so that a message too large for the
+/// slot is known by its full size, and nothing is sent.
+#[derive(Debug)]
+pub struct Writer<'a> {
+    target: Target<'a>,
+    pos: usize,
+    limit: usize,
+    /// A length that does not fit the wire's u32.
+    unencodable: bool,
+}
+
+#[derive(Debug)]
+enum Target<'a> {
+    Slot { view: &'a View, base: usize },
+    Buf(&'a mut Vec<u8>),
+}
+
+impl<'a> Writer<'a> {
+    /// Writes into `view` from `base`, at most `limit` bytes.
+    pub(crate) fn slot(view: &'a View, base: usize, limit: usize) -> Self {
+        Writer {
+            target: Target::Slot { view, base },
+            pos: 0,
+            limit,
+            unencodable: false,
+        }
+    }
+
+    /// Appends to `buf` (cleared first).
+    pub fn buf(buf: &'a mut Vec<u8>) -> Self {
+        buf.clear();
+        Writer {
+            target: Target::Buf(buf),
+            pos: 0,
+            limit: usize::MAX,
+            unencodable: false,
+        }
+    }
+
+    /// Appends `bytes`.
+    #[inline]
+    pub fn put(&mut self, bytes: &[u8]) {
+        let end = self.pos.saturating_add(bytes.len());
+        if end <= self.limit {
+            match &mut self.target {
+                Target::Slot { view, base } => view.write_at(*base + self.pos, bytes),
+                Target::Buf(buf) => buf.extend_from_slice(bytes),
+            }
+        }
+        self.pos = end;
+    }
+
+    /// Appends a length or count.
+    #[inline]
+    pub fn put_len(&mut self, n: usize) {
+        let n = u32::try_from(n).unwrap_or_else(|_| {
+            self.unencodable = true;
+            u32::MAX
+        });
+        self.put(&n.to_le_bytes());
+    }
+
+    /// Pads with zeros up to a multiple of `align` (a power of two, at most 16).
+    #[inline]
+    pub fn align(&mut self, align: usize) {
+        let pad = self.pos.wrapping_neg() & (align - 1);
+        if pad != 0 {
+            self.put(&[0; 16][..pad]);
+        }
+    }
+
+    /// Bytes written (or, past the limit, that would have been).
+    pub fn len(&self) -> usize {
+        self.pos
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.pos == 0
+    }
+
+    /// Whether the message does not fit: longer than the limit, or a length over `u32::MAX`.
+    pub fn too_large(&self) -> bool {
+        self.pos > self.limit || self.unencodable
+    }
+}
+
+/// Reads a message from private memory (a copy out of the slot), checking as it goes.
+#[derive(Debug)]
+pub struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, pos: 0 }
+    }
+
+    /// Bytes not read yet.
+    #[inline]
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    /// The next `n` bytes.
+    #[inline]
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], Invalid> {
+        if n > self.remaining() {
+            return Err(Invalid("a length that runs past the end of the message"));
+        }
+        let bytes = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(bytes)
+    }
+
+    /// A length or count written by [`Writer::put_len`].
+    #[inline]
+    pub fn len(&mut self) -> Result<usize, Invalid> {
+        let bytes = self.take(4)?;
+        Ok(u32::from_le_bytes(bytes.try_into().expect("4 bytes")) as usize)
+    }
+
+    /// A count of elements at least `min_len` bytes each, checked against what is left.
+    #[inline]
+    pub fn count(&mut self, min_len: usize) -> Result<usize, Invalid> {
+        let n = self.len()?;
+        if n.saturating_mul(min_len.max(1)) > self.remaining() && !(min_len == 0 && n == 0) {
+            return Err(Invalid("a count that runs past the end of the message"));
+        }
+        Ok(n)
+    }
+
+    /// Skips the padding [`Writer::align`] wrote.
+    #[inline]
+    pub fn align(&mut self, align: usize) -> Result<(), Invalid> {
+        let pad = self.pos.wrapping_neg() & (align - 1);
+        self.take(pad).map(drop)
+    }
+
+    /// Text, lent out of the message.
+    #[inline]
+    pub fn str(&mut self) -> Result<&'a str, Invalid> {
+        let n = self.len()?;
+        std::str::from_utf8(self.take(n)?).map_err(|_| Invalid("text that is not valid UTF-8"))
+    }
+
+    /// A sequence, lent out of the message where its elements allow.
+    #[inline]
+    pub fn seq<T: Wire>(&mut self) -> Result<Seq<'a, T>, Invalid> {
+        let n = self.count(T::MIN_LEN)?;
+        T::borrow_seq(self, n)
+    }
+
+    /// Checks that the message ends here.
+    pub fn finish(&self) -> Result<(), Invalid> {
+        if self.remaining() == 0 {
+            Ok(())
+        } else {
+            Err(Invalid("bytes after the last value of the message"))
+        }
+    }
+}
+
+/// A slice argument as the server's method receives it: lent out of the server's private copy
+/// of the request (bytes and numbers), or built from it (other element types, which must be
+/// checked one by one).
+#[derive(Debug)]
+pub enum Seq<'a, T> {
+    Borrowed(&'a [T]),
+    Owned(Vec<T>),
+}
+
+impl<T> std::ops::Deref for Seq<'_, T> {
+    type Target = [T];
+    #[inline]
+    fn deref(&self) -> &[T] {
+        match self {
+            Seq::Borrowed(s) => s,
+            Seq::Owned(v) => v,
+        }
+    }
+}
+
+/// A value that can cross a call, as an argument or a result: every [`ShmData`] type, `String`,
+/// `Vec<T>`, `Box<T>`, `Arc<T>`, `Option<T>` and `Result<T, E>` of these, and `()`. Arguments may
+/// also be `&str` and `&[T]`.
+///
+/// Implemented by shmrpc (and by `#[derive(ShmData)]`): the items are shmrpc's, and change
+/// between versions.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot cross a shmrpc call",
+    label = "not a type shmrpc can carry",
+    note = "shmrpc carries u8..u128, i8..i128 (not usize/isize), f32, f64, bool, char, arrays [T; N] \
+            of those, #[repr(C)] structs and #[repr(u8..u64)] enums with #[derive(shmrpc::ShmData)], \
+            String, Vec<T>, Box<T>, Arc<T>, Option<T>, Result<T, E> and () of those; arguments may \
+            also be &str and &[T]"
+)]
+pub trait Wire: Sized + 'static {
+    /// What the type looks like, for the interface.
+    #[doc(hidden)]
+    const SHAPE: &'static Shape;
+    /// The fewest bytes a value takes: bounds the count of a sequence before it is allocated.
+    #[doc(hidden)]
+    const MIN_LEN: usize;
+    #[doc(hidden)]
+    fn encode(&self, w: &mut Writer<'_>);
+    #[doc(hidden)]
+    fn decode(r: &mut Reader<'_>) -> Result<Self, Invalid>;
+
+    /// Decodes into `out`, reusing what it holds (a vector's or a string's capacity).
+    #[doc(hidden)]
+    #[inline]
+    fn decode_into(r: &mut Reader<'_>, out: &mut Self) -> Result<(), Invalid> {
+        *out = Self::decode(r)?;
+        Ok(())
+    }
+
+    /// A boxed value, never on the stack if the type says how (arrays do).
+    #[doc(hidden)]
+    #[inline]
+    fn decode_boxed(r: &mut Reader<'_>) -> Result<Box<Self>, Invalid> {
+        Ok(Box::new(Self::decode(r)?))
+    }
+
+    /// Writes `items` (their count is already written): one by one unless the type knows
+    /// better.
+    #[doc(hidden)]
+    #[inline]
+    fn encode_seq(items: &[Self], w: &mut Writer<'_>) {
+        for item in items {
+            item.encode(w);
+        }
+    }
+
+    /// Reads `n` items (already checked against what is left) into `out`, which is cleared.
+    #[doc(hidden)]
+    #[inline]
+    fn decode_seq_into(r: &mut Reader<'_>, n: usize, out: &mut Vec<Self>) -> Result<(), Invalid> {
+        out.clear();
+        // Never more than the message could hold, whatever the count says.
+        out.reserve(n.min(r.remaining() / size_of::<Self>().max(1)));
+        for _ in 0..n {
+            out.push(Self::decode(r)?);
+        }
+        Ok(())
+    }
+
+    /// Reads `n` items, lent out of the message if the type allows.
+    #[doc(hidden)]
+    #[inline]
+    fn borrow_seq<'a>(r: &mut Reader<'a>, n: usize) -> Result<Seq<'a, Self>, Invalid> {
+        let mut out = Vec::new();
+        Self::decode_seq_into(r, n, &mut out)?;
+        Ok(Seq::Owned(out))
+    }
+}
+
+/// Numbers: every bit pattern valid, sequences copied and lent in bulk, aligned to their size.
+macro_rules! number {
+    ($($t:ty),*) => {$(
+        impl Wire for $t {
+            const SHAPE: &'static Shape = <$t as ShmData>::SHAPE;
+            const MIN_LEN: usize = size_of::<$t>();
+            #[inline]
+            fn encode(&self, w: &mut Writer<'_>) {
+                w.put(self.as_bytes());
+            }
+            #[inline]
+            fn decode(r: &mut Reader<'_>) -> Result<Self, Invalid> {
+                let bytes = r.take(size_of::<$t>())?;
+                Ok(<$t>::read_from_bytes(bytes).expect("the length was taken"))
+            }
+            #[inline]
+            fn encode_seq(items: &[Self], w: &mut Writer<'_>) {
+                w.align(size_of::<$t>());
+                w.put(items.as_bytes());
+            }
+            #[inline]
+            fn decode_seq_into(
+                r: &mut Reader<'_>,
+                n: usize,
+                out: &mut Vec<Self>,
+            ) -> Result<(), Invalid> {
+                r.align(size_of::<$t>())?;
+                let bytes = r.take(n * size_of::<$t>())?;
+                out.clear();
+                match <[$t]>::ref_from_bytes(bytes) {
+                    Ok(items) => out.extend_from_slice(items),
+                    Err(_) => {
+                        out.resize(n, 0 as $t);
+                        crate::view::copy_private(out.as_mut_bytes(), bytes);
+                    }
+                }
+                Ok(())
+            }
+            #[inline]
+            fn borrow_seq<'a>(r: &mut Reader<'a>, n: usize) -> Result<Seq<'a, Self>, Invalid> {
+                r.align(size_of::<$t>())?;
+                let bytes = r.take(n * size_of::<$t>())?;
+                Ok(match <[$t]>::ref_from_bytes(bytes) {
+                    Ok(items) => Seq::Borrowed(items),
+                    // Only if the copy is not aligned: it always is, from the slot.
+                    Err(_) => {
+                        let mut out = vec![0 as $t; n];
+                        crate::view::copy_private(out.as_mut_bytes(), bytes);
+                        Seq::Owned(out)
+                    }
+                })
+            }
+        }
+    )*};
+}
+
+number!(
+    u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, f32, f64
+);
+
+/// Other fixed types: their `SIZE` bytes, checked by `ShmData::decode`.
+macro_rules! checked {
+    ($($t:ty),*) => {$(
+        impl Wire for $t {
+            const SHAPE: &'static Shape = <$t as ShmData>::SHAPE;
+            const MIN_LEN: usize = <$t as ShmData>::SIZE;
+            #[inline]
+            fn encode(&self, w: &mut Writer<'_>) {
+                ShmData::encode_to(self, w);
+            }
+            #[inline]
+            fn decode(r: &mut Reader<'_>) -> Result<Self, Invalid> {
+                decode_fixed(r)
+            }
+        }
+    )*};
+}
+
+checked!(bool, char);
+
+/// A fixed value's bytes, checked (for `#[derive(ShmData)]` types and arrays).
+#[inline]
+pub fn decode_fixed<T: ShmData>(r: &mut Reader<'_>) -> Result<T, Invalid> {
+    T::decode(r.take(T::SIZE)?)
+}
+
+impl<T: ShmData, const N: usize> Wire for [T; N] {
+    const SHAPE: &'static Shape = <[T; N] as ShmData>::SHAPE;
+    const MIN_LEN: usize = <[T; N] as ShmData>::SIZE;
+    #[inline]
+    fn encode(&self, w: &mut Writer<'_>) {
+        ShmData::encode_to(self, w);
+    }
+    #[inline]
+    fn decode(r: &mut Reader<'_>) -> Result<Self, Invalid> {
+        decode_fixed(r)
+    }
+    /// Through the heap, element by element (or in bulk for numbers): a big array never
+    /// passes through the stack.
+    fn decode_boxed(r: &mut Reader<'_>) -> Result<Box<Self>, Invalid> {
+        let bytes = r.take(<Self as ShmData>::SIZE)?;
+        let items = T::decode_slice(bytes, N)?;
+        Ok(items
+            .into_boxed_slice()
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("decode_slice returns N items")))
+    }
+}
+
+impl Wire for () {
+    const SHAPE: &'static Shape = &Shape::Unit;
+    const MIN_LEN: usize = 0;
+    #[inline]
+    fn encode(&self, _w: &mut Writer<'_>) {}
+    #[inline]
+    fn decode(_r: &mut Reader<'_>) -> Result<Self, Invalid> {
+        Ok(())
+    }
+}
+
+impl Wire for String {
+    const SHAPE: &'static Shape = &Shape::Str;
+    const MIN_LEN: usize = 4;
+    #[inline]
+    fn encode(&self, w: &mut Writer<'_>) {
+        put_str(w, self);
+    }
+    #[inline]
+    fn decode(r: &mut Reader<'_>) -> Result<Self, Invalid> {
+        r.str().map(str::to_owned)
+    }
+    #[inline]
+    fn decode_into(r: &mut Reader<'_>, out: &mut Self) -> Result<(), Invalid> {
+        let s = r.str()?;
+        out.clear();
+        out.push_str(s);
+        Ok(())
+    }
+}
+
+/// Writes a `&str` argument.
+#[inline]
+pub fn put_str(w: &mut Writer<'_>, s: &str) {
+    w.put_len(s.len());
+    w.put(s.as_bytes());
+}
+
+/// Writes a `&[T]` argument.
+#[inline]
+pub fn put_slice<T: Wire>(w: &mut Writer<'_>, items: &[T]) {
+    w.put_len(items.len());
+    T::encode_seq(items, w);
+}
+
+impl<T: Wire> Wire for Vec<T> {
+    const SHAPE: &'static Shape = &Shape::Seq(T::SHAPE);
+    const MIN_LEN: usize = 4;
+    #[inline]
+    fn encode(&self, w: &mut Writer<'_>) {
+        put_slice(w, self);
+    }
+    #[inline]
+    fn decode(r: &mut Reader<'_>) -> Result<Self, Invalid> {
+        let mut out = Vec::new();
+        Self::decode_into(r, &mut out)?;
+        Ok(out)
+    }
+    #[inline]
+    fn decode_into(r: &mut Reader<'_>, out: &mut Self) -> Result<(), Invalid> {
+        let n = r.count(T::MIN_LEN)?;
+        T::decode_seq_into(r, n, out)
+    }
+}
+
+impl<T: Wire> Wire for Box<T> {
+    const SHAPE: &'static Shape = T::SHAPE;
+    const MIN_LEN: usize = T::MIN_LEN;
+    #[inline]
+    fn encode(&self, w: &mut Writer<'_>) {
+        (**self).encode(w);
+    }
+    #[inline]
+    fn decode(r: &mut Reader<'_>) -> Result<Self, Invalid> {
+        T::decode_boxed(r)
+    }
+    #[inline]
+    fn decode_into(r: &mut Reader<'_>, out: &mut Self) -> Result<(), Invalid> {
+        T::decode_into(r, out)
+    }
+}
+
+impl<T: Wire> Wire for Arc<T> {
+    const SHAPE: &'static Shape = T::SHAPE;
+    const MIN_LEN: usize = T::MIN_LEN;
+    #[inline]
+    fn encode(&self, w: &mut Writer<'_>) {
+        (**self).encode(w);
+    }
+    #[inline]
+    fn decode(r: &mut Reader<'_>) -> Result<Self, Invalid> {
+        T::decode_boxed(r).map(Arc::from)
+    }
+    /// Reuses the value if no other `Arc` shares it.
+    #[inline]
+    fn decode_into(r: &mut Reader<'_>, out: &mut Self) -> Result<(), Invalid> {
+        match Arc::get_mut(out) {
+            Some(value) => T::decode_into(r, value),
+            None => {
+                *out = Self::decode(r)?;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl<T: Wire> Wire for Option<T> {
+    const SHAPE: &'static Shape = &Shape::Option(T::SHAPE);
+    const MIN_LEN: usize = 1;
+    #[inline]
+    fn encode(&self, w: &mut Writer<'_>) {
+        match self {
+            None => w.put(&[0]),
+            Some(v) => {
+                w.put(&[1]);
+                v.encode(w);
+            }
+        }
+    }
+    #[inline]
+    fn decode(r: &mut Reader<'_>) -> Result<Self, Invalid> {
+        match r.take(1)?[0] {
+            0 => Ok(None),
+            1 => T::decode(r).map(Some),
+            _ => Err(Invalid("an Option tag other than None or Some")),
+        }
+    }
+    #[inline]
+    fn decode_into(r: &mut Reader<'_>, out: &mut Self) -> Result<(), Invalid> {
+        match (r.take(1)?[0], out.as_mut()) {
+            (0, _) => *out = None,
+            (1, Some(value)) => T::decode_into(r, value)?,
+            (1, None) => *out = Some(T::decode(r)?),
+            _ => return Err(Invalid("an Option tag other than None or Some")),
+        }
+        Ok(())
+    }
+}
+
+impl<T: Wire, E: Wire> Wire for Result<T, E> {
+    const SHAPE: &'static Shape = &Shape::Result(T::SHAPE, E::SHAPE);
+    const MIN_LEN: usize = 1;
+    #[inline]
+    fn encode(&self, w: &mut Writer<'_>) {
+        match self {
+            Ok(v) => {
+                w.put(&[0]);
+                v.encode(w);
+            }
+            Err(e) => {
+                w.put(&[1]);
+                e.encode(w);
+            }
+        }
+    }
+    #[inline]
+    fn decode(r: &mut Reader<'_>) -> Result<Self, Invalid> {
+        match r.take(1)?[0] {
+            0 => T::decode(r).map(Ok),
+            1 => E::decode(r).map(Err),
+            _ => Err(Invalid("a Result tag other than Ok or Err")),
+        }
+    }
+    #[inline]
+    fn decode_into(r: &mut Reader<'_>, out: &mut Self) -> Result<(), Invalid> {
+        match (r.take(1)?[0], out.as_mut()) {
+            (0, Ok(value)) => T::decode_into(r, value)?,
+            (0, Err(_)) => *out = Ok(T::decode(r)?),
+            (1, _) => *out = Err(E::decode(r)?),
+            _ => return Err(Invalid("a Result tag other than Ok or Err")),
+        }
+        Ok(())
+    }
+}
+
+/// How generated code writes and reads one argument or result type: built by [`codec`], the
+/// one place where the type must be [`Wire`], so a wrong type is reported once, on its span.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct WireCodec<T> {
+    pub shape: &'static Shape,
+    pub encode: fn(&T, &mut Writer<'_>),
+    pub decode: fn(&mut Reader<'_>) -> Result<T, Invalid>,
+    pub decode_into: fn(&mut Reader<'_>, &mut T) -> Result<(), Invalid>,
+}
+
+#[doc(hidden)]
+pub const fn codec<T: Wire>() -> WireCodec<T> {
+    WireCodec {
+        shape: T::SHAPE,
+        encode: T::encode,
+        decode: T::decode,
+        decode_into: T::decode_into,
+    }
+}
+
+/// As [`WireCodec`], for a `&[T]` argument.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct SliceCodec<T: 'static> {
+    pub shape: &'static Shape,
+    pub encode: fn(&mut Writer<'_>, &[T]),
+    pub borrow: for<'a> fn(&mut Reader<'a>) -> Result<Seq<'a, T>, Invalid>,
+}
+
+#[doc(hidden)]
+pub const fn slice_codec<T: Wire>() -> SliceCodec<T> {
+    SliceCodec {
+        shape: <Vec<T> as Wire>::SHAPE,
+        encode: put_slice::<T>,
+        borrow: borrow_seq::<T>,
+    }
+}
+
+fn borrow_seq<'a, T: Wire>(r: &mut Reader<'a>) -> Result<Seq<'a, T>, Invalid> {
+    r.seq()
+}
+
+/// The shape of `&str`.
+#[doc(hidden)]
+pub const STR_SHAPE: &Shape = &Shape::Str;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of<T: Wire>(v: &T) -> Vec<u8> {
+        let mut buf = Vec::new();
+        v.encode(&mut Writer::buf(&mut buf));
+        buf
+    }
+
+    fn round_trip<T: Wire + PartialEq + std::fmt::Debug>(v: T) {
+        let buf = bytes_of(&v);
+        let mut r = Reader::new(&buf);
+        assert_eq!(T::decode(&mut r).unwrap(), v);
+        r.finish().unwrap();
+    }
+
+    #[test]
+    fn values_round_trip() {
+        round_trip(7u64);
+        round_trip(String::from("héllo"));
+        round_trip(vec![1u8, 2, 3]);
+        round_trip(vec![1.5f64, -2.0]);
+        round_trip(vec![String::from("a"), String::new(), String::from("ccc")]);
+        round_trip(Some(vec![9u32; 5]));
+        round_trip(None::<Vec<u8>>);
+        round_trip(Ok::<Vec<u16>, String>(vec![1, 2]));
+        round_trip(Err::<Vec<u16>, String>("no".into()));
+        round_trip(Box::new([3u8; 10]));
+        round_trip(Arc::new(vec![true, false]));
+        round_trip(vec![[1u8, 2], [3, 4]]);
+        round_trip(());
+    }
+
+    #[test]
+    fn numbers_are_aligned_from_the_start_of_the_message() {
+        let mut buf = Vec::new();
+        let mut w = Writer::buf(&mut buf);
+        Wire::encode(&7u8, &mut w);
+        put_slice(&mut w, &[1u64, 2]);
+        // 1 byte, 4 of count, 3 of padding, 16 of numbers.
+        assert_eq!(buf.len(), 24);
+        assert_eq!(&buf[5..8], &[0, 0, 0]);
+        // Lent out of an aligned copy.
+        let mut aligned = vec![0u128; 2];
+        aligned.as_mut_bytes()[..24].copy_from_slice(&buf);
+        let mut r = Reader::new(&aligned.as_bytes()[..24]);
+        assert_eq!(<u8 as Wire>::decode(&mut r), Ok(7));
+        let seq = r.seq::<u64>().unwrap();
+        assert!(matches!(seq, Seq::Borrowed(&[1, 2])));
+        r.finish().unwrap();
+    }
+
+    #[test]
+    fn hostile_lengths_are_refused_before_anything_is_allocated() {
+        // A count of 2^32-1 u64 in a 100-byte message.
+        let mut msg = u32::MAX.to_le_bytes().to_vec();
+        msg.resize(100, 0);
+        assert_eq!(
+            Vec::<u64>::decode(&mut Reader::new(&msg)),
+            Err(Invalid("a count that runs past the end of the message"))
+        );
+        // Strings: each takes at least its 4-byte length.
+        let mut msg = 24u32.to_le_bytes().to_vec();
+        msg.resize(100, 0);
+        assert_eq!(Vec::<String>::decode(&mut Reader::new(&msg)).unwrap().len(), 24);
+        let mut msg = 25u32.to_le_bytes().to_vec();
+        msg.resize(100, 0);
+        assert!(Vec::<String>::decode(&mut Reader::new(&msg)).is_err());
+        // A string longer than the message.
+        let mut msg = 97u32.to_le_bytes().to_vec();
+        msg.resize(100, b'a');
+        assert!(String::decode(&mut Reader::new(&msg)).is_err());
+        // Invalid UTF-8.
+        let msg = [2, 0, 0, 0, 0xC3, 0x28];
+        assert_eq!(
+            String::decode(&mut Reader::new(&msg)),
+            Err(Invalid("text that is not valid UTF-8"))
+        );
+        // Tags.
+        assert!(Option::<u8>::decode(&mut Reader::new(&[2, 0])).is_err());
+        assert!(Result::<u8, u8>::decode(&mut Reader::new(&[7, 0])).is_err());
+        assert!(<bool as Wire>::decode(&mut Reader::new(&[2])).is_err());
+        // Trailing bytes.
+        let mut r = Reader::new(&[1, 0, 0, 0, 0]);
+        <u32 as Wire>::decode(&mut r).unwrap();
+        assert!(r.finish().is_err());
+    }
+
+    #[test]
+    fn decoding_into_reuses_what_the_caller_holds() {
+        let buf = bytes_of(&vec![5u8; 100]);
+        let mut out = Vec::with_capacity(1000);
+        let before = out.as_ptr();
+        Vec::<u8>::decode_into(&mut Reader::new(&buf), &mut out).unwrap();
+        assert_eq!(out, vec![5u8; 100]);
+        assert_eq!(out.as_ptr(), before);
+        let buf = bytes_of(&Some(String::from("abc")));
+        let mut out = Some(String::with_capacity(64));
+        Option::<String>::decode_into(&mut Reader::new(&buf), &mut out).unwrap();
+        assert_eq!(out.as_deref(), Some("abc"));
+        assert_eq!(out.unwrap().capacity(), 64);
+    }
+
+    #[test]
+    fn a_writer_past_its_limit_counts_and_says_so() {
+        let mut buf = Vec::new();
+        let mut w = Writer::buf(&mut buf);
+        w.limit = 8;
+        put_str(&mut w, "hello world");
+        assert_eq!(w.len(), 15);
+        assert!(w.too_large());
+        // The length fitted; the text did not, and was not written.
+        assert_eq!(buf.len(), 4);
+    }
+}
