@@ -56,7 +56,10 @@ fn every_kind_of_value_crosses() {
         let bytes: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
         assert_eq!(data.echo(&bytes).unwrap(), bytes, "echo of {len} bytes");
     }
-    assert_eq!(data.concat("héllo, ", "wörld".into()).unwrap(), "héllo, wörld");
+    assert_eq!(
+        data.concat("héllo, ", "wörld".into()).unwrap(),
+        "héllo, wörld"
+    );
     assert_eq!(data.concat("", String::new()).unwrap(), "");
     let words: Vec<String> = (0..1000).map(|i| format!("w{i}")).collect();
     let mut reversed = words.clone();
@@ -109,14 +112,20 @@ fn a_16_mib_value_crosses_between_threads_with_256_kib_stacks() {
             let data = DataClient::connect(&name).unwrap();
             let huge = data.huge(7).unwrap();
             assert_eq!(huge.len(), HUGE);
-            assert!(huge.iter().enumerate().all(|(i, &b)| b == 7u8.wrapping_add(i as u8)));
+            assert!(
+                huge.iter()
+                    .enumerate()
+                    .all(|(i, &b)| b == 7u8.wrapping_add(i as u8))
+            );
             let expected: u64 = huge.iter().map(|&b| u64::from(b)).sum();
             assert_eq!(data.weigh(huge).unwrap(), expected);
             let bytes = vec![3u8; HUGE];
             assert_eq!(data.echo(&bytes).unwrap().len(), HUGE);
         })
         .unwrap();
-    client.join().expect("the client thread did not overflow its stack");
+    client
+        .join()
+        .expect("the client thread did not overflow its stack");
 }
 
 #[test]
@@ -173,11 +182,7 @@ fn the_limit_is_checked_when_binding() {
 
 /// Little-endian bytes, as hex.
 fn hex(parts: &[&[u8]]) -> String {
-    parts
-        .concat()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    parts.concat().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn raw_call(name: &str, tag: u32, bytes: &str) -> String {
@@ -199,14 +204,23 @@ fn hostile_lengths_and_bad_text_are_refused_not_trusted() {
     assert_eq!(reply, "status=1 text that is not valid UTF-8");
     // `echo` (method 0): a length past the end of the message.
     let reply = raw_call(&name, 0, &hex(&[&u32le(1000), &[1, 2, 3, 4]]));
-    assert_eq!(reply, "status=1 a count that runs past the end of the message");
+    assert_eq!(
+        reply,
+        "status=1 a count that runs past the end of the message"
+    );
     // `seqs` (method 8): 2^32 - 1 structs claimed in a 100-byte message. Believed, that would
     // be an allocation of 96 GiB.
     let reply = raw_call(&name, 8, &hex(&[&u32le(u32::MAX), &[0; 96]]));
-    assert_eq!(reply, "status=1 a count that runs past the end of the message");
+    assert_eq!(
+        reply,
+        "status=1 a count that runs past the end of the message"
+    );
     // `reverse` (method 2): as many strings as fit empty, each with a length running past.
     let reply = raw_call(&name, 2, &hex(&[&u32le(2), &u32le(1), b"a", &u32le(9)]));
-    assert_eq!(reply, "status=1 a length that runs past the end of the message");
+    assert_eq!(
+        reply,
+        "status=1 a length that runs past the end of the message"
+    );
     // `fill` (method 5): bytes after the last argument.
     let reply = raw_call(&name, 5, &hex(&[&8u64.to_le_bytes(), &[0]]));
     assert_eq!(reply, "status=1 bytes after the last value of the message");

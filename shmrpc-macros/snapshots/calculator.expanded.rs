@@ -580,15 +580,13 @@ const _: () = {
                     let __shmrpc_arg0 = (__SHMRPC_M0_ARG0.decode)(&mut __shmrpc_r)?;
                     let __shmrpc_arg1 = (__SHMRPC_M0_ARG1.decode)(&mut __shmrpc_r)?;
                     __shmrpc_r.finish()?;
-                    (__SHMRPC_M0_REPLY
-                        .encode)(
-                        &<S as Calculator>::add(
-                            __shmrpc_service,
-                            __shmrpc_arg0,
-                            __shmrpc_arg1,
-                        ),
-                        __shmrpc_reply,
+                    let __shmrpc_value = <S as Calculator>::add(
+                        __shmrpc_service,
+                        __shmrpc_arg0,
+                        __shmrpc_arg1,
                     );
+                    __shmrpc_reply.returned();
+                    (__SHMRPC_M0_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
                     ::shmrpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
@@ -611,15 +609,13 @@ const _: () = {
                     let __shmrpc_arg0 = (__SHMRPC_M1_ARG0.decode)(&mut __shmrpc_r)?;
                     let __shmrpc_arg1 = (__SHMRPC_M1_ARG1.decode)(&mut __shmrpc_r)?;
                     __shmrpc_r.finish()?;
-                    (__SHMRPC_M1_REPLY
-                        .encode)(
-                        &<S as Calculator>::div(
-                            __shmrpc_service,
-                            __shmrpc_arg0,
-                            __shmrpc_arg1,
-                        ),
-                        __shmrpc_reply,
+                    let __shmrpc_value = <S as Calculator>::div(
+                        __shmrpc_service,
+                        __shmrpc_arg0,
+                        __shmrpc_arg1,
                     );
+                    __shmrpc_reply.returned();
+                    (__SHMRPC_M1_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
                     ::shmrpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
@@ -642,15 +638,13 @@ const _: () = {
                     let __shmrpc_arg0 = (__SHMRPC_M2_ARG0.decode)(&mut __shmrpc_r)?;
                     let __shmrpc_arg1 = (__SHMRPC_M2_ARG1.decode)(&mut __shmrpc_r)?;
                     __shmrpc_r.finish()?;
-                    (__SHMRPC_M2_REPLY
-                        .encode)(
-                        &<S as Calculator>::stats(
-                            __shmrpc_service,
-                            __shmrpc_arg0,
-                            __shmrpc_arg1,
-                        ),
-                        __shmrpc_reply,
+                    let __shmrpc_value = <S as Calculator>::stats(
+                        __shmrpc_service,
+                        __shmrpc_arg0,
+                        __shmrpc_arg1,
                     );
+                    __shmrpc_reply.returned();
+                    (__SHMRPC_M2_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
                     ::shmrpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
@@ -672,11 +666,12 @@ const _: () = {
                     );
                     let __shmrpc_arg0 = (__SHMRPC_M3_ARG0.decode)(&mut __shmrpc_r)?;
                     __shmrpc_r.finish()?;
-                    (__SHMRPC_M3_REPLY
-                        .encode)(
-                        &<S as Calculator>::find(__shmrpc_service, __shmrpc_arg0),
-                        __shmrpc_reply,
+                    let __shmrpc_value = <S as Calculator>::find(
+                        __shmrpc_service,
+                        __shmrpc_arg0,
                     );
+                    __shmrpc_reply.returned();
+                    (__SHMRPC_M3_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
                     ::shmrpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
@@ -697,11 +692,9 @@ const _: () = {
                         __shmrpc_request,
                     );
                     __shmrpc_r.finish()?;
-                    (__SHMRPC_M4_REPLY
-                        .encode)(
-                        &<S as Calculator>::reset(__shmrpc_service),
-                        __shmrpc_reply,
-                    );
+                    let __shmrpc_value = <S as Calculator>::reset(__shmrpc_service);
+                    __shmrpc_reply.returned();
+                    (__SHMRPC_M4_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
                     ::shmrpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)

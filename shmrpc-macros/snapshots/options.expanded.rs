@@ -314,11 +314,12 @@ const _: () = {
                     let mut __shmrpc_r = ::rpc::__private::Reader::new(__shmrpc_request);
                     let __shmrpc_arg0 = (__SHMRPC_M0_ARG0.decode)(&mut __shmrpc_r)?;
                     __shmrpc_r.finish()?;
-                    (__SHMRPC_M0_REPLY
-                        .encode)(
-                        &<S as Registry>::r#type(__shmrpc_service, __shmrpc_arg0),
-                        __shmrpc_reply,
+                    let __shmrpc_value = <S as Registry>::r#type(
+                        __shmrpc_service,
+                        __shmrpc_arg0,
                     );
+                    __shmrpc_reply.returned();
+                    (__SHMRPC_M0_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
                     ::rpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
@@ -336,11 +337,9 @@ const _: () = {
                 > {
                     let mut __shmrpc_r = ::rpc::__private::Reader::new(__shmrpc_request);
                     __shmrpc_r.finish()?;
-                    (__SHMRPC_M1_REPLY
-                        .encode)(
-                        &<S as Registry>::wipe(__shmrpc_service),
-                        __shmrpc_reply,
-                    );
+                    let __shmrpc_value = <S as Registry>::wipe(__shmrpc_service);
+                    __shmrpc_reply.returned();
+                    (__SHMRPC_M1_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
                     ::rpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
@@ -357,11 +356,9 @@ const _: () = {
                 > {
                     let mut __shmrpc_r = ::rpc::__private::Reader::new(__shmrpc_request);
                     __shmrpc_r.finish()?;
-                    (__SHMRPC_M2_REPLY
-                        .encode)(
-                        &<S as Registry>::ping(__shmrpc_service),
-                        __shmrpc_reply,
-                    );
+                    let __shmrpc_value = <S as Registry>::ping(__shmrpc_service);
+                    __shmrpc_reply.returned();
+                    (__SHMRPC_M2_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
                     ::rpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)

@@ -356,11 +356,12 @@ const _: () = {
                     );
                     let __shmrpc_arg0 = __shmrpc_r.str()?;
                     __shmrpc_r.finish()?;
-                    (__SHMRPC_M0_REPLY
-                        .encode)(
-                        &<S as Store>::get(__shmrpc_service, __shmrpc_arg0),
-                        __shmrpc_reply,
+                    let __shmrpc_value = <S as Store>::get(
+                        __shmrpc_service,
+                        __shmrpc_arg0,
                     );
+                    __shmrpc_reply.returned();
+                    (__SHMRPC_M0_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
                     ::shmrpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
@@ -381,15 +382,13 @@ const _: () = {
                     let __shmrpc_arg0 = __shmrpc_r.str()?;
                     let __shmrpc_arg1 = (__SHMRPC_M1_ARG1.borrow)(&mut __shmrpc_r)?;
                     __shmrpc_r.finish()?;
-                    (__SHMRPC_M1_REPLY
-                        .encode)(
-                        &<S as Store>::put(
-                            __shmrpc_service,
-                            __shmrpc_arg0,
-                            &*__shmrpc_arg1,
-                        ),
-                        __shmrpc_reply,
+                    let __shmrpc_value = <S as Store>::put(
+                        __shmrpc_service,
+                        __shmrpc_arg0,
+                        &*__shmrpc_arg1,
                     );
+                    __shmrpc_reply.returned();
+                    (__SHMRPC_M1_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
                     ::shmrpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
@@ -409,11 +408,12 @@ const _: () = {
                     );
                     let __shmrpc_arg0 = (__SHMRPC_M2_ARG0.decode)(&mut __shmrpc_r)?;
                     __shmrpc_r.finish()?;
-                    (__SHMRPC_M2_REPLY
-                        .encode)(
-                        &<S as Store>::keys(__shmrpc_service, __shmrpc_arg0),
-                        __shmrpc_reply,
+                    let __shmrpc_value = <S as Store>::keys(
+                        __shmrpc_service,
+                        __shmrpc_arg0,
                     );
+                    __shmrpc_reply.returned();
+                    (__SHMRPC_M2_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
                     ::shmrpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
@@ -433,11 +433,12 @@ const _: () = {
                     );
                     let __shmrpc_arg0 = (__SHMRPC_M3_ARG0.borrow)(&mut __shmrpc_r)?;
                     __shmrpc_r.finish()?;
-                    (__SHMRPC_M3_REPLY
-                        .encode)(
-                        &<S as Store>::sum(__shmrpc_service, &*__shmrpc_arg0),
-                        __shmrpc_reply,
+                    let __shmrpc_value = <S as Store>::sum(
+                        __shmrpc_service,
+                        &*__shmrpc_arg0,
                     );
+                    __shmrpc_reply.returned();
+                    (__SHMRPC_M3_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
                     ::shmrpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
@@ -456,8 +457,9 @@ const _: () = {
                         __shmrpc_request,
                     );
                     __shmrpc_r.finish()?;
-                    (__SHMRPC_M4_REPLY
-                        .encode)(&<S as Store>::frame(__shmrpc_service), __shmrpc_reply);
+                    let __shmrpc_value = <S as Store>::frame(__shmrpc_service);
+                    __shmrpc_reply.returned();
+                    (__SHMRPC_M4_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
                     ::shmrpc::__private::core::result::Result::Ok(())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)

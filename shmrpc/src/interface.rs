@@ -204,12 +204,7 @@ pub(crate) fn type_name(shape: &Shape) -> String {
 /// `add(i64, i64) -> i64`
 pub(crate) fn signature(m: &MethodShape) -> String {
     let args: Vec<String> = m.args.iter().map(|a| type_name(a)).collect();
-    format!(
-        "{}({}) -> {}",
-        m.name,
-        args.join(", "),
-        type_name(m.reply)
-    )
+    format!("{}({}) -> {}", m.name, args.join(", "), type_name(m.reply))
 }
 
 fn definition(shape: &Shape) -> Option<String> {
@@ -270,13 +265,7 @@ pub(crate) fn describe(interface: &Interface) -> String {
     let mut text = format!("interface {}\n", interface.name);
     let mut definitions = Vec::new();
     for m in interface.methods.iter().flatten() {
-        let _ = writeln!(
-            text,
-            "method {} {:016x} {}",
-            m.tag,
-            m.hash(),
-            signature(m)
-        );
+        let _ = writeln!(text, "method {} {:016x} {}", m.tag, m.hash(), signature(m));
         for s in m.args.iter().copied().chain([m.reply]) {
             collect_definitions(s, &mut definitions);
         }
@@ -306,7 +295,8 @@ impl Described {
                 n.clone_into(&mut out.name);
             } else if let Some(rest) = line.strip_prefix("method ") {
                 let mut parts = rest.splitn(3, ' ');
-                if let (Some(tag), Some(hash), Some(sig)) = (parts.next(), parts.next(), parts.next())
+                if let (Some(tag), Some(hash), Some(sig)) =
+                    (parts.next(), parts.next(), parts.next())
                     && let (Ok(tag), Ok(hash)) = (tag.parse(), u64::from_str_radix(hash, 16))
                 {
                     out.methods.insert(tag, (hash, sig.to_owned()));
@@ -328,13 +318,16 @@ impl Described {
     /// The first type this description defines otherwise than `server` does.
     fn type_difference(&self, server: &Described) -> Option<String> {
         let type_name_of = |d: &str| d.split(' ').nth(1).unwrap_or("").to_owned();
-        self.types.iter().find(|c| !server.types.contains(c)).map(|c| {
-            let name = type_name_of(c);
-            match server.types.iter().find(|s| type_name_of(s) == name) {
-                Some(s) => format!("server has `{s}`, this client expects `{c}`"),
-                None => format!("this client expects `{c}`, which the server lacks"),
-            }
-        })
+        self.types
+            .iter()
+            .find(|c| !server.types.contains(c))
+            .map(|c| {
+                let name = type_name_of(c);
+                match server.types.iter().find(|s| type_name_of(s) == name) {
+                    Some(s) => format!("server has `{s}`, this client expects `{c}`"),
+                    None => format!("this client expects `{c}`, which the server lacks"),
+                }
+            })
     }
 }
 
@@ -497,8 +490,14 @@ mod tests {
     const RESET_FIRST: Interface = Interface::new(
         "Calc",
         &[
-            Some(MethodShape { tag: 0, ..RESET.unwrap() }),
-            Some(MethodShape { tag: 1, ..ADD64.unwrap() }),
+            Some(MethodShape {
+                tag: 0,
+                ..RESET.unwrap()
+            }),
+            Some(MethodShape {
+                tag: 1,
+                ..ADD64.unwrap()
+            }),
         ],
     );
 
@@ -514,11 +513,17 @@ mod tests {
         let map = MethodMap::new(&B, &describe(&A)).unwrap();
         assert_eq!(
             map.get(0),
-            Err("the server has `add(i64, i64) -> i64`, this client expects `add(i32, i32) -> i32`; nothing ran")
+            Err(
+                "the server has `add(i64, i64) -> i64`, this client expects `add(i32, i32) -> i32`; nothing ran"
+            )
         );
         assert_eq!(map.get(1), Ok(1));
         // Another trait.
         let other = Interface::new("Other", &[ADD64]);
-        assert!(MethodMap::new(&A, &describe(&other)).unwrap_err().contains("trait `Other`"));
+        assert!(
+            MethodMap::new(&A, &describe(&other))
+                .unwrap_err()
+                .contains("trait `Other`")
+        );
     }
 }

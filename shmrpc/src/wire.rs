@@ -43,6 +43,8 @@ pub struct Writer<'a> {
     limit: usize,
     /// A length that does not fit the wire's u32.
     unencodable: bool,
+    /// For a server's response: the fork epoch of the process that took the request.
+    epoch: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -59,6 +61,32 @@ impl<'a> Writer<'a> {
             pos: 0,
             limit,
             unencodable: false,
+            epoch: None,
+        }
+    }
+
+    /// As [`Writer::slot`], for the response to a request this process took.
+    pub(crate) fn response(view: &'a View, base: usize, limit: usize) -> Self {
+        Writer {
+            epoch: Some(crate::sys::fork_epoch()),
+            ..Writer::slot(view, base, limit)
+        }
+    }
+
+    /// Called by the server once the method returned, before its result is written: a child
+    /// the method forked (without exec) that returned here must not write into the slot, where
+    /// its parent answers. It exits at once.
+    #[inline]
+    pub fn returned(&self) {
+        if self
+            .epoch
+            .is_some_and(|epoch| epoch != crate::sys::fork_epoch())
+        {
+            crate::sys::exit_forked_child(&[
+                "shmrpc: a method forked this process, and the child returned into the server; \
+                 only the process that bound a service serves it, so the child exits now (end a \
+                 forked child with exec or _exit instead)",
+            ]);
         }
     }
 
@@ -70,6 +98,7 @@ impl<'a> Writer<'a> {
             pos: 0,
             limit: usize::MAX,
             unencodable: false,
+            epoch: None,
         }
     }
 
@@ -348,9 +377,7 @@ macro_rules! number {
     )*};
 }
 
-number!(
-    u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, f32, f64
-);
+number!(u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, f32, f64);
 
 /// Other fixed types: their `SIZE` bytes, checked by `ShmData::decode`.
 macro_rules! checked {
@@ -688,7 +715,10 @@ mod tests {
         // Strings: each takes at least its 4-byte length.
         let mut msg = 24u32.to_le_bytes().to_vec();
         msg.resize(100, 0);
-        assert_eq!(Vec::<String>::decode(&mut Reader::new(&msg)).unwrap().len(), 24);
+        assert_eq!(
+            Vec::<String>::decode(&mut Reader::new(&msg)).unwrap().len(),
+            24
+        );
         let mut msg = 25u32.to_le_bytes().to_vec();
         msg.resize(100, 0);
         assert!(Vec::<String>::decode(&mut Reader::new(&msg)).is_err());

@@ -334,12 +334,18 @@ impl Store for StoreImpl {
         if key.is_empty() {
             return Err("an empty key".into());
         }
-        self.map.lock().unwrap().insert(key.to_owned(), value.to_vec());
+        self.map
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), value.to_vec());
         Ok(())
     }
     fn keys(&self, prefix: String) -> Vec<String> {
         let map = self.map.lock().unwrap();
-        map.keys().filter(|k| k.starts_with(&prefix)).cloned().collect()
+        map.keys()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect()
     }
     fn sum(&self, values: &[f64]) -> f64 {
         values.iter().sum()

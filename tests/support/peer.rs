@@ -144,9 +144,7 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
             println!("stopped");
             Ok(ExitCode::SUCCESS)
         }
-        ["raw-call", name, tag, hex] => {
-            hostile::raw_call(name, tag.parse().expect("tag"), hex)
-        }
+        ["raw-call", name, tag, hex] => hostile::raw_call(name, tag.parse().expect("tag"), hex),
         ["server-hog", name] => {
             // `sleep(ms, 4242)` holds every free descriptor of the server while it sleeps.
             let options = ServerOptions::default().workers(2);

@@ -117,11 +117,12 @@ fn arm(cx: &Cx<'_>, m: &Method) -> TokenStream {
     let ident = &m.ident;
     let tag = m.tag;
     let reply = naming::reply_codec(tag);
-    let (svc, request, reply_buf, r) = (
+    let (svc, request, reply_buf, r, value) = (
         naming::local("service"),
         naming::local("request"),
         naming::local("reply"),
         naming::local("r"),
+        naming::local("value"),
     );
     let args: Vec<_> = (0..m.args.len()).map(naming::decoded_arg).collect();
     let mut passed = Vec::new();
@@ -165,7 +166,9 @@ fn arm(cx: &Cx<'_>, m: &Method) -> TokenStream {
                 let mut #r = #private::Reader::new(#request);
                 #(#gets)*
                 #r.finish()?;
-                (#reply.encode)(&<S as #service>::#ident(#svc, #(#passed),*), #reply_buf);
+                let #value = <S as #service>::#ident(#svc, #(#passed),*);
+                #reply_buf.returned();
+                (#reply.encode)(&#value, #reply_buf);
                 #private::core::result::Result::Ok(())
             }
             #method::<S>(#svc, #request, #reply_buf)

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use super::connection::{ClientSlot, Connection};
 use crate::data::Invalid;
-use crate::wire::Reader;
-use zerocopy::IntoBytes;
 use crate::name::ServiceName;
 use crate::protocol::exchange::Sleep;
 use crate::protocol::layout::Status;
 use crate::transport::slot::SlotMemory;
 use crate::wait::{Deadline, Ended, SpinPolicy, spin_briefly, spin_until};
+use crate::wire::Reader;
 use crate::{Error, fault};
+use zerocopy::IntoBytes;
 
 /// How often a client that only spins looks for a dead server.
 const SPIN_CHECK: Duration = Duration::from_millis(1);
@@ -313,7 +313,10 @@ mod tests {
         let memory = answered(Status::TooLarge, 8, &99u64.to_le_bytes());
         assert!(matches!(
             read(&memory),
-            Ok(Attempt::Answered(Answer::TooLarge { size: 99, limit: 64 }))
+            Ok(Attempt::Answered(Answer::TooLarge {
+                size: 99,
+                limit: 64
+            }))
         ));
     }
 
@@ -321,7 +324,11 @@ mod tests {
     fn a_length_beyond_the_slot_is_corrupt_not_a_panic() {
         assert!(corrupted(read(&answered(Status::Ok, 65, b""))));
         assert!(corrupted(read(&answered(Status::Panicked, 65, b""))));
-        assert!(corrupted(read(&answered(Status::BadRequest, u32::MAX, b""))));
+        assert!(corrupted(read(&answered(
+            Status::BadRequest,
+            u32::MAX,
+            b""
+        ))));
         assert!(corrupted(read(&answered(Status::TooLarge, 4, b"abcd"))));
     }
 

@@ -20,14 +20,14 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Instant;
 
 use crate::data::Invalid;
-use crate::wire::{Reader, Writer};
-use zerocopy::IntoBytes;
 use crate::fork_local::ForkLocal;
 use crate::interface::Interface;
 use crate::name::ServiceName;
 use crate::options::ClientOptions;
 use crate::wait::{Deadline, SpinPolicy};
+use crate::wire::{Reader, Writer};
 use crate::{Error, MutexExt, sys};
+use zerocopy::IntoBytes;
 
 use call::{Answer, Attempt, Call};
 use connection::{ClientSlot, Connection, Taken, Within};

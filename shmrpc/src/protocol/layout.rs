@@ -110,8 +110,8 @@ impl Status {
             Self::Withdrawn,
             Self::TooLarge,
         ]
-            .into_iter()
-            .find(|s| *s as u32 == raw)
+        .into_iter()
+        .find(|s| *s as u32 == raw)
     }
 }
 

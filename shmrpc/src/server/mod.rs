@@ -55,8 +55,7 @@ use slot::ServerSlot;
 
 /// The generated dispatch: method tag, the private copy of the request, and the writer of the
 /// response into the slot. Called from every worker thread.
-pub type Dispatch =
-    Arc<dyn Fn(u32, &[u8], &mut Writer<'_>) -> Result<(), Invalid> + Send + Sync>;
+pub type Dispatch = Arc<dyn Fn(u32, &[u8], &mut Writer<'_>) -> Result<(), Invalid> + Send + Sync>;
 
 /// Smallest `max_message`, so that panic messages and refusals fit.
 const MIN_MESSAGE: usize = 256;

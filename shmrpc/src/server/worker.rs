@@ -356,7 +356,12 @@ impl Worker<'_> {
         let len = slot.memory.request_len().load(Ordering::Relaxed) as usize;
         fault::point(fault::Step::ServerTookRequest);
         if len > slot.memory.capacity() {
-            return refuse(slot, seq, Status::BadRequest, "the request is longer than the slot");
+            return refuse(
+                slot,
+                seq,
+                Status::BadRequest,
+                "the request is longer than the slot",
+            );
         }
         if self.request.len() * 16 < len {
             self.request.resize(len.div_ceil(16), 0);
@@ -422,12 +427,13 @@ fn publish(slot: &ServerSlot, seq: u64, status: Status, len: usize) {
 /// parent serves the same connections, so anything it did would cross the parent's answers.
 fn leave_if_forked(shared: &Shared) {
     if sys::fork_epoch() != shared.epoch {
-        sys::exit_forked_child(&format!(
-            "shmrpc: a method of `{}` forked this process, and the child returned into the \
-             server; only the process that bound a service serves it, so the child exits now \
-             (end a forked child with exec or _exit instead)",
-            shared.name.as_str()
-        ));
+        sys::exit_forked_child(&[
+            "shmrpc: a method of `",
+            shared.name.as_str(),
+            "` forked this process, and the child returned into the server; only the process \
+             that bound a service serves it, so the child exits now (end a forked child with \
+             exec or _exit instead)",
+        ]);
     }
 }
 

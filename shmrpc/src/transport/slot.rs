@@ -141,7 +141,7 @@ impl SlotMemory {
     /// Writes a response into the slot, as [`SlotMemory::request_writer`].
     #[inline]
     pub(crate) fn response_writer(&self) -> Writer<'_> {
-        Writer::slot(
+        Writer::response(
             &self.view,
             self.geometry.response() + FIELDS_LEN,
             self.geometry.capacity,

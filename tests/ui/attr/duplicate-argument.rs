@@ -1,4 +1,4 @@
-#[shmrpc::shm_service(capacity = 64, capacity = 128)]
+#[shmrpc::shm_service(crate = "::shmrpc", crate = "::rpc")]
 pub trait Store {
     fn get(&self, key: u64) -> u64;
 }

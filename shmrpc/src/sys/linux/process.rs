@@ -123,12 +123,14 @@ pub(crate) fn release_listener(fd: OwnedFd, entry: Option<usize>) {
 /// Ends this process at once, after saying why on standard error, without running anything of
 /// the parent's it inherited (destructors, `atexit` handlers): for a forked child found where it
 /// must not be.
-pub(crate) fn exit_forked_child(why: &str) -> ! {
-    // Straight to descriptor 2: the standard library's stderr lock may be held for ever here,
-    // by a thread of the parent that does not exist in the child.
-    let line = format!("{why}\n");
-    // SAFETY: writes bytes of a live buffer to descriptor 2; the result does not matter.
-    let _ = unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+pub(crate) fn exit_forked_child(why: &[&str]) -> ! {
+    // Straight to descriptor 2, and without allocating: the standard library's stderr lock,
+    // and the allocator's, may be held for ever here, by a thread of the parent that does not
+    // exist in the child.
+    for part in why.iter().chain(&["\n"]) {
+        // SAFETY: writes bytes of a live buffer to descriptor 2; the result does not matter.
+        let _ = unsafe { libc::write(2, part.as_ptr().cast(), part.len()) };
+    }
     // SAFETY: _exit has no preconditions; it ends the process without returning.
     unsafe { libc::_exit(70) }
 }
