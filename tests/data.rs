@@ -102,6 +102,29 @@ fn every_kind_of_value_crosses() {
 }
 
 #[test]
+fn a_method_may_write_its_result_into_the_slot_itself() {
+    let (name, _server) = data_server(&[]);
+    let data = DataClient::connect(&name).unwrap();
+    for len in [0, 5, 4097, 1 << 20] {
+        let bytes = vec![9u8; len];
+        assert_eq!(data.echo_sent(&bytes).unwrap(), bytes);
+    }
+    let mut out = Vec::with_capacity(1 << 20);
+    data.echo_sent_into(b"reused", &mut out).unwrap();
+    assert_eq!(out, b"reused");
+    assert_eq!(data.greet("ann").unwrap(), "hello, ann");
+    assert_eq!(data.tag(77).unwrap().seq, 77);
+    // A client built from the trait without `Reply` sees the same interface.
+    let plain = plain_data::DataClient::connect_with(
+        &name,
+        shmrpc::ClientOptions::default().exact_interface(),
+    )
+    .unwrap();
+    assert_eq!(plain.echo_sent(vec![1, 2]).unwrap(), [1, 2]);
+    assert_eq!(plain.greet("bo".into()).unwrap(), "hello, bo");
+}
+
+#[test]
 fn a_16_mib_value_crosses_between_threads_with_256_kib_stacks() {
     // The server's threads get 256 KiB stacks, as does the calling thread.
     let name = unique_name("huge");

@@ -505,7 +505,7 @@ const _: () = {
             let dispatch: ::shmrpc::__private::Dispatch = ::shmrpc::__private::std::sync::Arc::new(move |
                 __shmrpc_tag: u32,
                 __shmrpc_request: &[u8],
-                __shmrpc_reply: &mut ::shmrpc::__private::Writer<'_>|
+                __shmrpc_reply: ::shmrpc::__private::Writer<'_>|
             {
                 __shmrpc_dispatch(
                     &service,
@@ -559,8 +559,11 @@ const _: () = {
         __shmrpc_service: &S,
         __shmrpc_tag: u32,
         __shmrpc_request: &[u8],
-        __shmrpc_reply: &mut ::shmrpc::__private::Writer<'_>,
-    ) -> ::shmrpc::__private::core::result::Result<(), ::shmrpc::__private::Invalid> {
+        __shmrpc_reply: ::shmrpc::__private::Writer<'_>,
+    ) -> ::shmrpc::__private::core::result::Result<
+        ::shmrpc::__private::Written,
+        ::shmrpc::__private::Invalid,
+    > {
         match __shmrpc_tag {
             0u32 => {
                 #[inline(never)]
@@ -569,9 +572,9 @@ const _: () = {
                 >(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut ::shmrpc::__private::Writer<'_>,
+                    __shmrpc_reply: ::shmrpc::__private::Writer<'_>,
                 ) -> ::shmrpc::__private::core::result::Result<
-                    (),
+                    ::shmrpc::__private::Written,
                     ::shmrpc::__private::Invalid,
                 > {
                     let mut __shmrpc_r = ::shmrpc::__private::Reader::new(
@@ -580,14 +583,16 @@ const _: () = {
                     let __shmrpc_arg0 = (__SHMRPC_M0_ARG0.decode)(&mut __shmrpc_r)?;
                     let __shmrpc_arg1 = (__SHMRPC_M0_ARG1.decode)(&mut __shmrpc_r)?;
                     __shmrpc_r.finish()?;
+                    let mut __shmrpc_reply = __shmrpc_reply;
                     let __shmrpc_value = <S as Calculator>::add(
                         __shmrpc_service,
                         __shmrpc_arg0,
                         __shmrpc_arg1,
                     );
-                    __shmrpc_reply.returned();
-                    (__SHMRPC_M0_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
-                    ::shmrpc::__private::core::result::Result::Ok(())
+                    (__SHMRPC_M0_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::shmrpc::__private::core::result::Result::Ok(
+                        __shmrpc_reply.finish(),
+                    )
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
@@ -598,9 +603,9 @@ const _: () = {
                 >(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut ::shmrpc::__private::Writer<'_>,
+                    __shmrpc_reply: ::shmrpc::__private::Writer<'_>,
                 ) -> ::shmrpc::__private::core::result::Result<
-                    (),
+                    ::shmrpc::__private::Written,
                     ::shmrpc::__private::Invalid,
                 > {
                     let mut __shmrpc_r = ::shmrpc::__private::Reader::new(
@@ -609,14 +614,16 @@ const _: () = {
                     let __shmrpc_arg0 = (__SHMRPC_M1_ARG0.decode)(&mut __shmrpc_r)?;
                     let __shmrpc_arg1 = (__SHMRPC_M1_ARG1.decode)(&mut __shmrpc_r)?;
                     __shmrpc_r.finish()?;
+                    let mut __shmrpc_reply = __shmrpc_reply;
                     let __shmrpc_value = <S as Calculator>::div(
                         __shmrpc_service,
                         __shmrpc_arg0,
                         __shmrpc_arg1,
                     );
-                    __shmrpc_reply.returned();
-                    (__SHMRPC_M1_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
-                    ::shmrpc::__private::core::result::Result::Ok(())
+                    (__SHMRPC_M1_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::shmrpc::__private::core::result::Result::Ok(
+                        __shmrpc_reply.finish(),
+                    )
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
@@ -627,9 +634,9 @@ const _: () = {
                 >(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut ::shmrpc::__private::Writer<'_>,
+                    __shmrpc_reply: ::shmrpc::__private::Writer<'_>,
                 ) -> ::shmrpc::__private::core::result::Result<
-                    (),
+                    ::shmrpc::__private::Written,
                     ::shmrpc::__private::Invalid,
                 > {
                     let mut __shmrpc_r = ::shmrpc::__private::Reader::new(
@@ -638,14 +645,16 @@ const _: () = {
                     let __shmrpc_arg0 = (__SHMRPC_M2_ARG0.decode)(&mut __shmrpc_r)?;
                     let __shmrpc_arg1 = (__SHMRPC_M2_ARG1.decode)(&mut __shmrpc_r)?;
                     __shmrpc_r.finish()?;
+                    let mut __shmrpc_reply = __shmrpc_reply;
                     let __shmrpc_value = <S as Calculator>::stats(
                         __shmrpc_service,
                         __shmrpc_arg0,
                         __shmrpc_arg1,
                     );
-                    __shmrpc_reply.returned();
-                    (__SHMRPC_M2_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
-                    ::shmrpc::__private::core::result::Result::Ok(())
+                    (__SHMRPC_M2_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::shmrpc::__private::core::result::Result::Ok(
+                        __shmrpc_reply.finish(),
+                    )
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
@@ -656,9 +665,9 @@ const _: () = {
                 >(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut ::shmrpc::__private::Writer<'_>,
+                    __shmrpc_reply: ::shmrpc::__private::Writer<'_>,
                 ) -> ::shmrpc::__private::core::result::Result<
-                    (),
+                    ::shmrpc::__private::Written,
                     ::shmrpc::__private::Invalid,
                 > {
                     let mut __shmrpc_r = ::shmrpc::__private::Reader::new(
@@ -666,13 +675,15 @@ const _: () = {
                     );
                     let __shmrpc_arg0 = (__SHMRPC_M3_ARG0.decode)(&mut __shmrpc_r)?;
                     __shmrpc_r.finish()?;
+                    let mut __shmrpc_reply = __shmrpc_reply;
                     let __shmrpc_value = <S as Calculator>::find(
                         __shmrpc_service,
                         __shmrpc_arg0,
                     );
-                    __shmrpc_reply.returned();
-                    (__SHMRPC_M3_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
-                    ::shmrpc::__private::core::result::Result::Ok(())
+                    (__SHMRPC_M3_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::shmrpc::__private::core::result::Result::Ok(
+                        __shmrpc_reply.finish(),
+                    )
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
@@ -683,19 +694,21 @@ const _: () = {
                 >(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut ::shmrpc::__private::Writer<'_>,
+                    __shmrpc_reply: ::shmrpc::__private::Writer<'_>,
                 ) -> ::shmrpc::__private::core::result::Result<
-                    (),
+                    ::shmrpc::__private::Written,
                     ::shmrpc::__private::Invalid,
                 > {
                     let mut __shmrpc_r = ::shmrpc::__private::Reader::new(
                         __shmrpc_request,
                     );
                     __shmrpc_r.finish()?;
+                    let mut __shmrpc_reply = __shmrpc_reply;
                     let __shmrpc_value = <S as Calculator>::reset(__shmrpc_service);
-                    __shmrpc_reply.returned();
-                    (__SHMRPC_M4_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
-                    ::shmrpc::__private::core::result::Result::Ok(())
+                    (__SHMRPC_M4_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::shmrpc::__private::core::result::Result::Ok(
+                        __shmrpc_reply.finish(),
+                    )
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }

@@ -249,7 +249,7 @@ const _: () = {
             let dispatch: ::rpc::__private::Dispatch = ::rpc::__private::std::sync::Arc::new(move |
                 __shmrpc_tag: u32,
                 __shmrpc_request: &[u8],
-                __shmrpc_reply: &mut ::rpc::__private::Writer<'_>|
+                __shmrpc_reply: ::rpc::__private::Writer<'_>|
             {
                 __shmrpc_dispatch(
                     &service,
@@ -298,29 +298,32 @@ const _: () = {
         __shmrpc_service: &S,
         __shmrpc_tag: u32,
         __shmrpc_request: &[u8],
-        __shmrpc_reply: &mut ::rpc::__private::Writer<'_>,
-    ) -> ::rpc::__private::core::result::Result<(), ::rpc::__private::Invalid> {
+        __shmrpc_reply: ::rpc::__private::Writer<'_>,
+    ) -> ::rpc::__private::core::result::Result<
+        ::rpc::__private::Written,
+        ::rpc::__private::Invalid,
+    > {
         match __shmrpc_tag {
             0u32 => {
                 #[inline(never)]
                 fn __shmrpc_method<S: Registry + ?::rpc::__private::core::marker::Sized>(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut ::rpc::__private::Writer<'_>,
+                    __shmrpc_reply: ::rpc::__private::Writer<'_>,
                 ) -> ::rpc::__private::core::result::Result<
-                    (),
+                    ::rpc::__private::Written,
                     ::rpc::__private::Invalid,
                 > {
                     let mut __shmrpc_r = ::rpc::__private::Reader::new(__shmrpc_request);
                     let __shmrpc_arg0 = (__SHMRPC_M0_ARG0.decode)(&mut __shmrpc_r)?;
                     __shmrpc_r.finish()?;
+                    let mut __shmrpc_reply = __shmrpc_reply;
                     let __shmrpc_value = <S as Registry>::r#type(
                         __shmrpc_service,
                         __shmrpc_arg0,
                     );
-                    __shmrpc_reply.returned();
-                    (__SHMRPC_M0_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
-                    ::rpc::__private::core::result::Result::Ok(())
+                    (__SHMRPC_M0_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::rpc::__private::core::result::Result::Ok(__shmrpc_reply.finish())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
@@ -330,17 +333,17 @@ const _: () = {
                 fn __shmrpc_method<S: Registry + ?::rpc::__private::core::marker::Sized>(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut ::rpc::__private::Writer<'_>,
+                    __shmrpc_reply: ::rpc::__private::Writer<'_>,
                 ) -> ::rpc::__private::core::result::Result<
-                    (),
+                    ::rpc::__private::Written,
                     ::rpc::__private::Invalid,
                 > {
                     let mut __shmrpc_r = ::rpc::__private::Reader::new(__shmrpc_request);
                     __shmrpc_r.finish()?;
+                    let mut __shmrpc_reply = __shmrpc_reply;
                     let __shmrpc_value = <S as Registry>::wipe(__shmrpc_service);
-                    __shmrpc_reply.returned();
-                    (__SHMRPC_M1_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
-                    ::rpc::__private::core::result::Result::Ok(())
+                    (__SHMRPC_M1_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::rpc::__private::core::result::Result::Ok(__shmrpc_reply.finish())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }
@@ -349,17 +352,17 @@ const _: () = {
                 fn __shmrpc_method<S: Registry + ?::rpc::__private::core::marker::Sized>(
                     __shmrpc_service: &S,
                     __shmrpc_request: &[u8],
-                    __shmrpc_reply: &mut ::rpc::__private::Writer<'_>,
+                    __shmrpc_reply: ::rpc::__private::Writer<'_>,
                 ) -> ::rpc::__private::core::result::Result<
-                    (),
+                    ::rpc::__private::Written,
                     ::rpc::__private::Invalid,
                 > {
                     let mut __shmrpc_r = ::rpc::__private::Reader::new(__shmrpc_request);
                     __shmrpc_r.finish()?;
+                    let mut __shmrpc_reply = __shmrpc_reply;
                     let __shmrpc_value = <S as Registry>::ping(__shmrpc_service);
-                    __shmrpc_reply.returned();
-                    (__SHMRPC_M2_REPLY.encode)(&__shmrpc_value, __shmrpc_reply);
-                    ::rpc::__private::core::result::Result::Ok(())
+                    (__SHMRPC_M2_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::rpc::__private::core::result::Result::Ok(__shmrpc_reply.finish())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
             }

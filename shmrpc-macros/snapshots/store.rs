@@ -7,4 +7,5 @@ pub trait Store {
     fn keys(&self, prefix: String) -> Vec<String>;
     fn sum(&self, values: &[f64]) -> f64;
     fn frame(&self) -> Box<[u8; 4096]>;
+    fn latest(&self, at: u64, reply: shmrpc::Reply<'_, Vec<u8>>) -> shmrpc::Replied;
 }

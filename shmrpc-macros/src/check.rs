@@ -202,4 +202,20 @@ fn types_can_cross(method: &Method, errors: &mut Errors) {
     if let Some(output) = &method.output {
         types::check(output, Position::Result, errors);
     }
+    let returns_replied = |ty: &Type| matches!(ty, Type::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "Replied"));
+    match &method.reply {
+        Some(syn::ReturnType::Type(_, ty)) if returns_replied(ty) => {}
+        Some(other) => {
+            let at: &dyn quote::ToTokens = match other {
+                syn::ReturnType::Type(_, ty) => ty,
+                syn::ReturnType::Default => &method.sig.ident,
+            };
+            errors.at(
+                at,
+                "a method that takes a `Reply` sends its result through it: return \
+                 `shmrpc::Replied`, what `reply.send(..)` returns",
+            );
+        }
+        None => {}
+    }
 }

@@ -38,8 +38,11 @@ pub(crate) struct Method {
     pub(crate) docs: Vec<Attribute>,
     pub(crate) receiver: Receiver,
     pub(crate) args: Vec<Arg>,
-    /// `None` for `()`.
+    /// `None` for `()`. The `T` of a `Reply<'_, T>` argument, if the method has one.
     pub(crate) output: Option<Type>,
+    /// The return type as written by a method that takes a `Reply<'_, T>` (its last argument,
+    /// which is not in `args`): it must be `Replied`.
+    pub(crate) reply: Option<ReturnType>,
     /// The signature as written, for checks and spans.
     pub(crate) sig: Signature,
 }
@@ -136,6 +139,12 @@ fn method(tag: u32, attrs: &[Attribute], sig: &Signature) -> Method {
             }),
         }
     }
+    // `reply: Reply<'_, T>` last: the method sends a `T` itself.
+    let reply_of = args.last().and_then(|a: &Arg| reply_type(&a.ty));
+    let reply = reply_of.as_ref().map(|_| sig.output.clone());
+    if reply_of.is_some() {
+        args.pop();
+    }
     Method {
         ident: sig.ident.clone(),
         wire_name: sig.ident.unraw().to_string(),
@@ -144,11 +153,13 @@ fn method(tag: u32, attrs: &[Attribute], sig: &Signature) -> Method {
         docs: attrs.iter().filter(|a| is(a, "doc")).cloned().collect(),
         receiver,
         args,
-        output: match &sig.output {
-            ReturnType::Default => None,
-            ReturnType::Type(_, ty) if is_unit(ty) => None,
-            ReturnType::Type(_, ty) => Some((**ty).clone()),
+        output: match (&reply_of, &sig.output) {
+            (Some(ty), _) => (!is_unit(ty)).then(|| ty.clone()),
+            (None, ReturnType::Default) => None,
+            (None, ReturnType::Type(_, ty)) if is_unit(ty) => None,
+            (None, ReturnType::Type(_, ty)) => Some((**ty).clone()),
         },
+        reply,
         sig: sig.clone(),
     }
 }
@@ -159,6 +170,22 @@ fn receiver_kind(r: &syn::Receiver) -> Receiver {
         (Some(_), None) => Receiver::MutRef(r.clone()),
         _ => Receiver::Other(r.clone()),
     }
+}
+
+/// The `T` of `Reply<'_, T>` (any path ending in `Reply`).
+fn reply_type(ty: &Type) -> Option<Type> {
+    let Type::Path(p) = ty else { return None };
+    let last = p.path.segments.last()?;
+    if last.ident != "Reply" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    })
 }
 
 fn is_unit(ty: &Type) -> bool {

@@ -21,7 +21,7 @@ pub(crate) enum ArgKind {
     /// `&str`: written as text, lent to the method out of the server's copy.
     Str,
     /// `&[T]`: written as a sequence, lent to the method where `T` allows.
-    Slice(Type),
+    Slice(Box<Type>),
     /// Any other type, by value.
     Owned,
 }
@@ -30,7 +30,7 @@ pub(crate) enum ArgKind {
 pub(crate) fn arg_kind(ty: &Type) -> ArgKind {
     match strip(ty) {
         Type::Reference(r) => match strip(&r.elem) {
-            Type::Slice(s) => ArgKind::Slice((*s.elem).clone()),
+            Type::Slice(s) => ArgKind::Slice(s.elem.clone()),
             _ => ArgKind::Str,
         },
         _ => ArgKind::Owned,

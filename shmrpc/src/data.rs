@@ -11,7 +11,7 @@
 use zerocopy::{IntoBytes, TryFromBytes};
 
 use crate::interface::Shape;
-use crate::wire::Writer;
+use crate::wire::{ReadNumbers, Reader, Writer};
 
 /// A value of fixed size and layout that can be copied through shared memory: the same bytes
 /// mean the same value in every process, 32- or 64-bit.
@@ -92,6 +92,14 @@ pub trait ShmData: Sized + 'static {
         decode_each(bytes, n)
     }
 
+    /// Reads `n` values (an array's) from the message: its bytes as one slice, checked one by
+    /// one, unless the type reads faster.
+    #[doc(hidden)]
+    #[inline]
+    fn read_slice(r: &mut Reader<'_>, n: usize) -> Result<Vec<Self>, Invalid> {
+        r.with_bytes(n * Self::SIZE, |bytes| Self::decode_slice(bytes, n))
+    }
+
     /// `encode` for an array of these; element by element unless overridden.
     #[doc(hidden)]
     #[inline]
@@ -141,8 +149,9 @@ fn validated<T: TryFromBytes>(
 }
 
 macro_rules! primitive {
-    ($($t:ty),*) => {$(
+    ($kind:ident: $($t:ty),*) => {$(
         impl ShmData for $t {
+            read_slice!($kind $t);
             const SIZE: usize = core::mem::size_of::<$t>();
             const SHAPE: &'static Shape = &Shape::Primitive {
                 name: stringify!($t),
@@ -183,9 +192,18 @@ macro_rules! primitive {
     )*};
 }
 
-primitive!(
-    u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, f32, f64, bool, char
-);
+macro_rules! read_slice {
+    (numbers $t:ty) => {
+        #[inline]
+        fn read_slice(r: &mut Reader<'_>, n: usize) -> Result<Vec<Self>, Invalid> {
+            <$t as ReadNumbers>::read_numbers(r, n)
+        }
+    };
+    (checked $t:ty) => {};
+}
+
+primitive!(numbers: u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, f32, f64);
+primitive!(checked: bool, char);
 
 impl<T: ShmData, const N: usize> ShmData for [T; N] {
     const SIZE: usize = T::SIZE * N;

@@ -30,7 +30,7 @@ pub use options::{
     DEFAULT_SERVER_SPIN_BUDGET, ServerOptions, WaitStrategy,
 };
 pub use server::ServerHandle;
-pub use wire::Wire;
+pub use wire::{Replied, Reply, Wire};
 
 /// Locks a mutex whether or not a thread panicked while holding it: shmrpc's locks guard data
 /// that stays consistent at every step.
@@ -173,8 +173,8 @@ pub mod __private {
     pub use crate::interface::{Field, Interface, MethodShape, Shape, Variant};
     pub use crate::server::{Dispatch, Server};
     pub use crate::wire::{
-        Reader, STR_SHAPE, Seq, SliceCodec, WireCodec, Writer, codec, decode_fixed, put_str,
-        slice_codec,
+        Reader, STR_SHAPE, Seq, SliceCodec, WireCodec, Writer, Written, codec, decode_fixed,
+        put_str, slice_codec,
     };
     pub use ::core;
     pub use ::std;

@@ -147,8 +147,8 @@ impl View {
     }
 
     /// Copies `dst.len()` bytes out of the segment from any `offset`: the counterpart of
-    /// [`View::write_at`] (the client reads a reply in one piece: only tests need it).
-    #[cfg(test)]
+    /// [`View::write_at`].
+    #[inline]
     pub(crate) fn read_at(&self, offset: usize, dst: &mut [u8]) {
         self.check(offset, dst.len(), 1);
         let head = offset.wrapping_neg() % 8;

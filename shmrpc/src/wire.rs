@@ -43,7 +43,8 @@ pub struct Writer<'a> {
     limit: usize,
     /// A length that does not fit the wire's u32.
     unencodable: bool,
-    /// For a server's response: the fork epoch of the process that took the request.
+    /// For a server's response: the fork epoch of the process that took the request (a forked
+    /// child must not write).
     epoch: Option<u64>,
 }
 
@@ -73,21 +74,15 @@ impl<'a> Writer<'a> {
         }
     }
 
-    /// Called by the server once the method returned, before its result is written: a child
-    /// the method forked (without exec) that returned here must not write into the slot, where
-    /// its parent answers. It exits at once.
-    #[inline]
-    pub fn returned(&self) {
-        if self
-            .epoch
-            .is_some_and(|epoch| epoch != crate::sys::fork_epoch())
-        {
-            crate::sys::exit_forked_child(&[
-                "shmrpc: a method forked this process, and the child returned into the server; \
-                 only the process that bound a service serves it, so the child exits now (end a \
-                 forked child with exec or _exit instead)",
-            ]);
-        }
+    /// A child a method forked (without exec) must not write a result into the slot, where its
+    /// parent answers: it exits at once.
+    #[cold]
+    fn forked() -> ! {
+        crate::sys::exit_forked_child(&[
+            "shmrpc: a method forked this process, and the child went on to send a result; only \
+             the process that bound a service serves it, so the child exits now (end a forked \
+             child with exec or _exit instead)",
+        ]);
     }
 
     /// Appends to `buf` (cleared first).
@@ -105,6 +100,12 @@ impl<'a> Writer<'a> {
     /// Appends `bytes`.
     #[inline]
     pub fn put(&mut self, bytes: &[u8]) {
+        if self
+            .epoch
+            .is_some_and(|epoch| epoch != crate::sys::fork_epoch())
+        {
+            Self::forked();
+        }
         let end = self.pos.saturating_add(bytes.len());
         if end <= self.limit {
             match &mut self.target {
@@ -148,48 +149,272 @@ impl<'a> Writer<'a> {
     pub fn too_large(&self) -> bool {
         self.pos > self.limit || self.unencodable
     }
+
+    /// What was written.
+    pub fn finish(self) -> Written {
+        Written {
+            len: self.pos,
+            too_large: self.too_large(),
+        }
+    }
 }
 
-/// Reads a message from private memory (a copy out of the slot), checking as it goes.
+/// What a [`Writer`] wrote: `len` bytes, or, if `too_large`, that many that did not fit.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy)]
+pub struct Written {
+    pub len: usize,
+    pub too_large: bool,
+}
+
+/// Where a method writes its result itself, straight into the caller's slot: take it as the
+/// method's last argument, `reply: shmrpc::Reply<'_, T>`, and return what its `send` returns,
+/// [`Replied`]. Callers see a method returning `T`.
+///
+/// For results a server has at hand rather than builds: a slice of a buffer it keeps (a camera
+/// frame), or of an argument (an echo). `send_slice` copies it once, into the slot, where
+/// returning `Vec<T>` would build a vector first (an allocation and a copy) and then copy it.
+///
+/// ```
+/// use shmrpc::{Replied, Reply};
+///
+/// #[shmrpc::shm_service]
+/// pub trait Camera {
+///     fn latest(&self, reply: Reply<'_, Vec<u8>>) -> Replied;
+/// }
+///
+/// struct Sensor { frame: std::sync::Mutex<Vec<u8>> }
+///
+/// impl Camera for Sensor {
+///     fn latest(&self, reply: Reply<'_, Vec<u8>>) -> Replied {
+///         reply.send_slice(&self.frame.lock().unwrap())
+///     }
+/// }
+/// // A client calls `CameraClient::latest(&self) -> Result<Vec<u8>, Error>`, or
+/// // `latest_into(&self, &mut Vec<u8>)` to reuse its own buffer.
+/// ```
+#[derive(Debug)]
+pub struct Reply<'a, T> {
+    w: &'a mut Writer<'a>,
+    result: std::marker::PhantomData<fn(T)>,
+}
+
+/// Proof that a method sent its result through its [`Reply`]: only `Reply`'s methods make one.
+#[derive(Debug)]
+#[must_use = "a method that takes a Reply returns what its `send` returned"]
+pub struct Replied {
+    written: Written,
+}
+
+impl Replied {
+    fn sent(w: &Writer<'_>) -> Self {
+        Replied {
+            written: Written {
+                len: w.pos,
+                too_large: w.too_large(),
+            },
+        }
+    }
+
+    #[doc(hidden)]
+    pub fn written(&self) -> Written {
+        self.written
+    }
+}
+
+impl<'a, T: Wire> Reply<'a, T> {
+    #[doc(hidden)]
+    pub fn new(w: &'a mut Writer<'a>) -> Self {
+        Reply {
+            w,
+            result: std::marker::PhantomData,
+        }
+    }
+
+    /// Sends `value` as the result, written straight into the slot.
+    pub fn send(self, value: &T) -> Replied {
+        value.encode(self.w);
+        Replied::sent(self.w)
+    }
+}
+
+impl<T: Wire> Reply<'_, Vec<T>> {
+    /// Sends `items` as the vector result, written straight into the slot (one copy).
+    pub fn send_slice(self, items: &[T]) -> Replied {
+        put_slice(self.w, items);
+        Replied::sent(self.w)
+    }
+}
+
+impl Reply<'_, String> {
+    /// Sends `text` as the string result, written straight into the slot (one copy).
+    pub fn send_str(self, text: &str) -> Replied {
+        put_str(self.w, text);
+        Replied::sent(self.w)
+    }
+}
+
+/// Reads a message, checking as it goes: from private memory (the server's copy of a request,
+/// or a small reply copied out whole), out of which strings and slices can be lent; or straight
+/// out of a slot (a large reply), copying each value out before it is checked, so that a large
+/// vector or string is copied once, into the caller's buffer.
 #[derive(Debug)]
 pub struct Reader<'a> {
-    bytes: &'a [u8],
+    src: Src<'a>,
     pos: usize,
+    len: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Src<'a> {
+    Private(&'a [u8]),
+    Slot { view: &'a View, base: usize },
 }
 
 impl<'a> Reader<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
-        Reader { bytes, pos: 0 }
+        Reader {
+            src: Src::Private(bytes),
+            pos: 0,
+            len: bytes.len(),
+        }
+    }
+
+    /// Reads the `len` bytes at `base` of `view`.
+    pub(crate) fn slot(view: &'a View, base: usize, len: usize) -> Self {
+        Reader {
+            src: Src::Slot { view, base },
+            pos: 0,
+            len,
+        }
     }
 
     /// Bytes not read yet.
     #[inline]
     pub fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
+        self.len - self.pos
     }
 
-    /// The next `n` bytes.
+    /// Moves past the next `n` bytes; where they start.
     #[inline]
-    pub fn take(&mut self, n: usize) -> Result<&'a [u8], Invalid> {
+    fn advance(&mut self, n: usize) -> Result<usize, Invalid> {
         if n > self.remaining() {
             return Err(Invalid("a length that runs past the end of the message"));
         }
-        let bytes = &self.bytes[self.pos..self.pos + n];
+        let at = self.pos;
         self.pos += n;
-        Ok(bytes)
+        Ok(at)
+    }
+
+    /// The next `n` bytes, lent out of private memory (only the server lends).
+    #[inline]
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], Invalid> {
+        let at = self.advance(n)?;
+        match self.src {
+            Src::Private(bytes) => Ok(&bytes[at..at + n]),
+            Src::Slot { .. } => Err(Invalid("shmrpc bug: a value lent out of shared memory")),
+        }
+    }
+
+    /// Copies the next `dst.len()` bytes into `dst`.
+    #[inline]
+    pub fn read(&mut self, dst: &mut [u8]) -> Result<(), Invalid> {
+        let at = self.advance(dst.len())?;
+        match self.src {
+            Src::Private(bytes) => crate::view::copy_private(dst, &bytes[at..at + dst.len()]),
+            Src::Slot { view, base } => view.read_at(base + at, dst),
+        }
+        Ok(())
+    }
+
+    /// The next byte.
+    #[inline]
+    pub fn byte(&mut self) -> Result<u8, Invalid> {
+        let mut b = [0];
+        self.read(&mut b)?;
+        Ok(b[0])
+    }
+
+    /// Hands the next `n` bytes to `f` as a private slice: lent, or copied out (to the stack if
+    /// they are few, else to the heap).
+    #[inline]
+    pub fn with_bytes<R>(
+        &mut self,
+        n: usize,
+        f: impl FnOnce(&[u8]) -> Result<R, Invalid>,
+    ) -> Result<R, Invalid> {
+        match self.src {
+            Src::Private(_) => f(self.take(n)?),
+            Src::Slot { .. } if n <= 256 => {
+                let mut buf = [0u8; 256];
+                self.read(&mut buf[..n])?;
+                f(&buf[..n])
+            }
+            Src::Slot { .. } => {
+                let mut buf = vec![0u8; n];
+                self.read(&mut buf)?;
+                f(&buf)
+            }
+        }
+    }
+
+    /// Appends the next `n` bytes to `out`.
+    #[inline]
+    fn append(&mut self, n: usize, out: &mut Vec<u8>) -> Result<(), Invalid> {
+        let at = self.advance(n)?;
+        match self.src {
+            Src::Private(bytes) => out.extend_from_slice(&bytes[at..at + n]),
+            Src::Slot { view, base } => {
+                let start = out.len();
+                out.resize(start + n, 0);
+                view.read_at(base + at, &mut out[start..]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces `out` with the next `n` numbers, copied in one piece.
+    #[inline]
+    fn numbers<T>(&mut self, n: usize, out: &mut Vec<T>) -> Result<(), Invalid>
+    where
+        T: FromBytes + IntoBytes + zerocopy::Immutable + Copy,
+    {
+        let bytes = n
+            .checked_mul(size_of::<T>())
+            .ok_or(Invalid("a count that runs past the end of the message"))?;
+        let at = self.advance(bytes)?;
+        out.clear();
+        match self.src {
+            Src::Private(private) => {
+                let private = &private[at..at + bytes];
+                match <[T]>::ref_from_bytes(private) {
+                    Ok(items) => out.extend_from_slice(items),
+                    Err(_) => {
+                        out.resize(n, T::new_zeroed());
+                        crate::view::copy_private(out.as_mut_bytes(), private);
+                    }
+                }
+            }
+            Src::Slot { view, base } => {
+                out.resize(n, T::new_zeroed());
+                view.read_at(base + at, out.as_mut_bytes());
+            }
+        }
+        Ok(())
     }
 
     /// A length or count written by [`Writer::put_len`].
     #[inline]
-    pub fn len(&mut self) -> Result<usize, Invalid> {
-        let bytes = self.take(4)?;
-        Ok(u32::from_le_bytes(bytes.try_into().expect("4 bytes")) as usize)
+    pub fn length(&mut self) -> Result<usize, Invalid> {
+        let mut b = [0u8; 4];
+        self.read(&mut b)?;
+        Ok(u32::from_le_bytes(b) as usize)
     }
 
     /// A count of elements at least `min_len` bytes each, checked against what is left.
     #[inline]
     pub fn count(&mut self, min_len: usize) -> Result<usize, Invalid> {
-        let n = self.len()?;
+        let n = self.length()?;
         if n.saturating_mul(min_len.max(1)) > self.remaining() && !(min_len == 0 && n == 0) {
             return Err(Invalid("a count that runs past the end of the message"));
         }
@@ -200,14 +425,25 @@ impl<'a> Reader<'a> {
     #[inline]
     pub fn align(&mut self, align: usize) -> Result<(), Invalid> {
         let pad = self.pos.wrapping_neg() & (align - 1);
-        self.take(pad).map(drop)
+        self.advance(pad).map(drop)
     }
 
-    /// Text, lent out of the message.
+    /// Text, lent out of the message (only the server lends).
     #[inline]
     pub fn str(&mut self) -> Result<&'a str, Invalid> {
-        let n = self.len()?;
+        let n = self.length()?;
         std::str::from_utf8(self.take(n)?).map_err(|_| Invalid("text that is not valid UTF-8"))
+    }
+
+    /// Text, into `out` (its buffer reused).
+    #[inline]
+    pub fn string_into(&mut self, out: &mut String) -> Result<(), Invalid> {
+        let n = self.length()?;
+        let mut bytes = std::mem::take(out).into_bytes();
+        bytes.clear();
+        self.append(n, &mut bytes)?;
+        *out = String::from_utf8(bytes).map_err(|_| Invalid("text that is not valid UTF-8"))?;
+        Ok(())
     }
 
     /// A sequence, lent out of the message where its elements allow.
@@ -329,12 +565,13 @@ macro_rules! number {
             const MIN_LEN: usize = size_of::<$t>();
             #[inline]
             fn encode(&self, w: &mut Writer<'_>) {
-                w.put(self.as_bytes());
+                w.put(&self.to_le_bytes());
             }
             #[inline]
             fn decode(r: &mut Reader<'_>) -> Result<Self, Invalid> {
-                let bytes = r.take(size_of::<$t>())?;
-                Ok(<$t>::read_from_bytes(bytes).expect("the length was taken"))
+                let mut bytes = [0u8; size_of::<$t>()];
+                r.read(&mut bytes)?;
+                Ok(<$t>::from_le_bytes(bytes))
             }
             #[inline]
             fn encode_seq(items: &[Self], w: &mut Writer<'_>) {
@@ -348,33 +585,40 @@ macro_rules! number {
                 out: &mut Vec<Self>,
             ) -> Result<(), Invalid> {
                 r.align(size_of::<$t>())?;
-                let bytes = r.take(n * size_of::<$t>())?;
-                out.clear();
-                match <[$t]>::ref_from_bytes(bytes) {
-                    Ok(items) => out.extend_from_slice(items),
-                    Err(_) => {
-                        out.resize(n, 0 as $t);
-                        crate::view::copy_private(out.as_mut_bytes(), bytes);
-                    }
-                }
-                Ok(())
+                r.numbers(n, out)
             }
             #[inline]
             fn borrow_seq<'a>(r: &mut Reader<'a>, n: usize) -> Result<Seq<'a, Self>, Invalid> {
                 r.align(size_of::<$t>())?;
-                let bytes = r.take(n * size_of::<$t>())?;
-                Ok(match <[$t]>::ref_from_bytes(bytes) {
-                    Ok(items) => Seq::Borrowed(items),
-                    // Only if the copy is not aligned: it always is, from the slot.
-                    Err(_) => {
-                        let mut out = vec![0 as $t; n];
-                        crate::view::copy_private(out.as_mut_bytes(), bytes);
-                        Seq::Owned(out)
+                if let Src::Private(_) = r.src {
+                    let bytes = r.take(n * size_of::<$t>())?;
+                    if let Ok(items) = <[$t]>::ref_from_bytes(bytes) {
+                        return Ok(Seq::Borrowed(items));
                     }
-                })
+                    // Only if the copy is not aligned: it always is, from the slot.
+                    r.pos -= bytes.len();
+                }
+                let mut out = Vec::new();
+                r.numbers(n, &mut out)?;
+                Ok(Seq::Owned(out))
+            }
+        }
+
+        impl ReadNumbers for $t {
+            #[inline]
+            fn read_numbers(r: &mut Reader<'_>, n: usize) -> Result<Vec<Self>, Invalid> {
+                let mut out = Vec::new();
+                r.numbers(n, &mut out)?;
+                Ok(out)
             }
         }
     )*};
+}
+
+/// Numbers read in one piece: for arrays of them.
+#[doc(hidden)]
+pub trait ReadNumbers: Sized {
+    fn read_numbers(r: &mut Reader<'_>, n: usize) -> Result<Vec<Self>, Invalid>;
 }
 
 number!(u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, f32, f64);
@@ -402,7 +646,7 @@ checked!(bool, char);
 /// A fixed value's bytes, checked (for `#[derive(ShmData)]` types and arrays).
 #[inline]
 pub fn decode_fixed<T: ShmData>(r: &mut Reader<'_>) -> Result<T, Invalid> {
-    T::decode(r.take(T::SIZE)?)
+    r.with_bytes(T::SIZE, T::decode)
 }
 
 impl<T: ShmData, const N: usize> Wire for [T; N] {
@@ -419,8 +663,7 @@ impl<T: ShmData, const N: usize> Wire for [T; N] {
     /// Through the heap, element by element (or in bulk for numbers): a big array never
     /// passes through the stack.
     fn decode_boxed(r: &mut Reader<'_>) -> Result<Box<Self>, Invalid> {
-        let bytes = r.take(<Self as ShmData>::SIZE)?;
-        let items = T::decode_slice(bytes, N)?;
+        let items = T::read_slice(r, N)?;
         Ok(items
             .into_boxed_slice()
             .try_into()
@@ -448,14 +691,13 @@ impl Wire for String {
     }
     #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<Self, Invalid> {
-        r.str().map(str::to_owned)
+        let mut out = String::new();
+        r.string_into(&mut out)?;
+        Ok(out)
     }
     #[inline]
     fn decode_into(r: &mut Reader<'_>, out: &mut Self) -> Result<(), Invalid> {
-        let s = r.str()?;
-        out.clear();
-        out.push_str(s);
-        Ok(())
+        r.string_into(out)
     }
 }
 
@@ -549,7 +791,7 @@ impl<T: Wire> Wire for Option<T> {
     }
     #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<Self, Invalid> {
-        match r.take(1)?[0] {
+        match r.byte()? {
             0 => Ok(None),
             1 => T::decode(r).map(Some),
             _ => Err(Invalid("an Option tag other than None or Some")),
@@ -557,7 +799,7 @@ impl<T: Wire> Wire for Option<T> {
     }
     #[inline]
     fn decode_into(r: &mut Reader<'_>, out: &mut Self) -> Result<(), Invalid> {
-        match (r.take(1)?[0], out.as_mut()) {
+        match (r.byte()?, out.as_mut()) {
             (0, _) => *out = None,
             (1, Some(value)) => T::decode_into(r, value)?,
             (1, None) => *out = Some(T::decode(r)?),
@@ -585,7 +827,7 @@ impl<T: Wire, E: Wire> Wire for Result<T, E> {
     }
     #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<Self, Invalid> {
-        match r.take(1)?[0] {
+        match r.byte()? {
             0 => T::decode(r).map(Ok),
             1 => E::decode(r).map(Err),
             _ => Err(Invalid("a Result tag other than Ok or Err")),
@@ -593,7 +835,7 @@ impl<T: Wire, E: Wire> Wire for Result<T, E> {
     }
     #[inline]
     fn decode_into(r: &mut Reader<'_>, out: &mut Self) -> Result<(), Invalid> {
-        match (r.take(1)?[0], out.as_mut()) {
+        match (r.byte()?, out.as_mut()) {
             (0, Ok(value)) => T::decode_into(r, value)?,
             (0, Err(_)) => *out = Ok(T::decode(r)?),
             (1, _) => *out = Err(E::decode(r)?),
@@ -660,11 +902,31 @@ mod tests {
         buf
     }
 
+    /// Shared memory of 64 KiB, mapped.
+    fn segment() -> View {
+        let fd = rustix::fs::memfd_create("wire-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 65536).unwrap();
+        View::new(crate::sys::Mapping::new(&fd, 65536).unwrap())
+    }
+
+    /// Through private memory, and through shared memory at an odd offset: written piece by
+    /// piece into the slot, read back value by value out of it.
     fn round_trip<T: Wire + PartialEq + std::fmt::Debug>(v: T) {
         let buf = bytes_of(&v);
         let mut r = Reader::new(&buf);
         assert_eq!(T::decode(&mut r).unwrap(), v);
         r.finish().unwrap();
+        let view = segment();
+        let mut w = Writer::slot(&view, 13, 60000);
+        v.encode(&mut w);
+        assert!(!w.too_large());
+        assert_eq!(w.len(), buf.len());
+        let mut r = Reader::slot(&view, 13, buf.len());
+        assert_eq!(T::decode(&mut r).unwrap(), v);
+        r.finish().unwrap();
+        let mut copy = vec![0; buf.len()];
+        view.read_at(13, &mut copy);
+        assert_eq!(copy, buf, "the same bytes either way");
     }
 
     #[test]
@@ -681,6 +943,9 @@ mod tests {
         round_trip(Box::new([3u8; 10]));
         round_trip(Arc::new(vec![true, false]));
         round_trip(vec![[1u8, 2], [3, 4]]);
+        round_trip(Box::new([0x1234_5678u32; 1000]));
+        round_trip(vec![[true, false]; 3]);
+        round_trip((0..3000).map(|i| i as u16).collect::<Vec<_>>());
         round_trip(());
     }
 
@@ -694,7 +959,7 @@ mod tests {
         assert_eq!(buf.len(), 24);
         assert_eq!(&buf[5..8], &[0, 0, 0]);
         // Lent out of an aligned copy.
-        let mut aligned = vec![0u128; 2];
+        let mut aligned = [0u128; 2];
         aligned.as_mut_bytes()[..24].copy_from_slice(&buf);
         let mut r = Reader::new(&aligned.as_bytes()[..24]);
         assert_eq!(<u8 as Wire>::decode(&mut r), Ok(7));

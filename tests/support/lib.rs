@@ -380,6 +380,33 @@ pub trait Data {
     fn count(&self, flags: &[bool]) -> u32;
     /// Whether the slice was lent out of the server's copy, not copied again.
     fn lent(&self, values: &[u64]) -> bool;
+    /// Returns `data`, written by the method straight into the slot.
+    fn echo_sent(&self, data: &[u8], reply: shmrpc::Reply<'_, Vec<u8>>) -> shmrpc::Replied;
+    /// `"hello, <name>"`, written by the method straight into the slot.
+    fn greet(&self, name: &str, reply: shmrpc::Reply<'_, String>) -> shmrpc::Replied;
+    /// A `Tagged` with `seq`, sent whole.
+    fn tag(&self, seq: u64, reply: shmrpc::Reply<'_, Tagged>) -> shmrpc::Replied;
+}
+
+/// [`Data`] as a client that never heard of `Reply` sees it: the same interface.
+pub mod plain_data {
+    #[shmrpc::shm_service]
+    pub trait Data {
+        fn echo(&self, data: &[u8]) -> Vec<u8>;
+        fn concat(&self, borrowed: &str, owned: String) -> String;
+        fn reverse(&self, words: Vec<String>) -> Vec<String>;
+        fn zip(&self, ids: &[u32], seqs: Vec<u64>) -> Result<Vec<crate::Tagged>, String>;
+        fn bump(&self, v: Option<Vec<u8>>) -> Option<Vec<u8>>;
+        fn fill(&self, n: u64) -> Vec<u8>;
+        fn huge(&self, seed: u8) -> Box<[u8; crate::HUGE]>;
+        fn weigh(&self, value: Box<[u8; crate::HUGE]>) -> u64;
+        fn seqs(&self, items: &[crate::Tagged]) -> u64;
+        fn count(&self, flags: &[bool]) -> u32;
+        fn lent(&self, values: &[u64]) -> bool;
+        fn echo_sent(&self, data: Vec<u8>) -> Vec<u8>;
+        fn greet(&self, name: String) -> String;
+        fn tag(&self, seq: u64) -> crate::Tagged;
+    }
 }
 
 /// The server side of [`Data`].
@@ -431,6 +458,21 @@ impl Data for DataImpl {
     }
     fn count(&self, flags: &[bool]) -> u32 {
         flags.iter().filter(|&&f| f).count() as u32
+    }
+    fn echo_sent(&self, data: &[u8], reply: shmrpc::Reply<'_, Vec<u8>>) -> shmrpc::Replied {
+        reply.send_slice(data)
+    }
+    fn greet(&self, name: &str, reply: shmrpc::Reply<'_, String>) -> shmrpc::Replied {
+        reply.send(&format!("hello, {name}"))
+    }
+    fn tag(&self, seq: u64, reply: shmrpc::Reply<'_, Tagged>) -> shmrpc::Replied {
+        reply.send(&Tagged {
+            client: 0,
+            thread: 0,
+            seq,
+            server_pid: std::process::id(),
+            _pad: 0,
+        })
     }
     fn lent(&self, values: &[u64]) -> bool {
         // A slice lent out of the server's private copy of the request lies inside that copy;

@@ -110,7 +110,13 @@ fn method(cx: &Cx<'_>, m: &Method) -> TokenStream {
     let separator = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
     let into = m.output.as_ref().filter(|ty| types::reusable(ty)).map(|_| {
         let into = quote::format_ident!("{}_into", m.ident.unraw());
-        let target = naming::local("out");
+        // Named `out` in the docs, unless an argument is called that.
+        let taken = m.args.iter().any(|a| a.ident.as_ref().is_some_and(|i| i == "out"));
+        let target = if taken {
+            naming::local("out")
+        } else {
+            syn::Ident::new("out", proc_macro2::Span::call_site())
+        };
         let doc = format!(
             "As [`{}`](Self::{}), but receives the result into `out`, reusing what it holds \
              (a vector's or a string's capacity): a caller that calls again and again with the \

@@ -62,7 +62,7 @@ pub(crate) fn expand(cx: &Cx<'_>) -> (TokenStream, TokenStream) {
                 options: #krate::ServerOptions,
             ) -> #private::core::result::Result<Self, #krate::Error> {
                 let dispatch: #private::Dispatch = #private::std::sync::Arc::new(
-                    move |#tag: u32, #request: &[u8], #reply: &mut #private::Writer<'_>| {
+                    move |#tag: u32, #request: &[u8], #reply: #private::Writer<'_>| {
                         #dispatch(&service, #tag, #request, #reply)
                     },
                 );
@@ -99,8 +99,8 @@ pub(crate) fn expand(cx: &Cx<'_>) -> (TokenStream, TokenStream) {
             #svc: &S,
             #tag: u32,
             #request: &[u8],
-            #reply: &mut #private::Writer<'_>,
-        ) -> #private::core::result::Result<(), #private::Invalid> {
+            #reply: #private::Writer<'_>,
+        ) -> #private::core::result::Result<#private::Written, #private::Invalid> {
             match #tag {
                 #(#arms)*
                 _ => #private::core::result::Result::Err(#private::Invalid("no method with this tag")),
@@ -112,6 +112,7 @@ pub(crate) fn expand(cx: &Cx<'_>) -> (TokenStream, TokenStream) {
 
 fn arm(cx: &Cx<'_>, m: &Method) -> TokenStream {
     let private = cx.private();
+    let krate = cx.krate;
     let service = &cx.service.ident;
     let cfgs = cfgs(m);
     let ident = &m.ident;
@@ -149,6 +150,23 @@ fn arm(cx: &Cx<'_>, m: &Method) -> TokenStream {
             }
         })
         .collect();
+    // The method writes its result itself, or returns it to be written.
+    let call = if m.reply.is_some() {
+        quote! {
+            let #value: #krate::Replied = <S as #service>::#ident(
+                #svc,
+                #(#passed,)*
+                #krate::Reply::new(&mut #reply_buf),
+            );
+            #private::core::result::Result::Ok(#value.written())
+        }
+    } else {
+        quote! {
+            let #value = <S as #service>::#ident(#svc, #(#passed),*);
+            (#reply.encode)(&#value, &mut #reply_buf);
+            #private::core::result::Result::Ok(#reply_buf.finish())
+        }
+    };
     // Each method in a function of its own, never inlined: a function's stack frame holds the
     // largest values any of its paths decodes, and a frame over a page is probed page by page
     // on every entry, so one method taking 64 KiB would otherwise slow down every call of the
@@ -161,15 +179,13 @@ fn arm(cx: &Cx<'_>, m: &Method) -> TokenStream {
             fn #method<S: #service + ?#private::core::marker::Sized>(
                 #svc: &S,
                 #request: &[u8],
-                #reply_buf: &mut #private::Writer<'_>,
-            ) -> #private::core::result::Result<(), #private::Invalid> {
+                #reply_buf: #private::Writer<'_>,
+            ) -> #private::core::result::Result<#private::Written, #private::Invalid> {
                 let mut #r = #private::Reader::new(#request);
                 #(#gets)*
                 #r.finish()?;
-                let #value = <S as #service>::#ident(#svc, #(#passed),*);
-                #reply_buf.returned();
-                (#reply.encode)(&#value, #reply_buf);
-                #private::core::result::Result::Ok(())
+                let mut #reply_buf = #reply_buf;
+                #call
             }
             #method::<S>(#svc, #request, #reply_buf)
         }

@@ -48,8 +48,9 @@ pub(crate) enum Attempt {
 /// What the server answered.
 #[derive(Debug)]
 pub(crate) enum Answer {
-    /// The method returned; this many reply bytes are in the buffer.
-    Reply(usize),
+    /// The method returned; this many reply bytes are in the slot, answering `seq`: read them,
+    /// then [`confirm`] that the answer did not change meanwhile.
+    Reply { len: usize, seq: u64 },
     /// The server refused the request, for this reason.
     Refused(String),
     /// The method panicked with this message.
@@ -65,13 +66,11 @@ enum WaitEnd {
     ServerGone,
 }
 
-/// Makes one call on `slot`, which this thread holds and whose request is written: `buf`
-/// receives the reply.
+/// Makes one call on `slot`, which this thread holds and whose request is written.
 pub(crate) fn exchange(
     connection: &Connection,
     slot: &ClientSlot,
     call: &Call<'_>,
-    buf: &mut Vec<u128>,
     spin: &SpinPolicy,
 ) -> Result<Attempt, Error> {
     let memory = &slot.memory;
@@ -103,7 +102,7 @@ pub(crate) fn exchange(
         WaitEnd::ServerGone => {
             connection.dead.store(true, Ordering::Relaxed);
             if words.is_answered(seq) {
-                return read_answer(&connection.name, &slot.memory, seq, buf);
+                return read_answer(&connection.name, &slot.memory, seq);
             }
             if words.withdraw(seq) {
                 return Ok(Attempt::NotTaken);
@@ -115,7 +114,7 @@ pub(crate) fn exchange(
         }
     }
     fault::point(fault::Step::ClientGotResponse);
-    read_answer(&connection.name, &slot.memory, seq, buf)
+    read_answer(&connection.name, &slot.memory, seq)
 }
 
 /// A sequence number for a new request: a slot's requests count up from 1 (0 means "none"), so
@@ -208,14 +207,9 @@ fn wait(
     }
 }
 
-/// Copies out and checks the answer to `seq`, which the slot carries: a reply goes into `buf`
-/// (grown to fit), to be decoded once this returns.
-fn read_answer(
-    name: &ServiceName,
-    memory: &SlotMemory,
-    seq: u64,
-    buf: &mut Vec<u128>,
-) -> Result<Attempt, Error> {
+/// Checks the answer to `seq`, which the slot carries, and copies out a refusal or a panic
+/// message (a reply is left in the slot, for the caller to decode).
+fn read_answer(name: &ServiceName, memory: &SlotMemory, seq: u64) -> Result<Attempt, Error> {
     let status = Status::from_raw(memory.status().load(Ordering::Relaxed));
     let len = memory.response_len().load(Ordering::Relaxed) as usize;
     let corrupted = |detail: &str| Error::Corrupted {
@@ -223,13 +217,7 @@ fn read_answer(
         detail: detail.to_owned(),
     };
     let answer = match status {
-        Some(Status::Ok) if len <= memory.capacity() => {
-            if buf.len() * 16 < len {
-                buf.resize(len.div_ceil(16), 0);
-            }
-            memory.read_response(&mut buf.as_mut_bytes()[..len]);
-            Answer::Reply(len)
-        }
+        Some(Status::Ok) if len <= memory.capacity() => Answer::Reply { len, seq },
         Some(status @ (Status::BadRequest | Status::Panicked)) if len <= memory.capacity() => {
             let mut text = vec![0; len];
             memory.read_response(&mut text);
@@ -251,25 +239,60 @@ fn read_answer(
         // The server found the request withdrawn: only if something wrote into this slot.
         _ => return Err(corrupted("an answer with an unknown status or length")),
     };
-    // Like a seqlock's second read: the copies above must not be reordered after it.
-    std::sync::atomic::fence(Ordering::Acquire);
-    if memory.words().resp_seq.load(Ordering::Relaxed) != seq {
-        return Err(corrupted("the answer changed while it was read"));
-    }
+    confirm(name, memory, seq)?;
     Ok(Attempt::Answered(answer))
 }
 
-/// Decodes a reply with the generated decoder: every byte must belong to the value.
-pub(crate) fn decode<R>(
-    connection_name: &str,
+/// Checks, after reading an answer to `seq` out of the slot, that it is still the answer to
+/// `seq`: like a seqlock's second read (the copies before must not be reordered after it). A
+/// server rewrites an answer only if something else wrote into this slot.
+pub(crate) fn confirm(name: &ServiceName, memory: &SlotMemory, seq: u64) -> Result<(), Error> {
+    std::sync::atomic::fence(Ordering::Acquire);
+    if memory.words().resp_seq.load(Ordering::Relaxed) != seq {
+        return Err(Error::Corrupted {
+            name: name.as_str().to_owned(),
+            detail: "the answer changed while it was read".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Replies up to this size are copied out whole and decoded from the copy; larger ones are
+/// decoded straight from the slot, each value copied once, into its own storage.
+const COPY_WHOLE: usize = 4096;
+
+/// Decodes the reply of `len` bytes that answers `seq` with the generated decoder: every byte
+/// must belong to the value, and the answer must not have changed meanwhile.
+pub(crate) fn decode_reply<R>(
+    name: &ServiceName,
+    memory: &SlotMemory,
+    (len, seq): (usize, u64),
+    scratch: &mut Vec<u128>,
     decode: impl FnOnce(&mut Reader<'_>) -> Result<R, Invalid>,
-    bytes: &[u8],
 ) -> Result<R, Error> {
-    let mut reader = Reader::new(bytes);
-    decode(&mut reader)
+    if len <= COPY_WHOLE {
+        if scratch.len() * 16 < len {
+            scratch.resize(len.div_ceil(16), 0);
+        }
+        let copy = &mut scratch.as_mut_bytes()[..len];
+        memory.read_response(copy);
+        confirm(name, memory, seq)?;
+        return finish(name, decode, &mut Reader::new(copy));
+    }
+    let value = finish(name, decode, &mut memory.response_reader(len));
+    confirm(name, memory, seq)?;
+    value
+}
+
+fn finish<R>(
+    name: &ServiceName,
+    decode: impl FnOnce(&mut Reader<'_>) -> Result<R, Invalid>,
+    reader: &mut Reader<'_>,
+) -> Result<R, Error> {
+    decode(reader)
         .and_then(|value| reader.finish().map(|()| value))
         .map_err(|Invalid(why)| Error::Corrupted {
-            name: connection_name.to_owned(),
+            name: name.as_str().to_owned(),
             detail: format!("the reply holds {why}"),
         })
 }
@@ -291,7 +314,7 @@ mod tests {
 
     fn read(memory: &SlotMemory) -> Result<Attempt, Error> {
         let name = ServiceName::new("calc").unwrap();
-        read_answer(&name, memory, 5, &mut Vec::new())
+        read_answer(&name, memory, 5)
     }
 
     fn corrupted(result: Result<Attempt, Error>) -> bool {
@@ -303,7 +326,7 @@ mod tests {
         let memory = answered(Status::Ok, 4, b"abcd");
         assert!(matches!(
             read(&memory),
-            Ok(Attempt::Answered(Answer::Reply(4)))
+            Ok(Attempt::Answered(Answer::Reply { len: 4, seq: 5 }))
         ));
         let memory = answered(Status::Panicked, 4, b"oops");
         assert!(matches!(
@@ -340,14 +363,35 @@ mod tests {
     }
 
     #[test]
-    fn a_reply_with_bytes_left_over_or_missing_is_corrupt() {
+    fn a_reply_with_bytes_left_over_or_missing_is_corrupt_small_or_large() {
+        let name = ServiceName::new("calc").unwrap();
         let decode_u32 = |r: &mut Reader<'_>| <u32 as crate::Wire>::decode(r);
-        assert!(matches!(decode("calc", decode_u32, &[1, 0, 0, 0]), Ok(1)));
-        for bytes in [&[1, 0, 0, 0, 0][..], &[1, 0, 0]] {
-            assert!(matches!(
-                decode("calc", decode_u32, bytes),
-                Err(Error::Corrupted { .. })
-            ));
+        let decode = |len| {
+            let memory = answered(Status::Ok, len as u32, &[1, 0, 0, 0, 0]);
+            decode_reply(&name, &memory, (len, 5), &mut Vec::new(), decode_u32)
+        };
+        assert!(matches!(decode(4), Ok(1)));
+        for len in [3, 5] {
+            assert!(matches!(decode(len), Err(Error::Corrupted { .. })));
         }
+        // Large: read from the slot.
+        let (memory, _fd) = SlotMemory::create(Geometry { capacity: 9000 }, 0).unwrap();
+        let mut bytes = Vec::new();
+        crate::Wire::encode(&vec![7u8; 8000], &mut crate::wire::Writer::buf(&mut bytes));
+        memory.write_response(&bytes);
+        memory.words().resp_seq.store(5, Ordering::Release);
+        let mut out = Vec::new();
+        let decoded = decode_reply(&name, &memory, (bytes.len(), 5), &mut Vec::new(), |r| {
+            <Vec<u8> as crate::Wire>::decode_into(r, &mut out)
+        });
+        assert!(decoded.is_ok());
+        assert_eq!(out, vec![7u8; 8000]);
+        // An answer that changed while it was read.
+        let changed = decode_reply(&name, &memory, (bytes.len(), 4), &mut Vec::new(), |r| {
+            <Vec<u8> as crate::Wire>::decode(r)
+        });
+        assert!(
+            matches!(changed, Err(Error::Corrupted { ref detail, .. }) if detail.contains("changed"))
+        );
     }
 }

@@ -27,7 +27,6 @@ use crate::options::ClientOptions;
 use crate::wait::{Deadline, SpinPolicy};
 use crate::wire::{Reader, Writer};
 use crate::{Error, MutexExt, sys};
-use zerocopy::IntoBytes;
 
 use call::{Answer, Attempt, Call};
 use connection::{ClientSlot, Connection, Taken, Within};
@@ -217,7 +216,7 @@ impl Client {
     ) -> Result<R, Error> {
         let PerThread { scratch, last } = per_thread;
         let mut resent = false;
-        let answer = loop {
+        let (answer, taken) = loop {
             let ours = last.as_ref().is_some_and(|last| {
                 last.client == self.id
                     && last.epoch == sys::fork_epoch()
@@ -279,8 +278,9 @@ impl Client {
                 deadline,
                 kick_after: self.options.spin_budget,
             };
-            match call::exchange(connection, slot, &call, scratch, &self.spin) {
-                Ok(Attempt::Answered(answer)) => break answer,
+            match call::exchange(connection, slot, &call, &self.spin) {
+                // The slot stays this thread's while the reply is read out of it.
+                Ok(Attempt::Answered(answer)) => break (answer, taken),
                 Ok(Attempt::NotTaken) => {
                     drop(taken);
                     // The request never reached a server: send it to the next one, once.
@@ -297,8 +297,8 @@ impl Client {
         };
         let name = || self.name.as_str().to_owned();
         match answer {
-            Answer::Reply(len) => {
-                call::decode(self.name.as_str(), decode, &scratch.as_bytes()[..len])
+            Answer::Reply { len, seq } => {
+                call::decode_reply(&self.name, &taken.slot.memory, (len, seq), scratch, decode)
             }
             Answer::Refused(reason) => Err(Error::BadRequest {
                 name: name(),

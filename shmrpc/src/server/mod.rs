@@ -48,14 +48,14 @@ use crate::options::ServerOptions;
 use crate::protocol::layout::{Geometry, MAX_CAPACITY};
 use crate::protocol::messages::MAX_DESCRIPTION;
 use crate::sys::{self, Listener, Poller, Waker};
-use crate::wire::Writer;
+use crate::wire::{Writer, Written};
 use crate::{Error, MutexExt};
 
 use slot::ServerSlot;
 
 /// The generated dispatch: method tag, the private copy of the request, and the writer of the
 /// response into the slot. Called from every worker thread.
-pub type Dispatch = Arc<dyn Fn(u32, &[u8], &mut Writer<'_>) -> Result<(), Invalid> + Send + Sync>;
+pub type Dispatch = Arc<dyn Fn(u32, &[u8], Writer<'_>) -> Result<Written, Invalid> + Send + Sync>;
 
 /// Smallest `max_message`, so that panic messages and refusals fit.
 const MIN_MESSAGE: usize = 256;

@@ -370,9 +370,9 @@ impl Worker<'_> {
         slot.memory.read_request(request);
         let request = &*request;
         let dispatch = &self.shared.dispatch;
-        let mut reply = slot.memory.response_writer();
+        let reply = slot.memory.response_writer();
         let ran = catch_unwind(AssertUnwindSafe(|| {
-            slot.caller.serve(|| dispatch(tag, request, &mut reply))
+            slot.caller.serve(|| dispatch(tag, request, reply))
         }));
         // A method that forked, and whose child came back here: the child must not answer
         // (its parent does) nor serve anything.
@@ -382,11 +382,11 @@ impl Worker<'_> {
         }
         fault::point(fault::Step::ServerDispatched);
         match ran {
-            Ok(Ok(())) if reply.too_large() => {
-                let size = reply.len() as u64;
+            Ok(Ok(written)) if written.too_large => {
+                let size = written.len as u64;
                 answer(slot, seq, Status::TooLarge, &size.to_le_bytes());
             }
-            Ok(Ok(())) => publish(slot, seq, Status::Ok, reply.len()),
+            Ok(Ok(written)) => publish(slot, seq, Status::Ok, written.len),
             Ok(Err(Invalid(why))) => refuse(slot, seq, Status::BadRequest, why),
             Err(panic) => refuse(slot, seq, Status::Panicked, &panic_message(&*panic)),
         }

@@ -13,7 +13,7 @@ use crate::protocol::exchange::Words;
 use crate::protocol::layout::{self, FIELDS_LEN, Geometry, header, request, response, server};
 use crate::sys::{self, Mapping};
 use crate::view::View;
-use crate::wire::Writer;
+use crate::wire::{Reader, Writer};
 
 /// A mapped slot.
 #[derive(Debug)]
@@ -146,6 +146,13 @@ impl SlotMemory {
             self.geometry.response() + FIELDS_LEN,
             self.geometry.capacity,
         )
+    }
+
+    /// Reads the first `len` bytes (at most the capacity) of the response area, value by value.
+    #[inline]
+    pub(crate) fn response_reader(&self, len: usize) -> Reader<'_> {
+        self.check_len(len);
+        Reader::slot(&self.view, self.geometry.response() + FIELDS_LEN, len)
     }
 
     /// Copies `bytes` (at most the capacity) into the response area.
