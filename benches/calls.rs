@@ -53,6 +53,10 @@ fn transports(payload: Payload) -> Vec<(&'static str, Starter)> {
             Box::new(move || Box::new(Shmrpc::start(payload, WaitStrategy::ParkOnly))),
         ),
         (
+            "shmrpc allocating",
+            Box::new(move || Box::new(Shmrpc::allocating(payload))),
+        ),
+        (
             "unix socket",
             Box::new(move || Box::new(Stream::unix_socket(payload))),
         ),
@@ -236,7 +240,9 @@ fn quick(spec: &str) {
     let payload = Payload::ALL
         .into_iter()
         .find(|p| p.label().replace(' ', "").eq_ignore_ascii_case(payload))
-        .unwrap_or_else(|| panic!("SHMRPC_BENCH_QUICK: no payload `{payload}` (8B, 1KiB, 64KiB)"));
+        .unwrap_or_else(|| {
+            panic!("SHMRPC_BENCH_QUICK: no payload `{payload}` (8B, 1KiB, 64KiB, 1MiB)")
+        });
     let wanted = |name: &str| names.is_empty() || names.split(',').any(|w| name.contains(w));
     let mut running: Vec<(&'static str, Box<dyn Transport>, Histogram)> = transports(payload)
         .into_iter()
@@ -418,6 +424,7 @@ fn plot(rows: &[Row]) -> String {
         ("spin floor, one line", "#cfcfcf"),
         ("spin floor", "#9e9e9e"),
         ("shmrpc adaptive", "#1565c0"),
+        ("shmrpc allocating", "#90caf9"),
         ("shmrpc park-only", "#64b5f6"),
         ("futex floor", "#616161"),
         ("iceoryx2 busy-poll", "#2e7d32"),
@@ -428,7 +435,7 @@ fn plot(rows: &[Row]) -> String {
         .into_iter()
         .filter(|(s, _)| rows.iter().any(|r| r.transport == *s))
         .collect();
-    let (w, h, left, top, bottom) = (760.0, 440.0, 70.0, 40.0, 80.0);
+    let (w, h, left, top, bottom) = (900.0, 440.0, 70.0, 40.0, 80.0);
     let (lo, hi) = (100f64.log10(), 1_000_000f64.log10());
     let y = |ns: f64| top + (h - top - bottom) * (1.0 - (ns.max(100.0).log10() - lo) / (hi - lo));
     let mut svg = format!(
@@ -454,7 +461,7 @@ fn plot(rows: &[Row]) -> String {
             yy + 4.0
         );
     }
-    let group_w = (w - left - 20.0) / 3.0;
+    let group_w = (w - left - 20.0) / Payload::ALL.len() as f64;
     let bar_w = (group_w - 30.0) / series.len() as f64;
     for (g, payload) in Payload::ALL.into_iter().enumerate() {
         let x0 = left + g as f64 * group_w + 15.0;

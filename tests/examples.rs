@@ -84,3 +84,43 @@ fn monitor_first_instance_serves_and_a_client_takes_over() {
     assert_eq!(second.wait(Duration::from_secs(5)), Some(0));
     assert!(leftovers(&name).is_empty());
 }
+
+#[test]
+fn the_key_value_cache_example_stores_and_finds() {
+    let out = Command::new(example("kv")).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("get(\"fruit/apple\")           -> Some(\"red\")"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Err(\"keys are 1 to 256 bytes, this one 0\")"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("get_into(\"photo\")            -> 300000 bytes"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[\"fruit/apple\", \"photo\"]"), "{stdout}");
+}
+
+#[test]
+fn the_frames_example_shows_frames_per_second() {
+    let out = Command::new(example("frames"))
+        .args(["--seconds", "2"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("frames/s"), "{stdout}");
+    assert!(stdout.contains("frames of 2764800 bytes"), "{stdout}");
+}

@@ -22,6 +22,7 @@ pub fn start(payload: Payload) -> Box<dyn Transport> {
         Payload::B8 => Box::new(Ice::<8>::start()),
         Payload::K1 => Box::new(Ice::<1024>::start()),
         Payload::K64 => Box::new(Ice::<65536>::start()),
+        Payload::M1 => Box::new(Ice::<{ 1 << 20 }>::start()),
     }
 }
 
@@ -80,7 +81,8 @@ pub fn serve(name: &str, size: usize) {
     match size {
         8 => serve_n::<8>(name),
         1024 => serve_n::<1024>(name),
-        _ => serve_n::<65536>(name),
+        65536 => serve_n::<65536>(name),
+        _ => serve_n::<{ 1 << 20 }>(name),
     }
 }
 

@@ -2,7 +2,7 @@
 //! again in a role chosen by an environment variable), one transport per way of making a round
 //! trip, and a latency histogram.
 //!
-//! Every transport moves the same payload both ways: 8 bytes, 1 KiB or 64 KiB.
+//! Every transport moves the same payload both ways: 8 bytes, 1 KiB, 64 KiB or 1 MiB.
 
 #![allow(missing_debug_implementations)] // benchmark plumbing, not an API
 
@@ -17,29 +17,27 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use shmrpc::{ClientOptions, ServerOptions, WaitStrategy, shm_service};
+use shmrpc::{ClientOptions, Replied, Reply, ServerOptions, WaitStrategy, shm_service};
 
-/// The benchmarked service: each method returns its argument.
+/// The benchmarked service: each method returns its argument's bytes.
 #[shm_service]
 pub trait Echo {
-    fn echo8(&self, x: u64) -> u64;
-    fn echo1k(&self, x: [u8; 1024]) -> [u8; 1024];
-    fn echo64k(&self, x: [u8; 65536]) -> [u8; 65536];
+    /// The allocation-free forms: the method writes the bytes straight back into the slot, and
+    /// the client receives them into a buffer it reuses (`echo_into`).
+    fn echo(&self, x: &[u8], reply: Reply<'_, Vec<u8>>) -> Replied;
+    /// The allocating forms: the method builds a vector, the client gets a new one each call.
+    fn echo_vec(&self, x: &[u8]) -> Vec<u8>;
 }
 
 struct EchoImpl;
 
-/// `black_box`: the server holds each argument as a value, as a real method would (a bare `x`
-/// lets the optimizer turn the whole dispatch into one copy from request to reply).
+/// `black_box`: the server looks at each argument as a real method would.
 impl Echo for EchoImpl {
-    fn echo8(&self, x: u64) -> u64 {
-        std::hint::black_box(x)
+    fn echo(&self, x: &[u8], reply: Reply<'_, Vec<u8>>) -> Replied {
+        reply.send_slice(std::hint::black_box(x))
     }
-    fn echo1k(&self, x: [u8; 1024]) -> [u8; 1024] {
-        std::hint::black_box(x)
-    }
-    fn echo64k(&self, x: [u8; 65536]) -> [u8; 65536] {
-        std::hint::black_box(x)
+    fn echo_vec(&self, x: &[u8]) -> Vec<u8> {
+        std::hint::black_box(x).to_vec()
     }
 }
 
@@ -49,16 +47,18 @@ pub enum Payload {
     B8,
     K1,
     K64,
+    M1,
 }
 
 impl Payload {
-    pub const ALL: [Payload; 3] = [Payload::B8, Payload::K1, Payload::K64];
+    pub const ALL: [Payload; 4] = [Payload::B8, Payload::K1, Payload::K64, Payload::M1];
 
     pub fn bytes(self) -> usize {
         match self {
             Payload::B8 => 8,
             Payload::K1 => 1024,
             Payload::K64 => 65536,
+            Payload::M1 => 1 << 20,
         }
     }
 
@@ -67,15 +67,15 @@ impl Payload {
             Payload::B8 => "8 B",
             Payload::K1 => "1 KiB",
             Payload::K64 => "64 KiB",
+            Payload::M1 => "1 MiB",
         }
     }
 
     fn parse(s: &str) -> Payload {
-        match s {
-            "8" => Payload::B8,
-            "1024" => Payload::K1,
-            _ => Payload::K64,
-        }
+        Payload::ALL
+            .into_iter()
+            .find(|p| p.bytes().to_string() == s)
+            .unwrap_or(Payload::K64)
     }
 }
 
@@ -231,42 +231,43 @@ fn role(role: &str) -> Command {
 /// shmrpc: an echo server process, this process as its client.
 pub struct Shmrpc {
     client: EchoClient,
-    payload: Payload,
-    x: u64,
-    k1: [u8; 1024],
-    k64: Box<[u8; 65536]>,
+    /// The allocating forms (`echo_vec`), or the allocation-free ones (`echo` / `echo_into`).
+    allocating: bool,
+    request: Vec<u8>,
+    reply: Vec<u8>,
     _server: Option<Peer>,
 }
 
 impl Shmrpc {
     pub fn start(payload: Payload, wait: WaitStrategy) -> Self {
-        let name = format!("bench-{}-{}", std::process::id(), strategy_name(wait));
+        Self::start_with(payload, wait, false)
+    }
+
+    /// As `start`, calling the allocating forms.
+    pub fn allocating(payload: Payload) -> Self {
+        Self::start_with(payload, WaitStrategy::Adaptive, true)
+    }
+
+    fn start_with(payload: Payload, wait: WaitStrategy, allocating: bool) -> Self {
+        let name = format!(
+            "bench-{}-{}-{}",
+            std::process::id(),
+            strategy_name(wait),
+            allocating
+        );
         let server = start_server(&name, wait);
         let client = EchoClient::connect_with(&name, ClientOptions::default().wait(wait)).unwrap();
+        Self::new(client, payload, allocating, Some(server))
+    }
+
+    fn new(client: EchoClient, payload: Payload, allocating: bool, server: Option<Peer>) -> Self {
         Shmrpc {
             client,
-            payload,
-            x: 0,
-            k1: [7; 1024],
-            k64: Box::new([9; 65536]),
-            _server: Some(server),
+            allocating,
+            request: vec![7; payload.bytes()],
+            reply: Vec::with_capacity(payload.bytes()),
+            _server: server,
         }
-    }
-
-    #[inline(never)]
-    fn b8(&mut self) {
-        self.x += 1;
-        assert_eq!(self.client.echo8(self.x).unwrap(), self.x);
-    }
-
-    #[inline(never)]
-    fn k1(&mut self) {
-        self.k1 = self.client.echo1k(self.k1).unwrap();
-    }
-
-    #[inline(never)]
-    fn k64(&mut self) {
-        *self.k64 = self.client.echo64k(*self.k64).unwrap();
     }
 }
 
@@ -290,12 +291,15 @@ impl Transport for Shmrpc {
     }
 
     fn round_trip(&mut self) {
-        // One function per payload: a function holding a 64 KiB array probes its whole stack
-        // frame (32 pages) on entry, which would be charged to every 8-byte call too.
-        match self.payload {
-            Payload::B8 => self.b8(),
-            Payload::K1 => self.k1(),
-            Payload::K64 => self.k64(),
+        if self.allocating {
+            let reply = self.client.echo_vec(&self.request).unwrap();
+            assert_eq!(reply.len(), self.request.len());
+            std::hint::black_box(reply);
+        } else {
+            self.client
+                .echo_into(&self.request, &mut self.reply)
+                .unwrap();
+            assert_eq!(self.reply.len(), self.request.len());
         }
     }
 }
@@ -560,14 +564,8 @@ impl Histogram {
 
 /// A load-generating client process: calls until its stdin closes, then reports its histogram.
 fn load(name: &str, payload: Payload, wait: WaitStrategy) {
-    let mut t = Shmrpc {
-        client: EchoClient::connect_with(name, ClientOptions::default().wait(wait)).unwrap(),
-        payload,
-        x: 0,
-        k1: [1; 1024],
-        k64: Box::new([1; 65536]),
-        _server: None,
-    };
+    let client = EchoClient::connect_with(name, ClientOptions::default().wait(wait)).unwrap();
+    let mut t = Shmrpc::new(client, payload, false, None);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = stop.clone();
     std::thread::spawn(move || {
@@ -645,14 +643,12 @@ impl Crowd {
 
     /// A client of the crowded server, as a transport.
     pub fn client(&self) -> Shmrpc {
-        Shmrpc {
-            client: EchoClient::connect(&self.name).unwrap(),
-            payload: Payload::B8,
-            x: 0,
-            k1: [0; 1024],
-            k64: Box::new([0; 65536]),
-            _server: None,
-        }
+        Shmrpc::new(
+            EchoClient::connect(&self.name).unwrap(),
+            Payload::B8,
+            false,
+            None,
+        )
     }
 
     /// Times `connect` (socket, handshake, checks, slot mapping), `n` times.

@@ -53,10 +53,28 @@ fn last_ident(ty: &Type) -> Option<String> {
     }
 }
 
-/// Whether the result type `ty` gets a `_into` client method: a vector, a string or a box,
-/// whose storage the caller can lend for the next result.
+/// Whether the result type `ty` gets a `_into` client method: a vector, a string, a box or an
+/// `Arc`, or an `Option` or `Result` of one, whose storage the caller can lend for the next
+/// result.
 pub(crate) fn reusable(ty: &Type) -> bool {
-    matches!(last_ident(ty).as_deref(), Some("Vec" | "String" | "Box"))
+    match last_ident(ty).as_deref() {
+        Some("Vec" | "String" | "Box" | "Arc") => true,
+        Some("Option" | "Result") => first_type_arg(ty).is_some_and(reusable),
+        _ => false,
+    }
+}
+
+fn first_type_arg(ty: &Type) -> Option<&Type> {
+    let Type::Path(p) = strip(ty) else {
+        return None;
+    };
+    let PathArguments::AngleBracketed(args) = &p.path.segments.last()?.arguments else {
+        return None;
+    };
+    args.args.iter().find_map(|a| match a {
+        GenericArgument::Type(t) => Some(t),
+        _ => None,
+    })
 }
 
 /// Records a mistake for every part of `ty` that can never cross a call.

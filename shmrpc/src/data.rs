@@ -20,7 +20,9 @@ use crate::wire::{ReadNumbers, Reader, Writer};
 /// `[T; N]` of `ShmData` types, and by `#[derive(ShmData)]` for a `#[repr(C)]` or
 /// `#[repr(transparent)]` struct of `ShmData` fields without padding, and for a field-less enum
 /// with `#[repr(u8|u16|u32|u64)]`. Not for `usize`/`isize`, whose size differs between 32- and
-/// 64-bit processes, nor for anything holding a pointer (`&T`, `String`, `Vec`, `Box`).
+/// 64-bit processes, nor for anything holding a pointer (`&T`, `String`, `Vec`, `Box`): those
+/// cross calls as arguments and results of their own (see [`Wire`](crate::Wire)), not as fields
+/// of a `ShmData` type.
 ///
 /// ```
 /// use shmrpc::ShmData;

@@ -67,6 +67,7 @@ impl<T> MutexExt<T> for std::sync::Mutex<T> {
 /// | `CalculatorClient::connect(name: &str) -> Result<Self, Error>` | connects with [`ClientOptions::default()`] (timeout 5 s) |
 /// | `CalculatorClient::connect_with(name: &str, options: ClientOptions) -> Result<Self, Error>` | connects with `options` |
 /// | `CalculatorClient::<method>(&self, <args>) -> Result<R, Error>` | one per trait method: same name, arguments and docs; one blocking call |
+/// | `CalculatorClient::<method>_into(&self, <args>, out: &mut R) -> Result<(), Error>` | for a method returning a `Vec`, `String`, `Box` or `Arc` (or an `Option`/`Result` of one): receives the result into `out`, reusing its storage |
 /// | `struct CalculatorServer<S>` | the server of a `S: Calculator + Send + Sync + 'static` (methods run on worker threads, several at once with `ServerOptions::workers`); `Debug` |
 /// | `CalculatorServer::bind(name: &str, service: S) -> Result<Self, Error>` | takes the name with [`ServerOptions::default()`] (only this user may connect, one worker) |
 /// | `CalculatorServer::bind_with(name: &str, service: S, options: ServerOptions) -> Result<Self, Error>` | takes the name with `options` |
@@ -74,16 +75,21 @@ impl<T> MutexExt<T> for std::sync::Mutex<T> {
 /// | `CalculatorServer::run(self) -> Result<(), Error>` | serves on this thread (one of the workers), for ever |
 /// | `CalculatorServer::name(&self) -> &str` | the service name |
 ///
-/// Everything else (argument and result codecs, the slot size, the interface fingerprint and
-/// description, the dispatch function) is in a `const _: () = { ... };` block: nothing else is
-/// added to your module's namespace.
+/// A method may take `reply: Reply<'_, T>` as its last argument and return [`Replied`] (what
+/// `reply.send(..)` returns), writing its result straight into the caller's slot; its client
+/// method returns `T`, as for a method written `-> T`.
+///
+/// Everything else (argument and result codecs, the interface fingerprint and description, the
+/// dispatch function) is in a `const _: () = { ... };` block: nothing else is added to your
+/// module's namespace.
 ///
 /// # Arguments of the attribute
 ///
-/// - `capacity = <bytes>`: the slot size. By default, what the largest method's request or
-///   response needs. A method that does not fit a given capacity is a compile error naming it.
 /// - `crate = "<path>"`: where the runtime is, if you renamed the `shmrpc` dependency
 ///   (`#[shm_service(crate = "::rpc")]`).
+///
+/// (`capacity = <bytes>` is gone: a message may be as large as the server's
+/// [`ServerOptions::max_message`].)
 ///
 /// # Rules, and the compile error for each
 ///
@@ -96,11 +102,12 @@ impl<T> MutexExt<T> for std::sync::Mutex<T> {
 /// | no `async`, `unsafe`, `const` or `extern` methods | "`async fn` is not supported: shmrpc calls are blocking, with a deadline" |
 /// | arguments are plain names | "a service method's argument must be a plain name" |
 /// | no method named `connect` or `connect_with`, nothing starting with `__shmrpc` | "would clash with the generated client's own `connect`" |
-/// | argument types implement [`ShmData`] | "`String` cannot be carried in a shared-memory slot", with what to use instead |
+/// | argument and result types implement [`Wire`] (see the README's "What can cross") | "`HashMap<String, u64>` cannot cross a shmrpc call", with the list of what can |
 /// | no `usize`/`isize` anywhere in a signature | "`usize` differs between 32- and 64-bit processes ...; use `u64`" |
-/// | no references, pointers, slices, tuples, `impl Trait`, `dyn Trait` or function pointers | a message per kind, saying what to pass instead |
-/// | the result is `()`, a `ShmData` type, or `Result<T, E>` / `Option<T>` of `ShmData` types | "`...` cannot be returned through a shared-memory slot" |
-/// | each method fits `capacity` | "method `large` does not fit the slot" |
+/// | the only references are `&str` and `&[T]` arguments, without named lifetimes | a message per kind: `&mut` ("return the data instead"), `&String` ("take `&str`"), `&Vec<T>` ("take `&[T]`"), `&u64` ("take `u64` by value"), `-> &str` ("return `String`"), `&'a str`, `Option<&str>` |
+/// | no pointers, bare slices, tuples, `impl Trait`, `dyn Trait` or function pointers | a message per kind, saying what to pass instead |
+/// | a method taking a `Reply` returns `Replied` | "a method that takes a `Reply` sends its result through it" |
+/// | no method named `<m>_into` when `<m>` has an `_into` client method | "would clash with the client's `<m>_into`" |
 ///
 /// Every mistake is reported at once, each on its own span, and the trait is still emitted as
 /// written, so that its `impl` does not fail as well:
@@ -120,13 +127,13 @@ impl<T> MutexExt<T> for std::sync::Mutex<T> {
 ///
 /// # On the wire
 ///
-/// A request is the method's tag (its position in the trait, counting methods compiled out by
-/// `#[cfg]`) and the arguments' bytes back to back; a response is the result's bytes (`Result`
-/// and `Option` with a one-byte tag first). The server validates the tag, the length and every
-/// value before calling the method. Client and server compare a 128-bit fingerprint of the whole
-/// interface (trait name, method names, tags, and every type's size, field names and offsets,
-/// recursively) at `connect`; a mismatch is [`Error::InterfaceMismatch`] naming the first
-/// difference.
+/// A request is the method's tag and the arguments' values back to back, little-endian; a
+/// response is the result's (the README's "What can cross" gives each type's bytes). The server
+/// validates the tag, every length and every value before calling the method. At `connect`,
+/// client and server compare a 128-bit fingerprint of the whole interface; if it differs, the
+/// client matches its methods to the server's by name and signature hash (argument and result
+/// types, and every type's size, field names and offsets, recursively), and a call to a method
+/// the server lacks or has otherwise is [`Error::InterfaceMismatch`] naming the difference.
 pub use shmrpc_macros::shm_service;
 
 /// Derives [`ShmData`](trait@ShmData): for a `#[repr(C)]`/`#[repr(transparent)]` struct of

@@ -14,6 +14,8 @@
 
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 
+use zerocopy::FromBytes;
+
 use crate::sys::Mapping;
 
 /// A mapped segment, seen as atomics and byte ranges.
@@ -75,24 +77,75 @@ impl View {
     #[inline]
     pub(crate) fn read(&self, offset: usize, dst: &mut [u8]) {
         self.check(offset, dst.len(), 8);
-        // SAFETY: `offset..offset + dst.len()` is in bounds and 8-aligned (checked above), stays
-        // mapped while `self` is borrowed, and this process accesses it only atomically.
+        // SAFETY: the range is in bounds (checked above); `dst` is a private buffer of its
+        // length, which cannot overlap the mapping.
+        unsafe { self.copy_out(offset, dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// Replaces `out` with `n` values copied out of the segment from `offset` (any offset), in
+    /// one copy into the vector's storage (no zero-filling first). `T` is valid for any bytes,
+    /// so torn or hostile bytes make values the caller must validate, never undefined
+    /// behaviour.
+    #[inline]
+    pub(crate) fn read_into_vec<T: FromBytes>(&self, offset: usize, n: usize, out: &mut Vec<T>) {
+        let len = n.checked_mul(size_of::<T>()).unwrap_or(usize::MAX);
+        self.check(offset, len, 1);
+        out.clear();
+        out.reserve(n);
+        let dst = out.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+        // SAFETY: the range is in bounds (checked above); `dst` is the vector's spare capacity,
+        // at least `n` elements (`len` bytes) of private memory, reserved above.
+        unsafe { self.copy_out(offset, dst, len) };
+        // SAFETY: the first `n` elements' bytes were all written by the copy, and any bytes are
+        // a valid `T` (`FromBytes`).
+        unsafe { out.set_len(n) };
+    }
+
+    /// Copies `len` bytes at `offset` out of the segment to `dst`: byte by byte up to an
+    /// 8-aligned offset, then in bulk or word by word, then the last bytes.
+    ///
+    /// # Safety
+    ///
+    /// `offset..offset + len` must be in bounds (checked by the caller), and `dst` valid for
+    /// writes of `len` bytes of private memory.
+    #[inline]
+    unsafe fn copy_out(&self, offset: usize, dst: *mut u8, len: usize) {
+        // SAFETY: in bounds (the caller's contract), and stays mapped while `self` is
+        // borrowed; this process accesses the segment only atomically or through these copies.
         let src = unsafe { self.map.as_ptr().add(offset) };
-        // SAFETY: `src` is valid for `dst.len()` bytes (checked above), `dst` is a private
-        // buffer of that length, and the two cannot overlap.
-        if unsafe { bulk_copy(dst.as_mut_ptr(), src, dst.len()) } {
+        let head = (offset.wrapping_neg() % 8).min(len);
+        for i in 0..head {
+            // SAFETY: a byte of the range, and of `dst`.
+            unsafe {
+                dst.add(i)
+                    .write(AtomicU8::from_ptr(src.add(i)).load(Ordering::Relaxed))
+            };
+        }
+        let (src, dst, len) = (
+            // SAFETY: `head <= len`: still within both ranges.
+            unsafe { src.add(head) },
+            unsafe { dst.add(head) },
+            len - head,
+        );
+        // SAFETY: `src` (now 8-aligned) is valid for `len` bytes, `dst` too, and they cannot
+        // overlap (one is private memory, the other the mapping).
+        if unsafe { bulk_copy(dst, src, len) } {
             return;
         }
-        let start = dst.len() - dst.len() % 8;
-        let mut words = dst.chunks_exact_mut(8);
-        for (i, chunk) in (&mut words).enumerate() {
-            // SAFETY: word `i` of the checked range.
-            let word = unsafe { AtomicU64::from_ptr(src.add(8 * i).cast()) };
-            chunk.copy_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
+        let words = len / 8;
+        for i in 0..words {
+            // SAFETY: word `i` of the range, 8-aligned in the mapping; `dst` may be unaligned.
+            unsafe {
+                let word = AtomicU64::from_ptr(src.add(8 * i).cast()).load(Ordering::Relaxed);
+                dst.add(8 * i).cast::<u64>().write_unaligned(word);
+            }
         }
-        for (i, b) in words.into_remainder().iter_mut().enumerate() {
-            // SAFETY: a byte of the checked range after its last whole word.
-            *b = unsafe { AtomicU8::from_ptr(src.add(start + i)) }.load(Ordering::Relaxed);
+        for i in 8 * words..len {
+            // SAFETY: a byte of the range after its last whole word.
+            unsafe {
+                dst.add(i)
+                    .write(AtomicU8::from_ptr(src.add(i)).load(Ordering::Relaxed))
+            };
         }
     }
 
@@ -151,20 +204,8 @@ impl View {
     #[inline]
     pub(crate) fn read_at(&self, offset: usize, dst: &mut [u8]) {
         self.check(offset, dst.len(), 1);
-        let head = offset.wrapping_neg() % 8;
-        if head == 0 {
-            return self.read(offset, dst);
-        }
-        let head = head.min(dst.len());
-        // SAFETY: as in `write_at`.
-        let src = unsafe { self.map.as_ptr().add(offset) };
-        for (i, b) in dst[..head].iter_mut().enumerate() {
-            // SAFETY: as in `write_at`.
-            *b = unsafe { AtomicU8::from_ptr(src.add(i)) }.load(Ordering::Relaxed);
-        }
-        if head < dst.len() {
-            self.read(offset + head, &mut dst[head..]);
-        }
+        // SAFETY: as in `read`.
+        unsafe { self.copy_out(offset, dst.as_mut_ptr(), dst.len()) }
     }
 }
 
@@ -343,6 +384,20 @@ mod tests {
                 assert_eq!(aligned[offset % 8..offset % 8 + len], src[..len]);
             }
         }
+    }
+
+    #[test]
+    fn values_are_read_into_a_vector_from_any_offset() {
+        let view = page();
+        let src: Vec<u8> = (0..800u32).map(|i| (i % 241) as u8).collect();
+        view.write_at(3, &src);
+        let mut out: Vec<u16> = Vec::with_capacity(1);
+        view.read_into_vec(3, 400, &mut out);
+        assert_eq!(out.len(), 400);
+        assert_eq!(zerocopy::IntoBytes::as_bytes(&out[..]), &src[..]);
+        let mut bytes = vec![1u8; 5];
+        view.read_into_vec(9, 7, &mut bytes);
+        assert_eq!(bytes, src[6..13]);
     }
 
     #[test]

@@ -365,9 +365,9 @@ impl<'a> Reader<'a> {
         match self.src {
             Src::Private(bytes) => out.extend_from_slice(&bytes[at..at + n]),
             Src::Slot { view, base } => {
-                let start = out.len();
-                out.resize(start + n, 0);
-                view.read_at(base + at, &mut out[start..]);
+                // Only ever called on an empty vector: a string's bytes.
+                debug_assert!(out.is_empty());
+                view.read_into_vec(base + at, n, out);
             }
         }
         Ok(())
@@ -395,10 +395,7 @@ impl<'a> Reader<'a> {
                     }
                 }
             }
-            Src::Slot { view, base } => {
-                out.resize(n, T::new_zeroed());
-                view.read_at(base + at, out.as_mut_bytes());
-            }
+            Src::Slot { view, base } => view.read_into_vec(base + at, n, out),
         }
         Ok(())
     }
