@@ -88,7 +88,7 @@ impl View {
     /// behaviour.
     #[inline]
     pub(crate) fn read_into_vec<T: FromBytes>(&self, offset: usize, n: usize, out: &mut Vec<T>) {
-        let len = n.checked_mul(size_of::<T>()).unwrap_or(usize::MAX);
+        let len = n.saturating_mul(size_of::<T>());
         self.check(offset, len, 1);
         out.clear();
         out.reserve(n);
@@ -121,12 +121,11 @@ impl View {
                     .write(AtomicU8::from_ptr(src.add(i)).load(Ordering::Relaxed))
             };
         }
-        let (src, dst, len) = (
-            // SAFETY: `head <= len`: still within both ranges.
-            unsafe { src.add(head) },
-            unsafe { dst.add(head) },
-            len - head,
-        );
+        // SAFETY: `head <= len`: still within both ranges.
+        let src = unsafe { src.add(head) };
+        // SAFETY: as above.
+        let dst = unsafe { dst.add(head) };
+        let len = len - head;
         // SAFETY: `src` (now 8-aligned) is valid for `len` bytes, `dst` too, and they cannot
         // overlap (one is private memory, the other the mapping).
         if unsafe { bulk_copy(dst, src, len) } {
