@@ -64,7 +64,15 @@ fn watch(seconds: u64) -> Result<(), shmrpc::Error> {
     BufReader::new(server.stdout.take().expect("piped"))
         .read_line(&mut ready)
         .expect("the server starts");
-    let camera = CameraClient::connect_with(&name, ClientOptions::default())?;
+    let result = fetch(&name, seconds);
+    // Closing its standard input stops the server.
+    drop(server.stdin.take());
+    let _ = server.wait();
+    result
+}
+
+fn fetch(name: &str, seconds: u64) -> Result<(), shmrpc::Error> {
+    let camera = CameraClient::connect_with(name, ClientOptions::default())?;
 
     let mut frame = Vec::with_capacity(FRAME_LEN);
     let start = Instant::now();
@@ -92,7 +100,5 @@ fn watch(seconds: u64) -> Result<(), shmrpc::Error> {
         "{total} frames of {FRAME_LEN} bytes in {:.1} s: {rate:.0} frames/s on average, best second {best:.0}",
         start.elapsed().as_secs_f64()
     );
-    drop(server.stdin.take());
-    let _ = server.wait();
     Ok(())
 }

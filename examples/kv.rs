@@ -68,8 +68,16 @@ fn session() -> Result<(), shmrpc::Error> {
         .stdout(Stdio::null())
         .spawn()
         .expect("start the server");
+    let result = talk(&name);
+    // Closing its standard input stops the server.
+    drop(server.stdin.take());
+    let _ = server.wait();
+    result
+}
+
+fn talk(name: &str) -> Result<(), shmrpc::Error> {
     let options = ClientOptions::default().wait_for_server(std::time::Duration::from_secs(5));
-    let cache = CacheClient::connect_with(&name, options)?;
+    let cache = CacheClient::connect_with(name, options)?;
 
     println!(
         "put(\"fruit/apple\", b\"red\")   -> {:?}",
@@ -116,8 +124,5 @@ fn session() -> Result<(), shmrpc::Error> {
         "keys(\"\")                     -> {:?}",
         cache.keys(String::new())?
     );
-
-    drop(server.stdin.take());
-    let _ = server.wait();
     Ok(())
 }
