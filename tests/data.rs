@@ -102,6 +102,50 @@ fn every_kind_of_value_crosses() {
 }
 
 #[test]
+fn structs_and_enums_holding_text_and_lists_cross() {
+    let (name, _server) = data_server(&[]);
+    let data = DataClient::connect(&name).unwrap();
+    let entry = |key: &str, n: usize| Entry {
+        key: key.into(),
+        value: vec![n as u8; n],
+        ttl: n as u32,
+        tags: (0..n % 4).map(|i| format!("t{i}")).collect(),
+        owner: (n % 2 == 0).then(|| Tagged {
+            client: 1,
+            thread: 2,
+            seq: n as u64,
+            server_pid: 3,
+            _pad: 0,
+        }),
+    };
+    let entries: Vec<Entry> = (0..200).map(|n| entry(&format!("k{n}"), n)).collect();
+    let doubled = data.entries(entries.clone()).unwrap().unwrap();
+    assert_eq!(doubled.len(), 200);
+    for (before, after) in entries.iter().zip(&doubled) {
+        assert_eq!(after.ttl, before.ttl * 2);
+        assert_eq!(
+            (&after.key, &after.value, &after.tags, &after.owner),
+            (&before.key, &before.value, &before.tags, &before.owner)
+        );
+    }
+    assert_eq!(
+        data.entries(vec![entry("", 1)]).unwrap(),
+        Err("an empty key".to_owned())
+    );
+    assert_eq!(
+        data.undo(Change::Put(entry("a", 3))).unwrap(),
+        Change::Remove { key: "a".into() }
+    );
+    assert!(
+        matches!(data.undo(Change::Remove { key: "b".into() }).unwrap(), Change::Put(e) if e.key == "b")
+    );
+    assert_eq!(data.undo(Change::Clear).unwrap(), Change::Clear);
+    // A variant index that does not exist, written by hand (`undo` is method 15).
+    let reply = raw_call(&name, 15, &hex(&[&7u32.to_le_bytes()]));
+    assert_eq!(reply, "status=1 a variant of `Change` that does not exist");
+}
+
+#[test]
 fn a_method_may_write_its_result_into_the_slot_itself() {
     let (name, _server) = data_server(&[]);
     let data = DataClient::connect(&name).unwrap();

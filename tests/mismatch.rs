@@ -97,6 +97,24 @@ fn a_method_whose_signature_changed_is_refused_and_the_others_work() {
 }
 
 #[test]
+fn a_changed_field_of_a_struct_holding_text_refuses_the_methods_using_it() {
+    let name = unique_name("wider");
+    let _server = Peer::start(&["server", "data", &name]);
+    let client = shmrpc_tests::other_versions::wider_entry::DataClient::connect(&name).unwrap();
+    let message = refused_at_once(|| client.entries(vec![]));
+    assert!(
+        message.contains("server has `record Entry { key: String, value: Vec<u8>, ttl: u32"),
+        "{message}"
+    );
+    assert!(
+        message
+            .contains("this client expects `record Entry { key: String, value: Vec<u8>, ttl: u64"),
+        "{message}"
+    );
+    assert_eq!(client.echo(b"ok").unwrap(), b"ok");
+}
+
+#[test]
 fn another_trait_is_refused_at_connect() {
     let name = unique_name("other-trait");
     let _server = Peer::start(&["server", "work", &name]);

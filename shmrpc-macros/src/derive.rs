@@ -92,7 +92,7 @@ fn repr(input: &DeriveInput, errors: &mut Errors) -> Repr {
     repr
 }
 
-fn krate(input: &DeriveInput, errors: &mut Errors) -> syn::Path {
+pub(crate) fn krate(input: &DeriveInput, errors: &mut Errors) -> syn::Path {
     let mut krate: syn::Path = syn::parse_quote!(::shmrpc);
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("shmrpc")) {
         let result = attr.parse_nested_meta(|meta| {
@@ -121,7 +121,7 @@ fn field_name(field: &syn::Field, index: usize) -> String {
 }
 
 /// `mean`, or `0`, as a member expression.
-fn member(field: &syn::Field, index: usize) -> syn::Member {
+pub(crate) fn member(field: &syn::Field, index: usize) -> syn::Member {
     match &field.ident {
         Some(ident) => syn::Member::Named(ident.clone()),
         None => syn::Member::Unnamed(syn::Index {

@@ -7,6 +7,7 @@
 mod check;
 mod ctxt;
 mod derive;
+mod derive_wire;
 mod expand;
 mod naming;
 mod parse;
@@ -27,4 +28,10 @@ pub fn shm_service(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_derive(ShmData, attributes(shmrpc))]
 pub fn derive_shm_data(input: TokenStream) -> TokenStream {
     derive::shm_data(input.into()).into()
+}
+
+/// See `shmrpc::Wire`.
+#[proc_macro_derive(Wire, attributes(shmrpc))]
+pub fn derive_wire(input: TokenStream) -> TokenStream {
+    derive_wire::wire(input.into()).into()
 }

@@ -43,6 +43,25 @@ pub enum Shape {
     Seq(&'static Shape),
     Option(&'static Shape),
     Result(&'static Shape, &'static Shape),
+    /// A struct of any fields (`#[derive(Wire)]`), written field by field; a field's `offset`
+    /// is its position.
+    Record {
+        name: &'static str,
+        fields: &'static [Field],
+    },
+    /// An enum of any variants (`#[derive(Wire)]`): a u32 variant index, then its fields.
+    Sum {
+        name: &'static str,
+        cases: &'static [Case],
+    },
+}
+
+/// A variant of a [`Shape::Sum`].
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Case {
+    pub name: &'static str,
+    pub fields: &'static [Field],
 }
 
 #[doc(hidden)]
@@ -156,7 +175,27 @@ const fn hash_shape(h: Fnv, shape: &Shape) -> Fnv {
         Shape::Seq(t) => hash_shape(h.num(12), t),
         Shape::Option(t) => hash_shape(h.num(13), t),
         Shape::Result(t, e) => hash_shape(hash_shape(h.num(14), t), e),
+        Shape::Record { name, fields } => hash_fields(h.num(15).str(name), fields),
+        Shape::Sum { name, cases } => {
+            let mut h = h.num(16).str(name).num(cases.len() as u64);
+            let mut i = 0;
+            while i < cases.len() {
+                h = hash_fields(h.str(cases[i].name), cases[i].fields);
+                i += 1;
+            }
+            h
+        }
     }
+}
+
+const fn hash_fields(h: Fnv, fields: &[Field]) -> Fnv {
+    let mut h = h.num(fields.len() as u64);
+    let mut i = 0;
+    while i < fields.len() {
+        h = hash_shape(h.str(fields[i].name), fields[i].shape);
+        i += 1;
+    }
+    h
 }
 
 impl MethodShape {
@@ -189,9 +228,11 @@ const fn fingerprint(name: &str, methods: &[Option<MethodShape>]) -> u128 {
 /// How a type is written in signatures.
 pub(crate) fn type_name(shape: &Shape) -> String {
     match shape {
-        Shape::Primitive { name, .. } | Shape::Struct { name, .. } | Shape::Enum { name, .. } => {
-            (*name).to_owned()
-        }
+        Shape::Primitive { name, .. }
+        | Shape::Struct { name, .. }
+        | Shape::Enum { name, .. }
+        | Shape::Record { name, .. }
+        | Shape::Sum { name, .. } => (*name).to_owned(),
         Shape::Array { element, len } => format!("[{}; {len}]", type_name(element)),
         Shape::Unit => "()".to_owned(),
         Shape::Str => "String".to_owned(),
@@ -207,8 +248,35 @@ pub(crate) fn signature(m: &MethodShape) -> String {
     format!("{}({}) -> {}", m.name, args.join(", "), type_name(m.reply))
 }
 
+fn fields_text(fields: &[Field]) -> String {
+    let named = fields.first().is_some_and(|f| f.name != "0");
+    let parts: Vec<String> = fields
+        .iter()
+        .map(|f| {
+            if named {
+                format!("{}: {}", f.name, type_name(f.shape))
+            } else {
+                type_name(f.shape)
+            }
+        })
+        .collect();
+    match (fields.is_empty(), named) {
+        (true, _) => String::new(),
+        (false, true) => format!(" {{ {} }}", parts.join(", ")),
+        (false, false) => format!("({})", parts.join(", ")),
+    }
+}
+
 fn definition(shape: &Shape) -> Option<String> {
     match shape {
+        Shape::Record { name, fields } => Some(format!("record {name}{}", fields_text(fields))),
+        Shape::Sum { name, cases } => {
+            let cases: Vec<String> = cases
+                .iter()
+                .map(|c| format!("{}{}", c.name, fields_text(c.fields)))
+                .collect();
+            Some(format!("enum {name} {{ {} }}", cases.join(", ")))
+        }
         Shape::Struct { name, size, fields } => {
             let fields: Vec<String> = fields
                 .iter()
@@ -247,8 +315,12 @@ fn collect_definitions(shape: &Shape, out: &mut Vec<String>) {
             collect_definitions(t, out);
             collect_definitions(e, out);
         }
-        Shape::Struct { fields, .. } => fields
+        Shape::Struct { fields, .. } | Shape::Record { fields, .. } => fields
             .iter()
+            .for_each(|f| collect_definitions(f.shape, out)),
+        Shape::Sum { cases, .. } => cases
+            .iter()
+            .flat_map(|c| c.fields)
             .for_each(|f| collect_definitions(f.shape, out)),
         _ => {}
     }

@@ -171,13 +171,41 @@ pub use shmrpc_macros::shm_service;
 /// If you renamed the `shmrpc` dependency, say where it is: `#[shmrpc(crate = "::rpc")]`.
 pub use shmrpc_macros::ShmData;
 
+/// Derives [`Wire`](trait@Wire) for a struct or an enum that holds strings, vectors or any other
+/// type that can cross a call: written field by field in declaration order (an enum as its
+/// variant's index, a `u32`, then that variant's fields). No `#[repr]` needed; no padding to
+/// think about. Fixed-size types of `#[derive(ShmData)]` keep their zero-parse layout; use this
+/// for the others.
+///
+/// ```
+/// use shmrpc::Wire;
+///
+/// #[derive(Clone, Debug, PartialEq, Wire)]
+/// pub struct Entry { pub key: String, pub value: Vec<u8>, pub ttl_s: u32 }
+///
+/// #[derive(Clone, Debug, PartialEq, Wire)]
+/// pub enum Change { Put(Entry), Remove { key: String }, Clear }
+///
+/// #[shmrpc::shm_service]
+/// pub trait Journal {
+///     fn apply(&self, changes: Vec<Change>) -> Result<u64, String>;
+///     fn scan(&self, prefix: &str) -> Vec<Entry>;
+/// }
+/// ```
+///
+/// Every field's type must itself cross calls (the error names the field otherwise); generic
+/// and recursive types are not supported. Changing a field (its name, type or position) changes
+/// the signature of every method that uses the type: a client and a server that disagree get
+/// `InterfaceMismatch` for those methods, with both definitions in the message.
+pub use shmrpc_macros::Wire;
+
 /// What generated code needs. Not part of the API: it changes in any release.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::client::Client;
     pub use crate::data::{Codec, Invalid, field, max, no_padding_after, no_padding_before};
     pub use crate::fault::Step as FaultStep;
-    pub use crate::interface::{Field, Interface, MethodShape, Shape, Variant};
+    pub use crate::interface::{Case, Field, Interface, MethodShape, Shape, Variant};
     pub use crate::server::{Dispatch, Server};
     pub use crate::wire::{
         Reader, STR_SHAPE, Seq, SliceCodec, WireCodec, Writer, Written, codec, decode_fixed,

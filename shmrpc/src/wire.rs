@@ -848,6 +848,7 @@ impl<T: Wire, E: Wire> Wire for Result<T, E> {
 #[derive(Debug)]
 pub struct WireCodec<T> {
     pub shape: &'static Shape,
+    pub min_len: usize,
     pub encode: fn(&T, &mut Writer<'_>),
     pub decode: fn(&mut Reader<'_>) -> Result<T, Invalid>,
     pub decode_into: fn(&mut Reader<'_>, &mut T) -> Result<(), Invalid>,
@@ -857,6 +858,7 @@ pub struct WireCodec<T> {
 pub const fn codec<T: Wire>() -> WireCodec<T> {
     WireCodec {
         shape: T::SHAPE,
+        min_len: T::MIN_LEN,
         encode: T::encode,
         decode: T::decode,
         decode_into: T::decode_into,

@@ -386,6 +386,28 @@ pub trait Data {
     fn greet(&self, name: &str, reply: shmrpc::Reply<'_, String>) -> shmrpc::Replied;
     /// A `Tagged` with `seq`, sent whole.
     fn tag(&self, seq: u64, reply: shmrpc::Reply<'_, Tagged>) -> shmrpc::Replied;
+    /// The entries with `ttl` doubled, or an error if a key is empty.
+    fn entries(&self, entries: Vec<Entry>) -> Result<Vec<Entry>, String>;
+    /// What the change does, as a change: `Put` becomes `Remove` of its key and so on.
+    fn undo(&self, change: Change) -> Change;
+}
+
+/// A struct holding text and bytes.
+#[derive(Clone, Debug, PartialEq, shmrpc::Wire)]
+pub struct Entry {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub ttl: u32,
+    pub tags: Vec<String>,
+    pub owner: Option<Tagged>,
+}
+
+/// An enum with data.
+#[derive(Clone, Debug, PartialEq, shmrpc::Wire)]
+pub enum Change {
+    Put(Entry),
+    Remove { key: String },
+    Clear,
 }
 
 /// [`Data`] as a client that never heard of `Reply` sees it: the same interface.
@@ -406,6 +428,8 @@ pub mod plain_data {
         fn echo_sent(&self, data: Vec<u8>) -> Vec<u8>;
         fn greet(&self, name: String) -> String;
         fn tag(&self, seq: u64) -> crate::Tagged;
+        fn entries(&self, entries: Vec<crate::Entry>) -> Result<Vec<crate::Entry>, String>;
+        fn undo(&self, change: crate::Change) -> crate::Change;
     }
 }
 
@@ -473,6 +497,31 @@ impl Data for DataImpl {
             server_pid: std::process::id(),
             _pad: 0,
         })
+    }
+    fn entries(&self, entries: Vec<Entry>) -> Result<Vec<Entry>, String> {
+        entries
+            .into_iter()
+            .map(|mut e| {
+                if e.key.is_empty() {
+                    return Err("an empty key".to_owned());
+                }
+                e.ttl *= 2;
+                Ok(e)
+            })
+            .collect()
+    }
+    fn undo(&self, change: Change) -> Change {
+        match change {
+            Change::Put(e) => Change::Remove { key: e.key },
+            Change::Remove { key } => Change::Put(Entry {
+                key,
+                value: vec![],
+                ttl: 0,
+                tags: vec![],
+                owner: None,
+            }),
+            Change::Clear => Change::Clear,
+        }
     }
     fn lent(&self, values: &[u64]) -> bool {
         // A slice lent out of the server's private copy of the request lies inside that copy;
@@ -913,6 +962,24 @@ pub mod other_versions {
             fn add(&self, a: i64, b: i64) -> i64;
             fn served(&self) -> u64;
             fn caller(&self) -> [u32; 3];
+        }
+    }
+
+    /// `Entry` whose `ttl` is a `u64`, and `Data` using it.
+    pub mod wider_entry {
+        #[derive(Clone, Debug, PartialEq, shmrpc::Wire)]
+        pub struct Entry {
+            pub key: String,
+            pub value: Vec<u8>,
+            pub ttl: u64,
+            pub tags: Vec<String>,
+            pub owner: Option<crate::Tagged>,
+        }
+
+        #[shmrpc::shm_service]
+        pub trait Data {
+            fn echo(&self, data: &[u8]) -> Vec<u8>;
+            fn entries(&self, entries: Vec<Entry>) -> Result<Vec<Entry>, String>;
         }
     }
 
