@@ -110,7 +110,7 @@ fn structs_and_enums_holding_text_and_lists_cross() {
         value: vec![n as u8; n],
         ttl: n as u32,
         tags: (0..n % 4).map(|i| format!("t{i}")).collect(),
-        owner: (n % 2 == 0).then(|| Tagged {
+        owner: n.is_multiple_of(2).then_some(Tagged {
             client: 1,
             thread: 2,
             seq: n as u64,
