@@ -65,6 +65,8 @@ fn voluntary_switches() -> u64 {
 fn main() {
     a_warm_call_allocates_nothing_on_either_side();
     println!("a_warm_call_allocates_nothing_on_either_side ... ok");
+    the_allocation_free_forms_of_bytes_allocate_nothing_warm();
+    println!("the_allocation_free_forms_of_bytes_allocate_nothing_warm ... ok");
     a_call_between_spinning_processes_never_sleeps();
     println!("a_call_between_spinning_processes_never_sleeps ... ok");
     the_server_wakes_a_client_only_when_it_sleeps();
@@ -168,6 +170,29 @@ fn a_warm_call_allocates_nothing_on_either_side() {
     let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
     handle.shutdown().unwrap();
     assert_eq!(allocated, 0, "{allocated} allocations in {calls} calls");
+}
+
+/// `&[u8]` in, `Reply::send_slice` in the server, `_into` in the client: small replies (copied
+/// out whole) and large ones (read straight out of the slot).
+fn the_allocation_free_forms_of_bytes_allocate_nothing_warm() {
+    let name = unique_name("noalloc-bytes");
+    let handle = DataServer::bind(&name, DataImpl).unwrap().spawn().unwrap();
+    let client = DataClient::connect(&name).unwrap();
+    let mut out = Vec::new();
+    for len in [8, 1024, 65536, 1 << 20] {
+        let bytes = vec![5u8; len];
+        for _ in 0..100 {
+            client.echo_sent_into(&bytes, &mut out).unwrap();
+        }
+        let before = ALLOCATIONS.load(Ordering::Relaxed);
+        for _ in 0..1_000 {
+            client.echo_sent_into(&bytes, &mut out).unwrap();
+        }
+        let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
+        assert_eq!(out, bytes);
+        assert_eq!(allocated, 0, "{allocated} allocations in 1,000 calls of {len} bytes");
+    }
+    handle.shutdown().unwrap();
 }
 
 fn a_call_between_spinning_processes_never_sleeps() {
