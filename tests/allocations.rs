@@ -43,12 +43,8 @@ fn hex(parts: &[&[u8]]) -> String {
 }
 
 fn raw_call(name: &str, tag: u32, bytes: &str) -> String {
-    let mut peer = Peer::spawn(Command::new(peer_program()).args([
-        "raw-call",
-        name,
-        &tag.to_string(),
-        bytes,
-    ]));
+    let mut peer =
+        Peer::spawn(Command::new(peer_program()).args(["raw-call", name, &tag.to_string(), bytes]));
     peer.line()
 }
 

@@ -87,8 +87,11 @@ fn every_kind_of_value_crosses() {
     };
     assert_eq!(data.seqs(&[tagged(5), tagged(6)]).unwrap(), 11);
     assert_eq!(data.count(&[true, false, true, true]).unwrap(), 3);
-    assert!(
-        data.lent(&[1, 2, 3]).unwrap(),
+    // `a` at 16 (its count at 0, then padding), 24 bytes; `b`'s count at 40, `b` at 48. Copied
+    // into vectors of their own, they would be anywhere.
+    assert_eq!(
+        data.lent(&[1, 2, 3], &[4]).unwrap(),
+        32,
         "a `&[u64]` is lent to the method out of the server's copy, not copied again"
     );
     // Received into a buffer the caller owns and reuses: no allocation once it is large enough.
@@ -212,7 +215,8 @@ fn a_message_over_the_limit_is_too_large_and_the_server_goes_on() {
             else {
                 unreachable!()
             };
-            assert_eq!((*size, *limit, *response), (70_004, 65536, false));
+            // 4 bytes of count, 12 of padding, the bytes.
+            assert_eq!((*size, *limit, *response), (70_016, 65536, false));
             let message = e.to_string();
             assert!(message.contains("nothing was sent"), "{message}");
             assert!(message.contains("max_message"), "{message}");
@@ -220,13 +224,13 @@ fn a_message_over_the_limit_is_too_large_and_the_server_goes_on() {
         other => panic!("expected TooLarge, got {other:?}"),
     }
     assert!(start.elapsed() < Duration::from_millis(50));
-    // Just under it crosses.
-    assert_eq!(data.echo(&[1; 65532]).unwrap().len(), 65532);
+    // Exactly at it crosses.
+    assert_eq!(data.echo(&[1; 65520]).unwrap().len(), 65520);
     // A result over it: the method ran, the caller is told so.
     match data.fill(100_000) {
         Err(e @ Error::TooLarge { response: true, .. }) => {
             let message = e.to_string();
-            assert!(message.contains("100004 bytes"), "{message}");
+            assert!(message.contains("100016 bytes"), "{message}");
             assert!(message.contains("the method ran"), "{message}");
         }
         other => panic!("expected TooLarge, got {other:?}"),

@@ -190,7 +190,10 @@ fn the_allocation_free_forms_of_bytes_allocate_nothing_warm() {
         }
         let allocated = ALLOCATIONS.load(Ordering::Relaxed) - before;
         assert_eq!(out, bytes);
-        assert_eq!(allocated, 0, "{allocated} allocations in 1,000 calls of {len} bytes");
+        assert_eq!(
+            allocated, 0,
+            "{allocated} allocations in 1,000 calls of {len} bytes"
+        );
     }
     handle.shutdown().unwrap();
 }

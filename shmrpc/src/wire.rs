@@ -8,14 +8,17 @@
 //! |---|---|
 //! | a [`ShmData`] value | its `SIZE` bytes, unaligned: the zero-parse path of fixed types |
 //! | `&str`, `String` | u32 length in bytes, then UTF-8 |
-//! | `&[T]`, `Vec<T>` | u32 count, zero padding up to the element's alignment (only for numbers, so that the server can lend the slice out of its aligned copy), then the elements |
+//! | `&[T]`, `Vec<T>` | u32 count, then (for numbers) zero padding up to a multiple of 16 bytes, then the elements |
 //! | `Option<T>` | u8 0 (`None`) or 1 then `T` |
 //! | `Result<T, E>` | u8 0 then `T`, or 1 then `E` |
 //! | `Box<T>`, `Arc<T>` | as `T` |
 //! | `()` | nothing |
 //!
 //! Padding is counted from the start of the message, so both sides agree on it whatever the
-//! addresses. Reading checks every length against the bytes that are left before it
+//! addresses. Messages start 16-aligned in the slot and in private copies, so a sequence of
+//! numbers is aligned wherever it is: the server lends `&[u64]` out of its copy, and large copies
+//! (a `&[u8]` of a megabyte) run with aligned ends, which some CPUs' bulk copies need to reach
+//! full speed. Reading checks every length against the bytes that are left before it
 //! allocates anything (a count of `n` elements needs at least `n` times the element's smallest
 //! encoding), so no allocation is ever larger than the message; text must be UTF-8; a message
 //! must end exactly where its last value does. Whatever is wrong is an [`Invalid`] naming it.
@@ -554,7 +557,10 @@ pub trait Wire: Sized + 'static {
     }
 }
 
-/// Numbers: every bit pattern valid, sequences copied and lent in bulk, aligned to their size.
+/// Where a sequence of numbers starts: a multiple of 16 from the start of the message.
+const SEQ_ALIGN: usize = 16;
+
+/// Numbers: every bit pattern valid, sequences copied and lent in bulk, 16-aligned.
 macro_rules! number {
     ($($t:ty),*) => {$(
         impl Wire for $t {
@@ -572,7 +578,7 @@ macro_rules! number {
             }
             #[inline]
             fn encode_seq(items: &[Self], w: &mut Writer<'_>) {
-                w.align(size_of::<$t>());
+                w.align(SEQ_ALIGN);
                 w.put(items.as_bytes());
             }
             #[inline]
@@ -581,12 +587,12 @@ macro_rules! number {
                 n: usize,
                 out: &mut Vec<Self>,
             ) -> Result<(), Invalid> {
-                r.align(size_of::<$t>())?;
+                r.align(SEQ_ALIGN)?;
                 r.numbers(n, out)
             }
             #[inline]
             fn borrow_seq<'a>(r: &mut Reader<'a>, n: usize) -> Result<Seq<'a, Self>, Invalid> {
-                r.align(size_of::<$t>())?;
+                r.align(SEQ_ALIGN)?;
                 if let Src::Private(_) = r.src {
                     let bytes = r.take(n * size_of::<$t>())?;
                     if let Ok(items) = <[$t]>::ref_from_bytes(bytes) {
@@ -943,6 +949,11 @@ mod tests {
         round_trip(Arc::new(vec![true, false]));
         round_trip(vec![[1u8, 2], [3, 4]]);
         round_trip(Box::new([0x1234_5678u32; 1000]));
+        // Fixed values read out of a slot through a buffer on the stack, or, past 256 bytes,
+        // on the heap.
+        round_trip([true; 256]);
+        round_trip([true; 300]);
+        round_trip(Some(['é'; 100]));
         round_trip(vec![[true, false]; 3]);
         round_trip((0..3000).map(|i| i as u16).collect::<Vec<_>>());
         round_trip(());
@@ -954,13 +965,13 @@ mod tests {
         let mut w = Writer::buf(&mut buf);
         Wire::encode(&7u8, &mut w);
         put_slice(&mut w, &[1u64, 2]);
-        // 1 byte, 4 of count, 3 of padding, 16 of numbers.
-        assert_eq!(buf.len(), 24);
-        assert_eq!(&buf[5..8], &[0, 0, 0]);
+        // 1 byte, 4 of count, 11 of padding, 16 of numbers.
+        assert_eq!(buf.len(), 32);
+        assert_eq!(&buf[5..16], &[0; 11]);
         // Lent out of an aligned copy.
         let mut aligned = [0u128; 2];
-        aligned.as_mut_bytes()[..24].copy_from_slice(&buf);
-        let mut r = Reader::new(&aligned.as_bytes()[..24]);
+        aligned.as_mut_bytes().copy_from_slice(&buf);
+        let mut r = Reader::new(aligned.as_bytes());
         assert_eq!(<u8 as Wire>::decode(&mut r), Ok(7));
         let seq = r.seq::<u64>().unwrap();
         assert!(matches!(seq, Seq::Borrowed(&[1, 2])));
@@ -1029,6 +1040,15 @@ mod tests {
         put_str(&mut w, "hello world");
         assert_eq!(w.len(), 15);
         assert!(w.too_large());
+        // Exactly at the limit fits.
+        let mut buf = Vec::new();
+        let mut w = Writer::buf(&mut buf);
+        w.limit = 15;
+        put_str(&mut w, "hello world");
+        assert!(!w.too_large());
+        let mut w = Writer::buf(&mut buf);
+        w.put_len(u32::MAX as usize + 1);
+        assert!(w.too_large(), "a length over u32::MAX");
         // The length fitted; the text did not, and was not written.
         assert_eq!(buf.len(), 4);
     }

@@ -378,8 +378,9 @@ pub trait Data {
     fn seqs(&self, items: &[Tagged]) -> u64;
     /// How many are `true`.
     fn count(&self, flags: &[bool]) -> u32;
-    /// Whether the slice was lent out of the server's copy, not copied again.
-    fn lent(&self, values: &[u64]) -> bool;
+    /// How far apart the two slices are in the server's memory: lent out of one copy of the
+    /// request, `b` is where the request has it.
+    fn lent(&self, a: &[u64], b: &[u64]) -> u64;
     /// Returns `data`, written by the method straight into the slot.
     fn echo_sent(&self, data: &[u8], reply: shmrpc::Reply<'_, Vec<u8>>) -> shmrpc::Replied;
     /// `"hello, <name>"`, written by the method straight into the slot.
@@ -424,7 +425,7 @@ pub mod plain_data {
         fn weigh(&self, value: Box<[u8; crate::HUGE]>) -> u64;
         fn seqs(&self, items: &[crate::Tagged]) -> u64;
         fn count(&self, flags: &[bool]) -> u32;
-        fn lent(&self, values: &[u64]) -> bool;
+        fn lent(&self, a: &[u64], b: &[u64]) -> u64;
         fn echo_sent(&self, data: Vec<u8>) -> Vec<u8>;
         fn greet(&self, name: String) -> String;
         fn tag(&self, seq: u64) -> crate::Tagged;
@@ -523,11 +524,8 @@ impl Data for DataImpl {
             Change::Clear => Change::Clear,
         }
     }
-    fn lent(&self, values: &[u64]) -> bool {
-        // A slice lent out of the server's private copy of the request lies inside that copy;
-        // one re-allocated would be a fresh allocation of exactly its length. The copy is
-        // 16-aligned and the slice starts 8 bytes in (count, then padding to 8).
-        values.as_ptr() as usize % 16 == 8 && !values.is_empty()
+    fn lent(&self, a: &[u64], b: &[u64]) -> u64 {
+        (b.as_ptr() as u64).wrapping_sub(a.as_ptr() as u64)
     }
 }
 

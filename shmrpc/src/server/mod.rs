@@ -80,6 +80,9 @@ pub(crate) struct Shared {
     ready_len: AtomicUsize,
     /// Permits to run a method: `workers` of them.
     permits: AtomicUsize,
+    /// One private request buffer per permit: a thread that takes a permit takes a buffer, so
+    /// the buffers grow to the largest request once, whichever threads serve.
+    buffers: Mutex<Vec<Vec<u128>>>,
     /// Every idle thread sleeps in it.
     poller: Poller,
     /// The connections, handled by whichever thread an event woke.
@@ -163,6 +166,16 @@ impl Shared {
 
     fn release_permit(&self) {
         self.permits.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The request buffer that goes with a permit just taken.
+    fn take_buffer(&self) -> Vec<u128> {
+        self.buffers.lock_anyway().pop().unwrap_or_default()
+    }
+
+    /// Gives a permit's buffer back, before the permit.
+    fn give_buffer(&self, buffer: Vec<u128>) {
+        self.buffers.lock_anyway().push(buffer);
     }
 
     /// Whether a thread with a permit should serve the ready queue now: the spinner, which
@@ -289,6 +302,7 @@ impl Server {
             ready: Mutex::new(VecDeque::new()),
             ready_len: AtomicUsize::new(0),
             permits: AtomicUsize::new(options.workers),
+            buffers: Mutex::new((0..options.workers).map(|_| Vec::new()).collect()),
             poller,
             connections: Mutex::new(Connections::new(sys::euid())),
             spinning: AtomicBool::new(false),

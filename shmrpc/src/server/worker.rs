@@ -129,27 +129,32 @@ const KEEP_REQUEST: usize = 16 << 20;
 struct Worker<'a> {
     shared: &'a Shared,
     /// The private copy of the request being served, 16-aligned so that slices of numbers can
-    /// be lent out of it.
+    /// be lent out of it: the buffer of the permit this worker holds.
     request: Vec<u128>,
     spin: SpinPolicy,
     /// How long this worker spun in vain before its next sleep, if it did: the spin policy
     /// learns from how long the sleep then lasts.
     spun_in_vain: Option<Duration>,
+    /// Slots let go of with a request in them, to serve (kept, for its capacity).
+    missed: Vec<Arc<ServerSlot>>,
 }
 
 /// The body of a server thread: runs until the server stops.
 pub(crate) fn run(shared: &Shared) {
     let mut worker = Worker {
         shared,
-        request: vec![0; 4096 / 16],
+        request: Vec::new(),
         spin: SpinPolicy::new(shared.options.wait, shared.options.spin_budget),
         spun_in_vain: None,
+        missed: Vec::with_capacity(MAX_HOT),
     };
     let mut events = Events::default();
     while !shared.stopping() {
         leave_if_forked(shared);
         if shared.work_for_a_permit() && shared.take_permit() {
+            worker.request = shared.take_buffer();
             worker.work();
+            shared.give_buffer(std::mem::take(&mut worker.request));
             shared.release_permit();
             continue;
         }
@@ -229,18 +234,23 @@ impl Worker<'_> {
             // this thread serves it. Requests that came with a kick and wait in the ready queue
             // (left to this thread while it spun) go to another thread if a permit is free, so
             // that they do not wait for what this one is about to run.
-            let missed: Vec<Arc<ServerSlot>> = hot
-                .slots
-                .drain(..)
-                .filter_map(|h| let_go(&h.slot).then_some(h.slot))
-                .collect();
+            // Into a vector this worker keeps: a warm call allocates nothing, even when a
+            // request slips in as the slots are let go.
+            let mut missed = std::mem::take(&mut self.missed);
+            missed.extend(
+                hot.slots
+                    .drain(..)
+                    .filter_map(|h| let_go(&h.slot).then_some(h.slot)),
+            );
             if missed.is_empty() {
+                self.missed = missed;
                 return;
             }
             shared.wake_for_queued();
-            for slot in missed {
+            for slot in missed.drain(..) {
                 self.serve(&slot);
             }
+            self.missed = missed;
         }
     }
 
@@ -378,7 +388,7 @@ impl Worker<'_> {
         // (its parent does) nor serve anything.
         leave_if_forked(self.shared);
         if self.request.len() * 16 > KEEP_REQUEST {
-            self.request = vec![0; 4096 / 16];
+            self.request = Vec::new();
         }
         fault::point(fault::Step::ServerDispatched);
         match ran {
