@@ -102,6 +102,20 @@ pub trait ShmData: Sized + 'static {
         r.with_bytes(n * Self::SIZE, |bytes| Self::decode_slice(bytes, n))
     }
 
+    /// Reads `out.len()` values (an array's) into `out`, in place: element by element, unless
+    /// the type reads faster.
+    #[doc(hidden)]
+    #[inline]
+    fn read_into(r: &mut Reader<'_>, out: &mut [Self]) -> Result<(), Invalid> {
+        let size = Self::SIZE;
+        r.with_bytes(out.len() * size, |bytes| {
+            for (i, value) in out.iter_mut().enumerate() {
+                *value = Self::decode(&bytes[i * size..][..size])?;
+            }
+            Ok(())
+        })
+    }
+
     /// `encode` for an array of these; element by element unless overridden.
     #[doc(hidden)]
     #[inline]
@@ -199,6 +213,10 @@ macro_rules! read_slice {
         #[inline]
         fn read_slice(r: &mut Reader<'_>, n: usize) -> Result<Vec<Self>, Invalid> {
             <$t as ReadNumbers>::read_numbers(r, n)
+        }
+        #[inline]
+        fn read_into(r: &mut Reader<'_>, out: &mut [Self]) -> Result<(), Invalid> {
+            <$t as ReadNumbers>::read_numbers_into(r, out)
         }
     };
     (checked $t:ty) => {};

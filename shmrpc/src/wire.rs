@@ -346,6 +346,9 @@ impl<'a> Reader<'a> {
         n: usize,
         f: impl FnOnce(&[u8]) -> Result<R, Invalid>,
     ) -> Result<R, Invalid> {
+        if n > self.remaining() {
+            return Err(Invalid("a length that runs past the end of the message"));
+        }
         match self.src {
             Src::Private(_) => f(self.take(n)?),
             Src::Slot { .. } if n <= 256 => {
@@ -415,7 +418,11 @@ impl<'a> Reader<'a> {
     #[inline]
     pub fn count(&mut self, min_len: usize) -> Result<usize, Invalid> {
         let n = self.length()?;
-        if n.saturating_mul(min_len.max(1)) > self.remaining() && !(min_len == 0 && n == 0) {
+        if min_len == 0 && n > 0 {
+            // Refused at compile time (see `Vec`'s `MIN_LEN`): never sent by shmrpc.
+            return Err(Invalid("a sequence of values that take no bytes"));
+        }
+        if n.saturating_mul(min_len) > self.remaining() {
             return Err(Invalid("a count that runs past the end of the message"));
         }
         Ok(n)
@@ -614,6 +621,10 @@ macro_rules! number {
                 r.numbers(n, &mut out)?;
                 Ok(out)
             }
+            #[inline]
+            fn read_numbers_into(r: &mut Reader<'_>, out: &mut [Self]) -> Result<(), Invalid> {
+                r.read(out.as_mut_bytes())
+            }
         }
     )*};
 }
@@ -622,6 +633,7 @@ macro_rules! number {
 #[doc(hidden)]
 pub trait ReadNumbers: Sized {
     fn read_numbers(r: &mut Reader<'_>, n: usize) -> Result<Vec<Self>, Invalid>;
+    fn read_numbers_into(r: &mut Reader<'_>, out: &mut [Self]) -> Result<(), Invalid>;
 }
 
 number!(u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, f32, f64);
@@ -662,6 +674,11 @@ impl<T: ShmData, const N: usize> Wire for [T; N] {
     #[inline]
     fn decode(r: &mut Reader<'_>) -> Result<Self, Invalid> {
         decode_fixed(r)
+    }
+    /// In place, element by element (or in one copy for numbers): a big array received into a
+    /// box the caller keeps never passes through the stack.
+    fn decode_into(r: &mut Reader<'_>, out: &mut Self) -> Result<(), Invalid> {
+        T::read_into(r, out)
     }
     /// Through the heap, element by element (or in bulk for numbers): a big array never
     /// passes through the stack.
@@ -718,9 +735,17 @@ pub fn put_slice<T: Wire>(w: &mut Writer<'_>, items: &[T]) {
     T::encode_seq(items, w);
 }
 
+/// Why a sequence's elements must take bytes: a count of values that take none would be
+/// bounded by nothing, and decoding it would allocate and loop without end.
+const NO_EMPTY_ELEMENTS: &str = "a Vec or slice of values that take no bytes on the wire (`()`, \
+    `[T; 0]`, a struct without fields) cannot cross a shmrpc call: send the count as a number";
+
 impl<T: Wire> Wire for Vec<T> {
     const SHAPE: &'static Shape = &Shape::Seq(T::SHAPE);
-    const MIN_LEN: usize = 4;
+    const MIN_LEN: usize = {
+        assert!(T::MIN_LEN > 0, "{}", NO_EMPTY_ELEMENTS);
+        4
+    };
     #[inline]
     fn encode(&self, w: &mut Writer<'_>) {
         put_slice(w, self);
@@ -882,6 +907,7 @@ pub struct SliceCodec<T: 'static> {
 
 #[doc(hidden)]
 pub const fn slice_codec<T: Wire>() -> SliceCodec<T> {
+    assert!(T::MIN_LEN > 0, "{}", NO_EMPTY_ELEMENTS);
     SliceCodec {
         shape: <Vec<T> as Wire>::SHAPE,
         encode: put_slice::<T>,

@@ -216,6 +216,7 @@ impl Client {
     ) -> Result<R, Error> {
         let PerThread { scratch, last } = per_thread;
         let mut resent = false;
+        let mut remapped = false;
         let (answer, taken) = loop {
             let ours = last.as_ref().is_some_and(|last| {
                 last.client == self.id
@@ -259,7 +260,20 @@ impl Client {
                 connection, slot, ..
             } = last.as_ref().expect("set above");
             let taken = Taken::new(connection, slot);
-            let server_tag = connection.server_tag(tag, method)?;
+            let server_tag = match connection.server_tag(tag, method) {
+                Ok(server_tag) => server_tag,
+                // The server this connection knew lacks the method; if it has gone since (an
+                // upgrade), the next one may have it: look, once. Nothing else would notice,
+                // since no call went out.
+                Err(_) if !remapped && connection.server_gone() => {
+                    connection.dead.store(true, Ordering::Relaxed);
+                    drop(taken);
+                    *last = None;
+                    remapped = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let mut request = slot.memory.request_writer();
             encode(&mut request);
             if request.too_large() {
