@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use shmrpc::__private::testing::{RawConnection, kick, raw_connect};
-use shmrpc::{ClientOptions, Error, ServerOptions};
+use shmrpc::{Error, ServerOptions};
 use shmrpc_tests::*;
 
 /// Slices of numbers after odd-sized values, and a method that forks.
@@ -35,9 +35,10 @@ impl Mix for MixImpl {
         42
     }
     fn mix(&self, a: u8, wide: &[u128], b: u8, reals: &[f64], c: u16, longs: &[u64]) -> Vec<u64> {
-        let flags = u64::from(wide.as_ptr() as usize % 16 == 0)
-            | u64::from(reals.as_ptr() as usize % 16 == 0) << 1
-            | u64::from(longs.as_ptr() as usize % 16 == 0) << 2;
+        let aligned = |p: usize| u64::from(p.is_multiple_of(16));
+        let flags = aligned(wide.as_ptr() as usize)
+            | aligned(reals.as_ptr() as usize) << 1
+            | aligned(longs.as_ptr() as usize) << 2;
         vec![
             flags,
             u64::from(a) + u64::from(b) + u64::from(c),
@@ -52,8 +53,7 @@ impl Mix for MixImpl {
         // SAFETY: the child only calls `send_slice` (which must end it) and `_exit`.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            let replied = reply.send_slice(&child_bytes);
-            std::mem::forget(replied);
+            let _replied = reply.send_slice(&child_bytes);
             // SAFETY: ends the child if `send_slice` did not.
             unsafe { libc::_exit(99) };
         }
@@ -593,7 +593,7 @@ fn a_forked_child_never_writes_into_the_slot() {
 fn mix_request(pad: u8, with_padding: bool) -> Vec<u8> {
     let pad_to_16 = |b: &mut Vec<u8>| {
         if with_padding {
-            while b.len() % 16 != 0 {
+            while !b.len().is_multiple_of(16) {
                 b.push(pad);
             }
         }

@@ -381,6 +381,7 @@ const _: () = {
             })
         }
         ///Calls [`Calculator::add`] in the server.
+        #[allow(clippy::too_many_arguments)]
         pub fn add(
             &self,
             a: i64,
@@ -399,6 +400,7 @@ const _: () = {
                 )
         }
         ///Calls [`Calculator::div`] in the server.
+        #[allow(clippy::too_many_arguments)]
         pub fn div(
             &self,
             a: i64,
@@ -420,6 +422,7 @@ const _: () = {
                 )
         }
         ///Calls [`Calculator::stats`] in the server.
+        #[allow(clippy::too_many_arguments)]
         pub fn stats(
             &self,
             samples: [f64; 32],
@@ -438,6 +441,7 @@ const _: () = {
                 )
         }
         ///Calls [`Calculator::find`] in the server.
+        #[allow(clippy::too_many_arguments)]
         pub fn find(
             &self,
             key: u64,
@@ -454,6 +458,7 @@ const _: () = {
                 )
         }
         ///Calls [`Calculator::reset`] in the server.
+        #[allow(clippy::too_many_arguments)]
         pub fn reset(
             &self,
         ) -> ::shmrpc::__private::core::result::Result<(), ::shmrpc::Error> {

@@ -171,6 +171,7 @@ const _: () = {
         /// Looks an id up.
         ///
         ///Calls [`Registry::type`] in the server.
+        #[allow(clippy::too_many_arguments)]
         pub fn r#type(
             &self,
             id: Id,
@@ -188,6 +189,7 @@ const _: () = {
         }
         ///Calls [`Registry::wipe`] in the server.
         #[cfg(feature = "admin")]
+        #[allow(clippy::too_many_arguments)]
         pub fn wipe(&self) -> ::rpc::__private::core::result::Result<(), ::rpc::Error> {
             self.inner
                 .call(
@@ -200,6 +202,7 @@ const _: () = {
                 )
         }
         ///Calls [`Registry::ping`] in the server.
+        #[allow(clippy::too_many_arguments)]
         pub fn ping(&self) -> ::rpc::__private::core::result::Result<(), ::rpc::Error> {
             self.inner
                 .call(

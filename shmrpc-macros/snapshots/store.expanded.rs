@@ -140,6 +140,7 @@ const _: () = {
             })
         }
         ///Calls [`Store::get`] in the server.
+        #[allow(clippy::too_many_arguments)]
         pub fn get(
             &self,
             key: &str,
@@ -158,7 +159,27 @@ const _: () = {
                     __SHMRPC_M0_REPLY.decode,
                 )
         }
+        ///As [`get`](Self::get), but receives the result into `out`, reusing what it holds (a vector's or a string's capacity): a caller that calls again and again with the same `out` allocates nothing once it is large enough. On error, `out` holds an unspecified value of its type.
+        #[allow(clippy::too_many_arguments)]
+        pub fn get_into(
+            &self,
+            key: &str,
+            out: &mut Option<Vec<u8>>,
+        ) -> ::shmrpc::__private::core::result::Result<(), ::shmrpc::Error> {
+            self.inner
+                .call(
+                    0u32,
+                    "get",
+                    |__shmrpc_w: &mut ::shmrpc::__private::Writer<'_>| {
+                        let _ = &__shmrpc_w;
+                        ::shmrpc::__private::put_str(__shmrpc_w, key);
+                    },
+                    |__shmrpc_r: &mut ::shmrpc::__private::Reader<'_>| (__SHMRPC_M0_REPLY
+                        .decode_into)(__shmrpc_r, out),
+                )
+        }
         ///Calls [`Store::put`] in the server.
+        #[allow(clippy::too_many_arguments)]
         pub fn put(
             &self,
             key: &str,
@@ -180,6 +201,7 @@ const _: () = {
                 )
         }
         ///Calls [`Store::keys`] in the server.
+        #[allow(clippy::too_many_arguments)]
         pub fn keys(
             &self,
             prefix: String,
@@ -196,6 +218,7 @@ const _: () = {
                 )
         }
         ///As [`keys`](Self::keys), but receives the result into `out`, reusing what it holds (a vector's or a string's capacity): a caller that calls again and again with the same `out` allocates nothing once it is large enough. On error, `out` holds an unspecified value of its type.
+        #[allow(clippy::too_many_arguments)]
         pub fn keys_into(
             &self,
             prefix: String,
@@ -214,6 +237,7 @@ const _: () = {
                 )
         }
         ///Calls [`Store::sum`] in the server.
+        #[allow(clippy::too_many_arguments)]
         pub fn sum(
             &self,
             values: &[f64],
@@ -230,6 +254,7 @@ const _: () = {
                 )
         }
         ///Calls [`Store::frame`] in the server.
+        #[allow(clippy::too_many_arguments)]
         pub fn frame(
             &self,
         ) -> ::shmrpc::__private::core::result::Result<
@@ -247,6 +272,7 @@ const _: () = {
                 )
         }
         ///As [`frame`](Self::frame), but receives the result into `out`, reusing what it holds (a vector's or a string's capacity): a caller that calls again and again with the same `out` allocates nothing once it is large enough. On error, `out` holds an unspecified value of its type.
+        #[allow(clippy::too_many_arguments)]
         pub fn frame_into(
             &self,
             out: &mut Box<[u8; 4096]>,
@@ -263,6 +289,7 @@ const _: () = {
                 )
         }
         ///Calls [`Store::latest`] in the server.
+        #[allow(clippy::too_many_arguments)]
         pub fn latest(
             &self,
             at: u64,
@@ -279,6 +306,7 @@ const _: () = {
                 )
         }
         ///As [`latest`](Self::latest), but receives the result into `out`, reusing what it holds (a vector's or a string's capacity): a caller that calls again and again with the same `out` allocates nothing once it is large enough. On error, `out` holds an unspecified value of its type.
+        #[allow(clippy::too_many_arguments)]
         pub fn latest_into(
             &self,
             at: u64,

@@ -1043,6 +1043,69 @@ mod tests {
         assert!(r.finish().is_err());
     }
 
+    /// Decodes `v` into `out`, whatever `out` held before.
+    fn round_trip_into<T: Wire + PartialEq + std::fmt::Debug>(v: T, mut out: T) {
+        let buf = bytes_of(&v);
+        let mut r = Reader::new(&buf);
+        T::decode_into(&mut r, &mut out).unwrap();
+        r.finish().unwrap();
+        assert_eq!(out, v);
+    }
+
+    #[test]
+    fn decoding_into_gives_the_value_whatever_was_there() {
+        round_trip_into(Some(vec![1u8]), None);
+        round_trip_into(None, Some(vec![1u8]));
+        round_trip_into(Some(vec![2u8, 3]), Some(vec![9u8; 10]));
+        round_trip_into(Ok::<_, String>(vec![1u16]), Err("x".into()));
+        round_trip_into(Err::<Vec<u16>, _>("y".to_owned()), Ok(vec![1u16]));
+        round_trip_into(Ok::<_, String>(vec![5u16]), Ok(vec![6u16, 7]));
+        round_trip_into(Box::new([4u8; 300]), Box::new([0u8; 300]));
+        round_trip_into(Box::new([[1u16, 2]; 3]), Box::new([[0u16; 2]; 3]));
+        round_trip_into(Arc::new(String::from("new")), Arc::new(String::from("old")));
+        round_trip_into(String::from("abc"), String::from("longer before"));
+        // An `Arc` another holder shares is replaced, not written through.
+        let shared = Arc::new(vec![1u8]);
+        let mut out = shared.clone();
+        let buf = bytes_of(&Arc::new(vec![2u8]));
+        <Arc<Vec<u8>>>::decode_into(&mut Reader::new(&buf), &mut out).unwrap();
+        assert_eq!((&*shared, &*out), (&vec![1u8], &vec![2u8]));
+    }
+
+    #[test]
+    fn text_is_lent_out_of_a_private_message_only() {
+        let buf = bytes_of(&String::from("lent"));
+        let mut r = Reader::new(&buf);
+        assert_eq!(r.str(), Ok("lent"));
+        let view = segment();
+        view.write_at(0, &buf);
+        assert!(Reader::slot(&view, 0, buf.len()).str().is_err());
+    }
+
+    #[test]
+    fn a_sequence_reserves_no_more_than_the_message_could_hold() {
+        // 24 strings claimed in 100 bytes (24 would fit, empty), the first running past the end.
+        let mut msg = 24u32.to_le_bytes().to_vec();
+        msg.extend_from_slice(&200u32.to_le_bytes());
+        msg.resize(100, 0);
+        let mut r = Reader::new(&msg);
+        let n = r.count(String::MIN_LEN).unwrap();
+        let mut out = Vec::new();
+        assert!(String::decode_seq_into(&mut r, n, &mut out).is_err());
+        // 96 bytes left: at most 4 `String`s of 24 bytes.
+        assert!(out.capacity() <= 4, "reserved {}", out.capacity());
+    }
+
+    #[test]
+    fn a_sequence_of_values_that_take_no_bytes_is_refused() {
+        let msg = 5u32.to_le_bytes();
+        assert_eq!(
+            Reader::new(&msg).count(0),
+            Err(Invalid("a sequence of values that take no bytes"))
+        );
+        assert_eq!(Reader::new(&0u32.to_le_bytes()).count(0), Ok(0));
+    }
+
     #[test]
     fn decoding_into_reuses_what_the_caller_holds() {
         let buf = bytes_of(&vec![5u8; 100]);

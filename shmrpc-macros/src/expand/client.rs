@@ -128,6 +128,7 @@ fn method(cx: &Cx<'_>, m: &Method) -> TokenStream {
         quote! {
             #[doc = #doc]
             #cfgs
+            #[allow(clippy::too_many_arguments)] // the trait's arguments, and `out`
             pub fn #into(&self, #(#params,)* #target: &mut #out) -> #private::core::result::Result<(), #krate::Error> {
                 self.inner.call(
                     #tag,
@@ -143,6 +144,7 @@ fn method(cx: &Cx<'_>, m: &Method) -> TokenStream {
         #separator
         #[doc = #link]
         #cfgs
+        #[allow(clippy::too_many_arguments)] // as many as the trait's method has
         pub fn #ident(&self, #(#params),*) -> #private::core::result::Result<#out, #krate::Error> {
             self.inner.call(#tag, #wire_name, #encode, #reply.decode)
         }
