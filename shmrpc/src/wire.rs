@@ -1055,6 +1055,8 @@ mod tests {
     #[test]
     fn decoding_into_gives_the_value_whatever_was_there() {
         round_trip_into(Some(vec![1u8]), None);
+        round_trip_into(Some(5u64), Some(9u64));
+        round_trip_into(Ok::<u8, u8>(1), Ok(2));
         round_trip_into(None, Some(vec![1u8]));
         round_trip_into(Some(vec![2u8, 3]), Some(vec![9u8; 10]));
         round_trip_into(Ok::<_, String>(vec![1u16]), Err("x".into()));
