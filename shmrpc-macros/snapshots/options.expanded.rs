@@ -325,7 +325,11 @@ const _: () = {
                         __shmrpc_service,
                         __shmrpc_arg0,
                     );
-                    (__SHMRPC_M0_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::rpc::__private::send(
+                        &__shmrpc_value,
+                        __SHMRPC_M0_REPLY.encode,
+                        &mut __shmrpc_reply,
+                    );
                     ::rpc::__private::core::result::Result::Ok(__shmrpc_reply.finish())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
@@ -345,7 +349,11 @@ const _: () = {
                     __shmrpc_r.finish()?;
                     let mut __shmrpc_reply = __shmrpc_reply;
                     let __shmrpc_value = <S as Registry>::wipe(__shmrpc_service);
-                    (__SHMRPC_M1_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::rpc::__private::send(
+                        &__shmrpc_value,
+                        __SHMRPC_M1_REPLY.encode,
+                        &mut __shmrpc_reply,
+                    );
                     ::rpc::__private::core::result::Result::Ok(__shmrpc_reply.finish())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)
@@ -364,7 +372,11 @@ const _: () = {
                     __shmrpc_r.finish()?;
                     let mut __shmrpc_reply = __shmrpc_reply;
                     let __shmrpc_value = <S as Registry>::ping(__shmrpc_service);
-                    (__SHMRPC_M2_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::rpc::__private::send(
+                        &__shmrpc_value,
+                        __SHMRPC_M2_REPLY.encode,
+                        &mut __shmrpc_reply,
+                    );
                     ::rpc::__private::core::result::Result::Ok(__shmrpc_reply.finish())
                 }
                 __shmrpc_method::<S>(__shmrpc_service, __shmrpc_request, __shmrpc_reply)

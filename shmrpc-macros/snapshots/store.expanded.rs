@@ -442,7 +442,11 @@ const _: () = {
                         __shmrpc_service,
                         __shmrpc_arg0,
                     );
-                    (__SHMRPC_M0_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::shmrpc::__private::send(
+                        &__shmrpc_value,
+                        __SHMRPC_M0_REPLY.encode,
+                        &mut __shmrpc_reply,
+                    );
                     ::shmrpc::__private::core::result::Result::Ok(
                         __shmrpc_reply.finish(),
                     )
@@ -471,7 +475,11 @@ const _: () = {
                         __shmrpc_arg0,
                         &*__shmrpc_arg1,
                     );
-                    (__SHMRPC_M1_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::shmrpc::__private::send(
+                        &__shmrpc_value,
+                        __SHMRPC_M1_REPLY.encode,
+                        &mut __shmrpc_reply,
+                    );
                     ::shmrpc::__private::core::result::Result::Ok(
                         __shmrpc_reply.finish(),
                     )
@@ -498,7 +506,11 @@ const _: () = {
                         __shmrpc_service,
                         __shmrpc_arg0,
                     );
-                    (__SHMRPC_M2_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::shmrpc::__private::send(
+                        &__shmrpc_value,
+                        __SHMRPC_M2_REPLY.encode,
+                        &mut __shmrpc_reply,
+                    );
                     ::shmrpc::__private::core::result::Result::Ok(
                         __shmrpc_reply.finish(),
                     )
@@ -525,7 +537,11 @@ const _: () = {
                         __shmrpc_service,
                         &*__shmrpc_arg0,
                     );
-                    (__SHMRPC_M3_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::shmrpc::__private::send(
+                        &__shmrpc_value,
+                        __SHMRPC_M3_REPLY.encode,
+                        &mut __shmrpc_reply,
+                    );
                     ::shmrpc::__private::core::result::Result::Ok(
                         __shmrpc_reply.finish(),
                     )
@@ -548,7 +564,11 @@ const _: () = {
                     __shmrpc_r.finish()?;
                     let mut __shmrpc_reply = __shmrpc_reply;
                     let __shmrpc_value = <S as Store>::frame(__shmrpc_service);
-                    (__SHMRPC_M4_REPLY.encode)(&__shmrpc_value, &mut __shmrpc_reply);
+                    ::shmrpc::__private::send(
+                        &__shmrpc_value,
+                        __SHMRPC_M4_REPLY.encode,
+                        &mut __shmrpc_reply,
+                    );
                     ::shmrpc::__private::core::result::Result::Ok(
                         __shmrpc_reply.finish(),
                     )

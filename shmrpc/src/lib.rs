@@ -209,7 +209,7 @@ pub mod __private {
     pub use crate::server::{Dispatch, Server};
     pub use crate::wire::{
         Reader, STR_SHAPE, Seq, SliceCodec, WireCodec, Writer, Written, codec, decode_fixed,
-        put_str, slice_codec,
+        put_str, send, slice_codec,
     };
     pub use ::core;
     pub use ::std;

@@ -163,7 +163,7 @@ fn arm(cx: &Cx<'_>, m: &Method) -> TokenStream {
     } else {
         quote! {
             let #value = <S as #service>::#ident(#svc, #(#passed),*);
-            (#reply.encode)(&#value, &mut #reply_buf);
+            #private::send(&#value, #reply.encode, &mut #reply_buf);
             #private::core::result::Result::Ok(#reply_buf.finish())
         }
     };

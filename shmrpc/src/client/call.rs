@@ -17,9 +17,12 @@ use crate::protocol::exchange::Sleep;
 use crate::protocol::layout::Status;
 use crate::transport::slot::SlotMemory;
 use crate::wait::{Deadline, Ended, SpinPolicy, spin_briefly, spin_until};
-use crate::wire::Reader;
+use crate::wire::{Private, Reader};
+
+/// Replies up to this size are copied out whole and decoded from the copy (fewer, larger
+/// copies out of shared memory); larger ones are decoded straight out of the slot.
+const COPY_WHOLE: usize = 4096;
 use crate::{Error, fault};
-use zerocopy::IntoBytes;
 
 /// How often a client that only spins looks for a dead server.
 const SPIN_CHECK: Duration = Duration::from_millis(1);
@@ -257,29 +260,24 @@ pub(crate) fn confirm(name: &ServiceName, memory: &SlotMemory, seq: u64) -> Resu
     Ok(())
 }
 
-/// Replies up to this size are copied out whole and decoded from the copy; larger ones are
-/// decoded straight from the slot, each value copied once, into its own storage.
-const COPY_WHOLE: usize = 4096;
-
 /// Decodes the reply of `len` bytes that answers `seq` with the generated decoder: every byte
 /// must belong to the value, and the answer must not have changed meanwhile.
 pub(crate) fn decode_reply<R>(
     name: &ServiceName,
     memory: &SlotMemory,
     (len, seq): (usize, u64),
-    scratch: &mut Vec<u128>,
+    scratch: &mut Private,
     decode: impl FnOnce(&mut Reader<'_>) -> Result<R, Invalid>,
 ) -> Result<R, Error> {
+    // Small replies are copied out whole and decoded from the copy; larger ones are decoded
+    // straight out of the slot, each value copied once, into its own storage.
     if len <= COPY_WHOLE {
-        if scratch.len() * 16 < len {
-            scratch.resize(len.div_ceil(16), 0);
-        }
-        let copy = &mut scratch.as_mut_bytes()[..len];
-        memory.read_response(copy);
+        let copy = scratch.bytes(len);
+        memory.read_reply(copy);
         confirm(name, memory, seq)?;
         return finish(name, decode, &mut Reader::new(copy));
     }
-    let value = finish(name, decode, &mut memory.response_reader(len));
+    let value = finish(name, decode, &mut memory.reply_reader(len));
     confirm(name, memory, seq)?;
     value
 }
@@ -368,28 +366,44 @@ mod tests {
         let decode_u32 = |r: &mut Reader<'_>| <u32 as crate::Wire>::decode(r);
         let decode = |len| {
             let memory = answered(Status::Ok, len as u32, &[1, 0, 0, 0, 0]);
-            decode_reply(&name, &memory, (len, 5), &mut Vec::new(), decode_u32)
+            decode_reply(
+                &name,
+                &memory,
+                (len, 5),
+                &mut Private::default(),
+                decode_u32,
+            )
         };
         assert!(matches!(decode(4), Ok(1)));
         for len in [3, 5] {
             assert!(matches!(decode(len), Err(Error::Corrupted { .. })));
         }
-        // Large: read from the slot.
+        // Large: read from the slot, where the server writes it (over the request).
         let (memory, _fd) = SlotMemory::create(Geometry { capacity: 9000 }, 0).unwrap();
         let mut bytes = Vec::new();
         crate::Wire::encode(&vec![7u8; 8000], &mut crate::wire::Writer::buf(&mut bytes));
-        memory.write_response(&bytes);
+        let mut w = memory.response_writer();
+        w.place(bytes.len());
+        w.put(&bytes);
         memory.words().resp_seq.store(5, Ordering::Release);
         let mut out = Vec::new();
-        let decoded = decode_reply(&name, &memory, (bytes.len(), 5), &mut Vec::new(), |r| {
-            <Vec<u8> as crate::Wire>::decode_into(r, &mut out)
-        });
+        let decoded = decode_reply(
+            &name,
+            &memory,
+            (bytes.len(), 5),
+            &mut Private::default(),
+            |r| <Vec<u8> as crate::Wire>::decode_into(r, &mut out),
+        );
         assert!(decoded.is_ok());
         assert_eq!(out, vec![7u8; 8000]);
         // An answer that changed while it was read.
-        let changed = decode_reply(&name, &memory, (bytes.len(), 4), &mut Vec::new(), |r| {
-            <Vec<u8> as crate::Wire>::decode(r)
-        });
+        let changed = decode_reply(
+            &name,
+            &memory,
+            (bytes.len(), 4),
+            &mut Private::default(),
+            |r| <Vec<u8> as crate::Wire>::decode(r),
+        );
         assert!(
             matches!(changed, Err(Error::Corrupted { ref detail, .. }) if detail.contains("changed"))
         );

@@ -25,7 +25,7 @@ use crate::interface::Interface;
 use crate::name::ServiceName;
 use crate::options::ClientOptions;
 use crate::wait::{Deadline, SpinPolicy};
-use crate::wire::{Reader, Writer};
+use crate::wire::{Private, Reader, Writer};
 use crate::{Error, MutexExt, sys};
 
 use call::{Answer, Attempt, Call};
@@ -62,7 +62,7 @@ struct Current {
 #[derive(Default)]
 struct PerThread {
     /// The private copy of a reply: allocated once, reused (up to [`KEEP_SCRATCH`]).
-    scratch: Vec<u128>,
+    scratch: Private,
     /// The slot this thread used last, and its connection.
     last: Option<Last>,
 }
@@ -80,7 +80,7 @@ const KEEP_SCRATCH: usize = 16 << 20;
 
 thread_local! {
     static PER_THREAD: RefCell<PerThread> = const {
-        RefCell::new(PerThread { scratch: Vec::new(), last: None })
+        RefCell::new(PerThread { scratch: Private::EMPTY, last: None })
     };
 }
 
@@ -197,8 +197,8 @@ impl Client {
         // would be moved through `LocalKey::with` on its way out, a copy of every big reply.
         let mut per_thread = PER_THREAD.with_borrow_mut(std::mem::take);
         let result = self.call_with(&mut per_thread, &deadline, tag, method, encode, decode);
-        if per_thread.scratch.len() * 16 > KEEP_SCRATCH {
-            per_thread.scratch = Vec::new();
+        if per_thread.scratch.capacity() > KEEP_SCRATCH {
+            per_thread.scratch = Private::default();
         }
         PER_THREAD.with_borrow_mut(|kept| *kept = per_thread);
         result

@@ -11,8 +11,8 @@
 //!    256  128      watch line: watched flag                                     server, rarely
 //!    384  128      done bell: a counter in steps of 2, bit 0 "a client sleeps"  server rings,
 //!                                                                               client flags
-//!    512  32 + c'  request line: fields, then the request bytes                client
-//!      R  32 + c'  response line: fields, then the response bytes              server
+//!    512  64 + c'  request line: fields, then the request bytes                client
+//!      R  64 + c'  response line: fields, then the response bytes              server
 //! ```
 //!
 //! Each line has one writer in the course of a call, and a small request or response shares
@@ -75,7 +75,8 @@ pub(crate) mod response {
     pub(crate) const LEN: usize = 12;
 }
 
-/// Bytes of fields before the payload, in the request and response lines.
+/// Bytes of fields before the payload, in the request and response lines: a cache line, so that
+/// payloads start on one (bulk copies of large messages run at full speed only then).
 pub(crate) const FIELDS_LEN: usize = 32;
 
 /// The watched flag's value while a server thread looks at the slot by itself; any other value

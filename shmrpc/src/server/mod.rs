@@ -48,7 +48,7 @@ use crate::options::ServerOptions;
 use crate::protocol::layout::{Geometry, MAX_CAPACITY};
 use crate::protocol::messages::MAX_DESCRIPTION;
 use crate::sys::{self, Listener, Poller, Waker};
-use crate::wire::{Writer, Written};
+use crate::wire::{Private, Writer, Written};
 use crate::{Error, MutexExt};
 
 use slot::ServerSlot;
@@ -82,7 +82,7 @@ pub(crate) struct Shared {
     permits: AtomicUsize,
     /// One private request buffer per permit: a thread that takes a permit takes a buffer, so
     /// the buffers grow to the largest request once, whichever threads serve.
-    buffers: Mutex<Vec<Vec<u128>>>,
+    buffers: Mutex<Vec<Private>>,
     /// Every idle thread sleeps in it.
     poller: Poller,
     /// The connections, handled by whichever thread an event woke.
@@ -169,12 +169,12 @@ impl Shared {
     }
 
     /// The request buffer that goes with a permit just taken.
-    fn take_buffer(&self) -> Vec<u128> {
+    fn take_buffer(&self) -> Private {
         self.buffers.lock_anyway().pop().unwrap_or_default()
     }
 
     /// Gives a permit's buffer back, before the permit.
-    fn give_buffer(&self, buffer: Vec<u128>) {
+    fn give_buffer(&self, buffer: Private) {
         self.buffers.lock_anyway().push(buffer);
     }
 
@@ -302,7 +302,7 @@ impl Server {
             ready: Mutex::new(VecDeque::new()),
             ready_len: AtomicUsize::new(0),
             permits: AtomicUsize::new(options.workers),
-            buffers: Mutex::new((0..options.workers).map(|_| Vec::new()).collect()),
+            buffers: Mutex::new((0..options.workers).map(|_| Private::default()).collect()),
             poller,
             connections: Mutex::new(Connections::new(sys::euid())),
             spinning: AtomicBool::new(false),

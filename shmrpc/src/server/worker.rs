@@ -23,8 +23,8 @@ use crate::protocol::exchange::{Take, serve_exclusively};
 use crate::protocol::layout::Status;
 use crate::sys::{self, Events};
 use crate::wait::{Ended, SpinPolicy, spin_briefly, spin_until};
+use crate::wire::Private;
 use crate::{MutexExt, fault};
-use zerocopy::IntoBytes;
 
 /// Most slots the spinner watches at once: past that, the one idle longest is let go.
 const MAX_HOT: usize = 64;
@@ -130,7 +130,7 @@ struct Worker<'a> {
     shared: &'a Shared,
     /// The private copy of the request being served, 16-aligned so that slices of numbers can
     /// be lent out of it: the buffer of the permit this worker holds.
-    request: Vec<u128>,
+    request: Private,
     spin: SpinPolicy,
     /// How long this worker spun in vain before its next sleep, if it did: the spin policy
     /// learns from how long the sleep then lasts.
@@ -143,7 +143,7 @@ struct Worker<'a> {
 pub(crate) fn run(shared: &Shared) {
     let mut worker = Worker {
         shared,
-        request: Vec::new(),
+        request: Private::default(),
         spin: SpinPolicy::new(shared.options.wait, shared.options.spin_budget),
         spun_in_vain: None,
         missed: Vec::with_capacity(MAX_HOT),
@@ -373,10 +373,7 @@ impl Worker<'_> {
                 "the request is longer than the slot",
             );
         }
-        if self.request.len() * 16 < len {
-            self.request.resize(len.div_ceil(16), 0);
-        }
-        let request = &mut self.request.as_mut_bytes()[..len];
+        let request = self.request.bytes(len);
         slot.memory.read_request(request);
         let request = &*request;
         let dispatch = &self.shared.dispatch;
@@ -387,8 +384,8 @@ impl Worker<'_> {
         // A method that forked, and whose child came back here: the child must not answer
         // (its parent does) nor serve anything.
         leave_if_forked(self.shared);
-        if self.request.len() * 16 > KEEP_REQUEST {
-            self.request = Vec::new();
+        if self.request.capacity() > KEEP_REQUEST {
+            self.request = Private::default();
         }
         fault::point(fault::Step::ServerDispatched);
         match ran {

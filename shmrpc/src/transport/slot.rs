@@ -13,7 +13,7 @@ use crate::protocol::exchange::Words;
 use crate::protocol::layout::{self, FIELDS_LEN, Geometry, header, request, response, server};
 use crate::sys::{self, Mapping};
 use crate::view::View;
-use crate::wire::{Reader, Writer};
+use crate::wire::{LARGE_REPLY, Reader, Writer};
 
 /// A mapped slot.
 #[derive(Debug)]
@@ -144,15 +144,32 @@ impl SlotMemory {
         Writer::response(
             &self.view,
             self.geometry.response() + FIELDS_LEN,
+            self.geometry.request() + FIELDS_LEN,
             self.geometry.capacity,
         )
     }
 
-    /// Reads the first `len` bytes (at most the capacity) of the response area, value by value.
-    #[inline]
-    pub(crate) fn response_reader(&self, len: usize) -> Reader<'_> {
+    /// Where a reply of `len` bytes is: over the request if it is longer than [`LARGE_REPLY`],
+    /// else after the response's fields.
+    fn reply_at(&self, len: usize) -> usize {
         self.check_len(len);
-        Reader::slot(&self.view, self.geometry.response() + FIELDS_LEN, len)
+        if len > LARGE_REPLY {
+            self.geometry.request() + FIELDS_LEN
+        } else {
+            self.geometry.response() + FIELDS_LEN
+        }
+    }
+
+    /// Reads a reply of `len` bytes, value by value, where the server wrote it.
+    #[inline]
+    pub(crate) fn reply_reader(&self, len: usize) -> Reader<'_> {
+        Reader::slot(&self.view, self.reply_at(len), len)
+    }
+
+    /// Copies a reply of `dst.len()` bytes out, from where the server wrote it.
+    #[inline]
+    pub(crate) fn read_reply(&self, dst: &mut [u8]) {
+        self.view.read(self.reply_at(dst.len()), dst);
     }
 
     /// Copies `bytes` (at most the capacity) into the response area.
