@@ -402,7 +402,7 @@ mod tests {
             &memory,
             (bytes.len(), 4),
             &mut Private::default(),
-            |r| <Vec<u8> as crate::Wire>::decode(r),
+            <Vec<u8> as crate::Wire>::decode,
         );
         assert!(
             matches!(changed, Err(Error::Corrupted { ref detail, .. }) if detail.contains("changed"))
