@@ -598,4 +598,155 @@ mod tests {
                 .contains("trait `Other`")
         );
     }
+
+    /// A method `m(<arg>) -> ()`.
+    fn hash_of(arg: &'static Shape) -> u64 {
+        MethodShape {
+            name: "m",
+            tag: 0,
+            args: std::slice::from_ref(Box::leak(Box::new(arg))),
+            reply: &Shape::Unit,
+        }
+        .hash()
+    }
+
+    const U8: &Shape = <u8 as ShmData>::SHAPE;
+    const U16: &Shape = <u16 as ShmData>::SHAPE;
+
+    fn field(name: &'static str, offset: usize, shape: &'static Shape) -> Field {
+        Field {
+            name,
+            offset,
+            shape,
+        }
+    }
+
+    fn leak<T>(value: T) -> &'static T {
+        Box::leak(Box::new(value))
+    }
+
+    #[test]
+    fn every_part_of_every_type_is_in_the_signature() {
+        let strukt = |fields: Vec<Field>| {
+            hash_of(leak(Shape::Struct {
+                name: "S",
+                size: 4,
+                fields: leak(fields),
+            }))
+        };
+        let base = strukt(vec![field("a", 0, U16), field("b", 2, U16)]);
+        assert_ne!(base, strukt(vec![field("b", 0, U16), field("a", 2, U16)]));
+        assert_ne!(base, strukt(vec![field("a", 0, U16), field("b", 2, U8)]));
+        assert_ne!(base, strukt(vec![field("a", 0, U16)]));
+        let enumeration = |variants: Vec<Variant>| {
+            hash_of(leak(Shape::Enum {
+                name: "E",
+                repr: U8,
+                variants: leak(variants),
+            }))
+        };
+        let v = |name, value| Variant { name, value };
+        let base = enumeration(vec![v("A", 1), v("B", 2)]);
+        assert_ne!(base, enumeration(vec![v("A", 1), v("B", 3)]));
+        assert_ne!(base, enumeration(vec![v("A", 1), v("C", 2)]));
+        assert_ne!(base, enumeration(vec![v("A", 1)]));
+        let record = |fields: Vec<Field>| {
+            hash_of(leak(Shape::Record {
+                name: "R",
+                fields: leak(fields),
+            }))
+        };
+        let base = record(vec![field("k", 0, &Shape::Str), field("v", 1, U8)]);
+        assert_ne!(
+            base,
+            record(vec![field("k", 0, &Shape::Str), field("v", 1, U16)])
+        );
+        assert_ne!(base, record(vec![field("k", 0, &Shape::Str)]));
+        let sum = |cases: Vec<Case>| {
+            hash_of(leak(Shape::Sum {
+                name: "S",
+                cases: leak(cases),
+            }))
+        };
+        let case = |name, fields: Vec<Field>| Case {
+            name,
+            fields: leak(fields),
+        };
+        let base = sum(vec![case("A", vec![field("0", 0, U8)]), case("B", vec![])]);
+        assert_ne!(
+            base,
+            sum(vec![case("A", vec![field("0", 0, U16)]), case("B", vec![])])
+        );
+        assert_ne!(base, sum(vec![case("A", vec![]), case("B", vec![])]));
+        assert_ne!(base, sum(vec![case("A", vec![field("0", 0, U8)])]));
+        // Every argument counts.
+        let two = MethodShape {
+            name: "m",
+            tag: 0,
+            args: &[U8, U8],
+            reply: &Shape::Unit,
+        };
+        let other = MethodShape {
+            args: &[U8, U16],
+            ..two
+        };
+        assert_ne!(two.hash(), other.hash());
+    }
+
+    #[test]
+    fn a_changed_struct_is_named_with_both_definitions() {
+        const OLD: &Shape = &Shape::Struct {
+            name: "P",
+            size: 2,
+            fields: &[Field {
+                name: "x",
+                offset: 0,
+                shape: U16,
+            }],
+        };
+        const NEW: &Shape = &Shape::Struct {
+            name: "P",
+            size: 2,
+            fields: &[Field {
+                name: "y",
+                offset: 0,
+                shape: U16,
+            }],
+        };
+        const SERVER: Interface = Interface::new(
+            "T",
+            &[Some(MethodShape {
+                name: "get",
+                tag: 0,
+                args: &[],
+                reply: OLD,
+            })],
+        );
+        const CLIENT: Interface = Interface::new(
+            "T",
+            &[Some(MethodShape {
+                name: "get",
+                tag: 0,
+                args: &[],
+                reply: NEW,
+            })],
+        );
+        let map = MethodMap::new(&CLIENT, &describe(&SERVER)).unwrap();
+        assert_eq!(
+            map.get(0),
+            Err(
+                "the types of `get() -> P` differ: server has `struct P (2 bytes) { x: u16 @0 }`, \
+                 this client expects `struct P (2 bytes) { y: u16 @0 }`; nothing ran"
+            )
+        );
+        assert_eq!(
+            first_difference(&describe(&SERVER), &describe(&CLIENT)),
+            "server has `struct P (2 bytes) { x: u16 @0 }`, this client expects `struct P (2 bytes) { y: u16 @0 }`"
+        );
+        // A client method the server lacks, at connect with `exact_interface`.
+        assert_eq!(
+            first_difference(&describe(&C), &describe(&A)),
+            "this client expects `reset() -> ()` (method #1), which the server lacks"
+        );
+    }
 }

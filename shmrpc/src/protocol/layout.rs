@@ -11,8 +11,10 @@
 //!    256  128      watch line: watched flag                                     server, rarely
 //!    384  128      done bell: a counter in steps of 2, bit 0 "a client sleeps"  server rings,
 //!                                                                               client flags
-//!    512  64 + c'  request line: fields, then the request bytes                client
-//!      R  64 + c'  response line: fields, then the response bytes              server
+//!    512  32 + c'  request line: fields, then the request bytes                client
+//!      R  32 + c'  response line: fields, then a response of up to 256 bytes   server
+//!                  (a longer one is written over the request, whose bytes the
+//!                  server copied out before it ran the method)
 //! ```
 //!
 //! Each line has one writer in the course of a call, and a small request or response shares
