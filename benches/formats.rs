@@ -70,7 +70,9 @@ fn main() {
     let budget = Duration::from_millis(400);
     let mut buf = Vec::with_capacity(2 << 20);
     let mut pbuf = vec![0u8; 2 << 20];
-    println!("| message (encode, then decode as the method receives it) | shmrpc | postcard 1 | postcard / shmrpc |");
+    println!(
+        "| message (encode, then decode as the method receives it) | shmrpc | postcard 1 | postcard / shmrpc |"
+    );
     println!("|---|---|---|---|");
 
     // A key and 1 MiB of bytes: both formats lend the bytes.
@@ -79,8 +81,7 @@ fn main() {
     let ours = median(budget, || {
         let mut w = Writer::buf(&mut buf);
         put_str(&mut w, key);
-        w.put_len(value.len());
-        w.put(&value);
+        value.encode(&mut w);
         let mut r = Reader::new(&buf);
         let k = r.str().unwrap();
         let v = r.seq::<u8>().unwrap();
