@@ -209,6 +209,7 @@ impl View {
 }
 
 /// Copies of at least this many bytes go through [`bulk_copy`].
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only the x86-64 copy uses it
 const BULK: usize = 256;
 
 /// On x86-64, copies `len` bytes between the segment and private memory with `rep movsb`,
