@@ -205,7 +205,13 @@ impl Connection {
                  shmrpc server does"
             )));
         }
-        connection.max_slots = AtomicUsize::new(max_slots.clamp(1, options.max_slots));
+        let max_slots = max_slots
+            .clamp(1, options.max_slots)
+            .min(slots_in_address_space(
+                connection.geometry.total_len(),
+                usize::BITS,
+            ));
+        connection.max_slots = AtomicUsize::new(max_slots);
         let slot = connection.map_slot(0, fds)?;
         connection.slots.lock_anyway().push(Arc::new(slot));
         fault::point(fault::Step::ClientConnected);
@@ -515,8 +521,39 @@ impl Connection {
     }
 }
 
+/// How many slots of `slot_len` bytes a connection may map in a process of `pointer_bits`: in
+/// a 32-bit one, whose address space is 2 to 4 GiB, at most 512 MiB of them (a slot reserves
+/// `max_message` each way: a 64 MiB server's slots take 128 MiB each); elsewhere, no bound.
+fn slots_in_address_space(slot_len: usize, pointer_bits: u32) -> usize {
+    if pointer_bits <= 32 {
+        ((512usize << 20) / slot_len.max(1)).max(1)
+    } else {
+        usize::MAX
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::layout::Geometry;
+
+    #[test]
+    fn a_32_bit_client_maps_at_most_512_mib_of_slots() {
+        let slot = |max_message| {
+            Geometry {
+                capacity: max_message,
+            }
+            .total_len()
+        };
+        assert_eq!(slots_in_address_space(slot(64 << 20), 32), 3);
+        assert_eq!(slots_in_address_space(slot(8 << 20), 32), 31);
+        assert_eq!(slots_in_address_space(slot(1 << 30), 32), 1);
+        assert_eq!(slots_in_address_space(slot(64 << 20), 64), usize::MAX);
     }
 }
