@@ -99,16 +99,17 @@ fn with_four_workers_slow_calls_run_in_parallel_and_a_fast_caller_is_not_held_up
     let _server = Peer::start(&["server", "work", &name, "workers=4"]);
     let slow = slow_callers(&name, 3);
     let start = Instant::now();
-    // 300 calls, so that the p99 is that of several calls, not one hiccup of the machine.
-    let latencies = fast_caller(&name, 300);
+    // 1,000 calls, so that the p99 is that of ten calls, not of a few hiccups of the machine
+    // (this shared virtual machine stalls a process for 2-5 ms now and then).
+    let latencies = fast_caller(&name, 1000);
     let elapsed = start.elapsed();
     let p99 = latencies[latencies.len() * 99 / 100];
     let counts = stop(slow);
     eprintln!(
-        "four workers: fast call p50 {:?}, p99 {p99:?}, worst {:?}; slow calls made {counts:?} \
+        "four workers: fast call p50 {:?}, p99 {p99:?}, slowest {:?}; slow calls made {counts:?} \
          in {elapsed:?}",
         latencies[latencies.len() / 2],
-        latencies.last().unwrap()
+        &latencies[latencies.len() - 12..]
     );
     assert!(p99 <= Duration::from_millis(1), "fast call p99 {p99:?}");
     // In parallel, each slow caller makes about elapsed / 200 ms calls; in turn, a third of it.
