@@ -8,6 +8,11 @@ pub(crate) fn client(service: &Ident) -> Ident {
     format_ident!("{}Client", service)
 }
 
+/// `CalculatorAsyncClient`
+pub(crate) fn async_client(service: &Ident) -> Ident {
+    format_ident!("{}AsyncClient", service)
+}
+
 /// `CalculatorServer`
 pub(crate) fn server(service: &Ident) -> Ident {
     format_ident!("{}Server", service)

@@ -202,7 +202,7 @@ pub use shmrpc_macros::Wire;
 /// What generated code needs. Not part of the API: it changes in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::client::Client;
+    pub use crate::client::{AsyncClient, Client};
     pub use crate::data::{Codec, Invalid, field, max, no_padding_after, no_padding_before};
     pub use crate::fault::Step as FaultStep;
     pub use crate::interface::{Case, Field, Interface, MethodShape, Shape, Variant};

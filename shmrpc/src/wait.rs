@@ -140,6 +140,14 @@ impl Deadline {
         }
     }
 
+    /// A deadline fixed already, at `at`, `timeout` after the call began.
+    pub(crate) fn fixed(timeout: Duration, at: Instant) -> Self {
+        Deadline {
+            timeout,
+            at: std::cell::Cell::new(Some(at)),
+        }
+    }
+
     /// The timeout the deadline was made from.
     pub(crate) fn timeout(&self) -> Duration {
         self.timeout

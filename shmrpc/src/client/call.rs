@@ -124,7 +124,7 @@ pub(crate) fn exchange(
 /// no answer in the slot can carry it but the one to this request. The slot is this
 /// connection's alone and was zeroed when the server created it: no other number was ever
 /// written into it.
-fn next_seq(slot: &ClientSlot) -> u64 {
+pub(super) fn next_seq(slot: &ClientSlot) -> u64 {
     let seq = slot.last_seq.load(Ordering::Relaxed).wrapping_add(1).max(1);
     slot.last_seq.store(seq, Ordering::Relaxed);
     seq
@@ -212,7 +212,11 @@ fn wait(
 
 /// Checks the answer to `seq`, which the slot carries, and copies out a refusal or a panic
 /// message (a reply is left in the slot, for the caller to decode).
-fn read_answer(name: &ServiceName, memory: &SlotMemory, seq: u64) -> Result<Attempt, Error> {
+pub(super) fn read_answer(
+    name: &ServiceName,
+    memory: &SlotMemory,
+    seq: u64,
+) -> Result<Attempt, Error> {
     let status = Status::from_raw(memory.status().load(Ordering::Relaxed));
     let len = memory.response_len().load(Ordering::Relaxed) as usize;
     let corrupted = |detail: &str| Error::Corrupted {

@@ -8,9 +8,10 @@
 //! stays out of use until that late answer arrives, so the answer never meets a later call.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::task;
 use std::time::{Duration, Instant};
 
 use crate::interface::{self, Interface, MethodMap};
@@ -42,6 +43,11 @@ pub(crate) struct ClientSlot {
     pub(crate) last_seq: AtomicU64,
     /// A request given up on after the server took it, whose answer has not come yet (0: none).
     pub(crate) abandoned: AtomicU64,
+    /// What async calls sleep on: readable when the bell rings or the server is gone (made at
+    /// the first async call that sleeps here).
+    wait_set: OnceLock<OwnedFd>,
+    /// Names `wait_set` to the reactor.
+    pub(crate) token: u64,
 }
 
 impl ClientSlot {
@@ -52,6 +58,8 @@ impl ClientSlot {
             busy: AtomicBool::new(false),
             last_seq: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
+            wait_set: OnceLock::new(),
+            token: sys::token(),
         }
     }
 
@@ -78,7 +86,7 @@ impl ClientSlot {
     }
 
     #[inline]
-    fn unlock(&self) {
+    pub(crate) fn unlock(&self) {
         self.busy.store(false, Ordering::Release);
     }
 }
@@ -96,7 +104,10 @@ pub(crate) struct Connection {
     slots: Mutex<Vec<Arc<ClientSlot>>>,
     /// Signalled when a slot is let go and a thread waits for one.
     slot_freed: Condvar,
+    /// Threads and async calls waiting for a slot.
     waiting: AtomicUsize,
+    /// The async calls waiting for a slot: all are woken when one is let go.
+    slot_wakers: Mutex<Vec<task::Waker>>,
     /// One exchange of messages with the server at a time.
     control: Mutex<()>,
     /// Set once the server is known to be gone: the next call connects afresh.
@@ -153,6 +164,7 @@ impl Connection {
             slots: Mutex::new(Vec::new()),
             slot_freed: Condvar::new(),
             waiting: AtomicUsize::new(0),
+            slot_wakers: Mutex::new(Vec::new()),
             control: Mutex::new(()),
             dead: AtomicBool::new(false),
             epoch: sys::fork_epoch(),
@@ -218,7 +230,7 @@ impl Connection {
         Ok(connection)
     }
 
-    fn io(&self, e: io::Error) -> Error {
+    pub(crate) fn io(&self, e: io::Error) -> Error {
         Error::io(
             format!("talking to the server of `{}`", self.name.as_str()),
             e,
@@ -365,6 +377,38 @@ impl Connection {
         }
     }
 
+    /// Takes a free slot, locked for one call, asking the server for a new one if all are busy
+    /// and the bound allows; `None` if none is free now. Fails with `ServerNotRunning`, the
+    /// connection marked dead, if the server went away meanwhile.
+    pub(crate) fn try_take_slot(&self, within: Within) -> Result<Option<Arc<ClientSlot>>, Error> {
+        loop {
+            let slots = self.slots.lock_anyway();
+            if let Some(slot) = slots.iter().find(|s| s.try_lock()) {
+                return Ok(Some(slot.clone()));
+            }
+            if slots.len() < self.max_slots.load(Ordering::Relaxed) {
+                drop(slots);
+                if let Some(slot) = self.open_slot(within)? {
+                    return Ok(Some(slot));
+                }
+                continue;
+            }
+            if self.dead.load(Ordering::Relaxed) || self.server_gone() {
+                return Err(self.not_running());
+            }
+            return Ok(None);
+        }
+    }
+
+    /// Wakes `waker` when a slot is let go (and counts it as waiting until then).
+    pub(crate) fn wait_for_slot(&self, waker: &task::Waker) {
+        let mut wakers = self.slot_wakers.lock_anyway();
+        if !wakers.iter().any(|w| w.will_wake(waker)) {
+            wakers.push(waker.clone());
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     /// Takes a free slot, locked for one call (asking the server for a new one if all are busy
     /// and the bound allows), waiting if needed (`None`: none was free in time). Fails with
     /// `ServerNotRunning`, the connection marked dead, if the server went away meanwhile.
@@ -405,11 +449,30 @@ impl Connection {
 
     /// Signals a thread waiting for a slot, if any.
     #[inline]
-    fn slot_let_go(&self) {
+    pub(crate) fn slot_let_go(&self) {
         if self.waiting.load(Ordering::SeqCst) > 0 {
-            let _slots = self.slots.lock_anyway();
+            let slots = self.slots.lock_anyway();
             self.slot_freed.notify_one();
+            drop(slots);
+            let wakers = std::mem::take(&mut *self.slot_wakers.lock_anyway());
+            self.waiting.fetch_sub(wakers.len(), Ordering::SeqCst);
+            wakers.into_iter().for_each(task::Waker::wake);
         }
+    }
+
+    /// What async calls on `slot` sleep on: readable when its bell rings, or when the server
+    /// closes the connection or dies.
+    pub(crate) fn wait_set<'a>(&self, slot: &'a ClientSlot) -> Result<BorrowedFd<'a>, Error> {
+        if let Some(set) = slot.wait_set.get() {
+            return Ok(set.as_fd());
+        }
+        let set = sys::wait_set(&[
+            (slot.bell.fd(), Interest::Readable),
+            (self.stream.fd(), Interest::Hangup),
+            (self.server.fd(), Interest::Readable),
+        ])
+        .map_err(|e| self.io(e))?;
+        Ok(slot.wait_set.get_or_init(|| set).as_fd())
     }
 
     /// Asks the server for one more slot and returns it locked; `None` if the bound is reached.

@@ -11,8 +11,11 @@
 //! threads stay held in the child). A client notices that it runs in a forked child and makes
 //! a connection of its own there.
 
+mod asynch;
 mod call;
 mod connection;
+
+pub use asynch::AsyncClient;
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};

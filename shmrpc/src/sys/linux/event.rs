@@ -86,6 +86,21 @@ fn ready_bits<'a>(fds: impl Iterator<Item = &'a PollFd<'a>>) -> u32 {
         .fold(0, |bits, (i, _)| bits | 1 << i)
 }
 
+/// One descriptor that is readable while any of `fds` is ready (an epoll instance holding
+/// them): an async call sleeps on its slot's, registered once with a reactor, instead of on
+/// the slot's bell, the connection's socket and the server's pidfd each.
+pub(crate) fn wait_set(fds: &[(BorrowedFd<'_>, Interest)]) -> io::Result<OwnedFd> {
+    let set = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+    for (i, (fd, interest)) in fds.iter().enumerate() {
+        let flags = match interest {
+            Interest::Readable => epoll::EventFlags::IN | epoll::EventFlags::RDHUP,
+            Interest::Hangup => epoll::EventFlags::RDHUP,
+        };
+        epoll::add(&set, fd, epoll::EventData::new_u64(i as u64), flags)?;
+    }
+    Ok(set)
+}
+
 /// An epoll instance shared by the server's threads: each idle thread sleeps in it, and one
 /// event wakes one thread.
 #[derive(Debug)]

@@ -3,9 +3,11 @@
 mod event;
 mod memory;
 mod process;
+mod reactor;
 mod socket;
 
 pub(crate) use event::*;
 pub(crate) use memory::*;
 pub(crate) use process::*;
+pub(crate) use reactor::{Reactor, reactor, token};
 pub(crate) use socket::*;
