@@ -6,6 +6,7 @@
 
 #![allow(missing_debug_implementations)] // benchmark plumbing, not an API
 
+pub mod asyncs;
 pub mod floor;
 #[cfg(feature = "peers")]
 pub mod iceoryx;
@@ -222,7 +223,7 @@ impl Drop for Peer {
     }
 }
 
-fn role(role: &str) -> Command {
+pub(crate) fn role(role: &str) -> Command {
     let mut c = Command::new(std::env::current_exe().expect("current exe"));
     c.env(ROLE, role);
     c
@@ -271,7 +272,7 @@ impl Shmrpc {
     }
 }
 
-fn start_server(name: &str, wait: WaitStrategy) -> Peer {
+pub(crate) fn start_server(name: &str, wait: WaitStrategy) -> Peer {
     let mut child = role(&format!("server {name} {}", strategy_name(wait)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -31,7 +31,7 @@ use crate::data::Invalid;
 use crate::interface::Interface;
 use crate::options::ClientOptions;
 use crate::protocol::exchange::Sleep;
-use crate::sys::{self, Reactor};
+use crate::sys::{self, Reactor, WaitSet};
 use crate::wait::{Deadline, Ended, spin_briefly, spin_until};
 use crate::wire::{Reader, Writer};
 use crate::{Error, fault};
@@ -249,9 +249,6 @@ impl Drop for InFlight {
                 self.slot.abandoned.store(seq, Ordering::Relaxed);
             }
         }
-        if let Ok(reactor) = sys::reactor() {
-            reactor.disarm(self.slot.token);
-        }
         self.slot.unlock();
         self.connection.slot_let_go();
     }
@@ -335,14 +332,15 @@ impl InFlight {
             client.spin.record(spin, Ended::Spinning);
             return Ok(());
         }
-        let reactor = sys::reactor().map_err(|e| Gone::Os(connection.io(e)))?;
         let wait_set = connection.wait_set(slot).map_err(Gone::Os)?;
-        let mut timer = Timer::new().map_err(Gone::Os)?;
+        let mut sleeper =
+            Sleeper::new(wait_set, slot.token).map_err(|e| Gone::Os(connection.io(e)))?;
         let mut woken = false;
         let ended = poll_fn(|cx: &mut Context<'_>| {
             loop {
                 if woken {
-                    slot.bell.drain();
+                    slot.bell.take_one();
+                    wait_set.take_expiry(Instant::now());
                 }
                 if answered() {
                     return Poll::Ready(Ok(start.elapsed()));
@@ -374,9 +372,6 @@ impl InFlight {
                     Sleep::Retry => continue,
                     Sleep::Flagged => {}
                 }
-                if let Err(e) = reactor.arm(wait_set, slot.token, cx.waker()) {
-                    return Poll::Ready(Err(Gone::Os(connection.io(e))));
-                }
                 // A request neither kicked for nor taken (its kick did not go out): wake up now
                 // and then to send it again.
                 let wake_at = if *kicked || words.is_taken(seq) {
@@ -384,16 +379,74 @@ impl InFlight {
                 } else {
                     (now + RETRY).min(deadline)
                 };
-                timer.set(wake_at, cx);
+                if let Err(e) = wait_set.wake_by(wake_at) {
+                    return Poll::Ready(Err(Gone::Os(connection.io(e))));
+                }
                 woken = true;
-                return Poll::Pending;
+                match sleeper.poll_ready(cx) {
+                    Poll::Ready(Ok(())) => continue,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(Gone::Os(connection.io(e)))),
+                    Poll::Pending => return Poll::Pending,
+                }
             }
         })
         .await;
-        reactor.disarm(slot.token);
+        drop(sleeper);
         let waited = ended?;
         client.spin.record(spin, Ended::Sleeping(waited));
         Ok(())
+    }
+}
+
+/// What a sleeping call waits in: the reactor of the tokio runtime it runs in (with the `tokio`
+/// feature), or shmrpc's own wake-up thread.
+enum Sleeper<'a> {
+    Thread {
+        reactor: &'static Reactor,
+        set: &'a WaitSet,
+        token: u64,
+    },
+    #[cfg(feature = "tokio")]
+    Tokio(sys::TokioWait<'a>),
+}
+
+impl<'a> Sleeper<'a> {
+    fn new(set: &'a WaitSet, token: u64) -> std::io::Result<Self> {
+        #[cfg(feature = "tokio")]
+        if let Some(registered) = sys::TokioWait::register(set) {
+            return registered.map(Sleeper::Tokio);
+        }
+        Ok(Sleeper::Thread {
+            reactor: sys::reactor()?,
+            set,
+            token,
+        })
+    }
+
+    /// `Ready` if the set became readable since the last `Ready`; otherwise `Pending`, the task
+    /// woken when it does.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self {
+            Sleeper::Thread {
+                reactor,
+                set,
+                token,
+            } => {
+                reactor.arm(set.fd(), *token, cx.waker())?;
+                Poll::Pending
+            }
+            #[cfg(feature = "tokio")]
+            Sleeper::Tokio(wait) => wait.poll_ready(cx),
+        }
+    }
+}
+
+impl Drop for Sleeper<'_> {
+    fn drop(&mut self) {
+        #[allow(irrefutable_let_patterns)] // without the `tokio` feature
+        if let Sleeper::Thread { reactor, token, .. } = self {
+            reactor.disarm(*token);
+        }
     }
 }
 

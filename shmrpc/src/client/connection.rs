@@ -8,7 +8,7 @@
 //! stays out of use until that late answer arrives, so the answer never meets a later call.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::task;
@@ -19,7 +19,7 @@ use crate::name::ServiceName;
 use crate::options::ClientOptions;
 use crate::protocol::layout::{Geometry, MAX_CAPACITY};
 use crate::protocol::messages::{self, MAX_MESSAGE, Message, RefusedCode};
-use crate::sys::{self, Bell, Interest, ProcessHandle, Stream, wait_any};
+use crate::sys::{self, Bell, Interest, ProcessHandle, Stream, WaitSet, wait_any};
 use crate::transport::rendezvous;
 use crate::transport::slot::SlotMemory;
 use crate::{Error, MutexExt, fault};
@@ -45,7 +45,7 @@ pub(crate) struct ClientSlot {
     pub(crate) abandoned: AtomicU64,
     /// What async calls sleep on: readable when the bell rings or the server is gone (made at
     /// the first async call that sleeps here).
-    wait_set: OnceLock<OwnedFd>,
+    wait_set: OnceLock<WaitSet>,
     /// Names `wait_set` to the reactor.
     pub(crate) token: u64,
 }
@@ -462,17 +462,17 @@ impl Connection {
 
     /// What async calls on `slot` sleep on: readable when its bell rings, or when the server
     /// closes the connection or dies.
-    pub(crate) fn wait_set<'a>(&self, slot: &'a ClientSlot) -> Result<BorrowedFd<'a>, Error> {
+    pub(crate) fn wait_set<'a>(&self, slot: &'a ClientSlot) -> Result<&'a WaitSet, Error> {
         if let Some(set) = slot.wait_set.get() {
-            return Ok(set.as_fd());
+            return Ok(set);
         }
-        let set = sys::wait_set(&[
+        let set = WaitSet::new(&[
             (slot.bell.fd(), Interest::Readable),
             (self.stream.fd(), Interest::Hangup),
             (self.server.fd(), Interest::Readable),
         ])
         .map_err(|e| self.io(e))?;
-        Ok(slot.wait_set.get_or_init(|| set).as_fd())
+        Ok(slot.wait_set.get_or_init(|| set))
     }
 
     /// Asks the server for one more slot and returns it locked; `None` if the bound is reached.

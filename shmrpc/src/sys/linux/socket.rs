@@ -307,6 +307,13 @@ impl Bell {
         let _ = rustix::net::send(&self.0, &[1], SendFlags::DONTWAIT | SendFlags::NOSIGNAL);
     }
 
+    /// Takes one pending ring: a sleeper woken by a ring takes it with one system call (any
+    /// further ring, from a rare spurious one, wakes it once more, harmlessly).
+    pub(crate) fn take_one(&self) {
+        let mut buf = [0u8; 16];
+        let _ = rustix::net::recv(&self.0, &mut buf, RecvFlags::DONTWAIT);
+    }
+
     /// Takes every pending ring, so that the end is not readable any more.
     pub(crate) fn drain(&self) {
         let mut buf = [0u8; 16];
