@@ -54,7 +54,29 @@ fn calculator_server_and_client_talk() {
     assert!(leftovers(&name).is_empty(), "{:?}", leftovers(&name));
     let mut server = Peer::spawn(Command::new(example("calculator_server")).arg(&name));
     assert!(server.line().starts_with("serving"));
-    server.kill();
+    // Ctrl-C stops it cleanly: `run()` returns, the name is free.
+    server.signal("INT");
+    assert_eq!(server.line(), "stopped");
+    assert_eq!(server.wait(Duration::from_secs(1)), Some(0));
+    assert!(leftovers(&name).is_empty(), "{:?}", leftovers(&name));
+}
+
+/// `fn main() -> Result<(), shmrpc::Error>` prints the error's message, not its fields.
+#[test]
+fn a_failing_main_prints_a_readable_error() {
+    let name = unique_name("example-none");
+    let out = Command::new(example("calculator_client"))
+        .arg(&name)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(&format!(
+            "Error: ServerNotRunning: no server is serving `{name}`; start the server first"
+        )),
+        "{stderr}"
+    );
 }
 
 #[test]

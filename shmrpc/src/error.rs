@@ -9,7 +9,12 @@ use std::time::Duration;
 ///
 /// A method's own error (the `E` of a method returning `Result<T, E>`) is not an `Error`: it
 /// arrives inside `Ok`, as the method returned it.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` shows the variant's name and the message (`ServerNotRunning: no server is serving
+/// ...`), and the OS error under an `Io`: what `fn main() -> Result<(), shmrpc::Error>` prints
+/// when it fails, as `anyhow` and `std::io::Error` do, rather than the bare fields. Match on the
+/// variants to read the fields.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// No live server serves the name: at `connect`, or at a call after the server went away.
@@ -222,7 +227,36 @@ fn other_user(uid: u32) -> &'static str {
     }
 }
 
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {self}", self.variant())?;
+        if let Error::Io { source, .. } = self {
+            write!(f, " ({source:?})")?;
+        }
+        Ok(())
+    }
+}
+
 impl Error {
+    /// The variant's name.
+    fn variant(&self) -> &'static str {
+        match self {
+            Error::ServerNotRunning { .. } => "ServerNotRunning",
+            Error::Timeout { .. } => "Timeout",
+            Error::ServerDied { .. } => "ServerDied",
+            Error::AlreadyRunning { .. } => "AlreadyRunning",
+            Error::NameTaken { .. } => "NameTaken",
+            Error::InterfaceMismatch { .. } => "InterfaceMismatch",
+            Error::PermissionDenied { .. } => "PermissionDenied",
+            Error::InvalidName { .. } => "InvalidName",
+            Error::BadRequest { .. } => "BadRequest",
+            Error::HandlerPanicked { .. } => "HandlerPanicked",
+            Error::Corrupted { .. } => "Corrupted",
+            Error::TooLarge { .. } => "TooLarge",
+            Error::Io { .. } => "Io",
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
@@ -240,5 +274,23 @@ mod tests {
     #[test]
     fn is_a_send_sync_error() {
         assert_traits::<Error>();
+    }
+
+    /// What `fn main() -> Result<(), shmrpc::Error>` prints: the message, not bare fields.
+    #[test]
+    fn debug_shows_the_variant_and_the_message() {
+        let e = Error::ServerNotRunning {
+            name: "kv".into(),
+            detail: String::new(),
+        };
+        assert_eq!(format!("{e:?}"), format!("ServerNotRunning: {e}"));
+        assert!(format!("{e:?}").contains("no server is serving `kv`; start the server first"));
+        let io = Error::io("binding `kv`", std::io::Error::from_raw_os_error(24));
+        let shown = format!("{io:?}");
+        assert!(shown.starts_with("Io: "), "{shown}");
+        assert!(
+            shown.contains("binding `kv`") && shown.contains("code: 24"),
+            "{shown}"
+        );
     }
 }

@@ -177,6 +177,7 @@ pub struct ServerOptions {
     pub(crate) wait: WaitStrategy,
     pub(crate) spin_budget: Duration,
     pub(crate) max_message: usize,
+    pub(crate) stop_on_signals: bool,
 }
 
 /// The largest request or response a server takes by default: 64 MiB.
@@ -192,6 +193,7 @@ impl Default for ServerOptions {
             wait: WaitStrategy::Adaptive,
             spin_budget: DEFAULT_SERVER_SPIN_BUDGET,
             max_message: DEFAULT_MAX_MESSAGE,
+            stop_on_signals: false,
         }
     }
 }
@@ -230,6 +232,18 @@ impl ServerOptions {
     #[must_use]
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = workers;
+        self
+    }
+
+    /// Stops the server when the process gets SIGINT (Ctrl-C) or SIGTERM: it takes no new call,
+    /// finishes the calls in progress, frees its name and its connections, and `run()` returns
+    /// `Ok(())` (a spawned server's [`ServerHandle::wait`](crate::ServerHandle::wait) returns).
+    /// A second signal while it stops ends the process at once, with exit status 130 (SIGINT)
+    /// or 143 (SIGTERM), as does a signal once no server of the process stops on signals.
+    /// Off by default: the process's own signal handling is left alone.
+    #[must_use]
+    pub fn stop_on_signals(mut self) -> Self {
+        self.stop_on_signals = true;
         self
     }
 

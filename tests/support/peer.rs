@@ -12,6 +12,9 @@
 //!     one request written by hand; prints `status=<n> <reply as text>`
 //! peer server-hog <name>
 //!     serves `work`, whose `sleep(ms, 4242)` holds every free descriptor while it sleeps
+//! peer server-signals <name> <run|spawn>
+//!     binds `work` (2 workers) with `stop_on_signals`, prints `ready`, serves with `run()` or
+//!     `spawn()` and `ServerHandle::wait()`; prints `returned` when that returns
 //! peer server-daemon <name>
 //!     binds `work`, forks; the child tries to serve it and prints what `spawn` said
 //! peer echo <name> <client-id> <threads> <calls>
@@ -152,6 +155,20 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
             println!("ready");
             wait_for_stdin_to_close();
             handle.shutdown()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        ["server-signals", name, how] => {
+            let options = ServerOptions::default().workers(2).stop_on_signals();
+            let server = WorkServer::bind_with(name, WorkImpl::default(), options)?;
+            if *how == "run" {
+                println!("ready");
+                server.run()?;
+            } else {
+                let handle = server.spawn()?;
+                println!("ready");
+                handle.wait()?;
+            }
+            println!("returned");
             Ok(ExitCode::SUCCESS)
         }
         ["server-daemon", name] => {

@@ -93,6 +93,9 @@ pub(crate) struct Shared {
     hot: Mutex<worker::HotSet>,
     /// Wakes every thread, at stop (never drained).
     stop_bell: Waker,
+    /// Readable once SIGINT or SIGTERM arrived, with `ServerOptions::stop_on_signals` (held for
+    /// its handlers, which it removes when dropped; the poller watches it).
+    _signals: Option<sys::SignalBell>,
     /// Wakes one idle thread, to serve queued work with a free permit.
     work_bell: Waker,
     /// The socket(s) holding the service's name; emptied at stop, which frees the name.
@@ -290,6 +293,21 @@ impl Server {
         );
         let listeners = crate::transport::rendezvous::bind(&name, options.access.is_shared())?;
         watcher::watch(&poller, &listeners, &stop_bell, &work_bell).map_err(io)?;
+        let signals = if options.stop_on_signals {
+            let bell = sys::SignalBell::new().map_err(|e| {
+                Error::io(
+                    format!(
+                        "installing the SIGINT and SIGTERM handlers of `{}`",
+                        name.as_str()
+                    ),
+                    e,
+                )
+            })?;
+            watcher::watch_signals(&poller, &bell).map_err(io)?;
+            Some(bell)
+        } else {
+            None
+        };
         let shared = Shared {
             description,
             fingerprint: interface.fingerprint,
@@ -308,6 +326,7 @@ impl Server {
             spinning: AtomicBool::new(false),
             hot: Mutex::new(worker::HotSet::default()),
             stop_bell,
+            _signals: signals,
             work_bell,
             listeners: Mutex::new(listeners),
             running: Mutex::new(0),
@@ -465,6 +484,17 @@ impl ServerHandle {
             }
         }
         Ok(())
+    }
+}
+
+impl ServerHandle {
+    /// Waits until the server stops by itself: on SIGINT or SIGTERM, with
+    /// [`ServerOptions::stop_on_signals`](crate::ServerOptions::stop_on_signals) (without it, a
+    /// server stops only when shut down, and this waits for ever). Then finishes as
+    /// [`shutdown`](Self::shutdown) does.
+    pub fn wait(mut self) -> Result<(), Error> {
+        self.shared.wait_exited(None);
+        self.stop()
     }
 }
 

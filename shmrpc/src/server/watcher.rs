@@ -37,6 +37,7 @@ const ACCEPTS_PER_TURN: usize = 64;
 const STOP_BELL: u64 = 0;
 const WORK_BELL: u64 = 1;
 const LISTENER: u64 = 2;
+const SIGNAL_BELL: u64 = 7;
 const FIRST_CONNECTION: u64 = 8;
 
 /// One client's connection.
@@ -89,9 +90,14 @@ pub(crate) fn watch(
     Ok(())
 }
 
+/// Watches the bell SIGINT and SIGTERM ring (level-triggered: every thread sees it).
+pub(crate) fn watch_signals(poller: &Poller, bell: &sys::SignalBell) -> std::io::Result<()> {
+    poller.add(bell.fd(), SIGNAL_BELL, false)
+}
+
 /// Whether an event is one of the server's own bells rather than a socket's.
 pub(crate) fn is_bell(token: u64) -> bool {
-    token == STOP_BELL || token == WORK_BELL
+    token == STOP_BELL || token == WORK_BELL || token == SIGNAL_BELL
 }
 
 /// Answers a bell. The stop bell stays rung, for every thread to see; the work bell is drained
@@ -100,6 +106,10 @@ pub(crate) fn answer_bell(shared: &Shared, token: u64) {
     if token == WORK_BELL {
         shared.work_bell.drain();
         shared.poller.rearm(shared.work_bell.fd(), WORK_BELL);
+    }
+    if token == SIGNAL_BELL {
+        // Never drained: the stop is for good.
+        shared.begin_stop();
     }
 }
 
@@ -117,7 +127,7 @@ impl Connections {
     /// Handles one event a thread woke for, and watches its descriptor again.
     pub(crate) fn handle(&mut self, shared: &Shared, event: Ready) {
         match event.token {
-            STOP_BELL | WORK_BELL => answer_bell(shared, event.token),
+            STOP_BELL | WORK_BELL | SIGNAL_BELL => answer_bell(shared, event.token),
             token if token < FIRST_CONNECTION => self.accept(shared, (token - LISTENER) as usize),
             token => {
                 let id = token / 2;
