@@ -239,7 +239,7 @@ impl std::fmt::Debug for Error {
 
 impl Error {
     /// The variant's name.
-    fn variant(&self) -> &'static str {
+    pub(crate) fn variant(&self) -> &'static str {
         match self {
             Error::ServerNotRunning { .. } => "ServerNotRunning",
             Error::Timeout { .. } => "Timeout",

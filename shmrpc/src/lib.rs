@@ -17,6 +17,7 @@ mod name;
 mod options;
 mod protocol;
 mod server;
+mod trace;
 mod transport;
 mod wait;
 mod wire;

@@ -88,6 +88,27 @@ impl AsyncClient {
         encode: impl Fn(&mut Writer<'_>),
         decode: impl FnOnce(&mut Reader<'_>) -> Result<R, Invalid>,
     ) -> Result<R, Error> {
+        let trace = crate::trace::Call::client(self.inner.name.as_str(), method);
+        #[cfg(feature = "tracing")]
+        let result = {
+            use tracing::Instrument;
+            self.call_untraced(tag, method, encode, decode)
+                .instrument(trace.span())
+                .await
+        };
+        #[cfg(not(feature = "tracing"))]
+        let result = self.call_untraced(tag, method, encode, decode).await;
+        trace.end_call(&result);
+        result
+    }
+
+    async fn call_untraced<R>(
+        &self,
+        tag: u32,
+        method: &'static str,
+        encode: impl Fn(&mut Writer<'_>),
+        decode: impl FnOnce(&mut Reader<'_>) -> Result<R, Invalid>,
+    ) -> Result<R, Error> {
         let client = &self.inner;
         let timeout = client.options.timeout;
         let deadline = crate::wait::after(timeout);
@@ -269,6 +290,7 @@ impl InFlight {
         let memory = &slot.memory;
         let words = memory.words();
         let seq = call::next_seq(slot);
+        crate::trace::seq(seq);
         memory.method().store(tag, Ordering::Relaxed);
         memory
             .request_len()

@@ -79,6 +79,7 @@ pub(crate) fn exchange(
     let memory = &slot.memory;
     let words = memory.words();
     let seq = next_seq(slot);
+    crate::trace::seq(seq);
     memory.method().store(call.tag, Ordering::Relaxed);
     memory
         .request_len()

@@ -182,6 +182,7 @@ impl Client {
         current.connecting = false;
         state.changed.notify_all();
         let connection = Arc::new(opened?);
+        crate::trace::reconnected(self.name.as_str());
         current.connection = Some(connection.clone());
         Ok(connection)
     }
@@ -195,6 +196,9 @@ impl Client {
         encode: impl Fn(&mut Writer<'_>),
         decode: impl FnOnce(&mut Reader<'_>) -> Result<R, Invalid>,
     ) -> Result<R, Error> {
+        let trace = crate::trace::Call::client(self.name.as_str(), method);
+        #[allow(clippy::let_unit_value)] // `()` without the `tracing` feature
+        let _entered = trace.enter();
         let deadline = Deadline::new(self.options.timeout);
         // Out of the thread-local for the call, not borrowed in a closure: a closure's result
         // would be moved through `LocalKey::with` on its way out, a copy of every big reply.
@@ -204,6 +208,7 @@ impl Client {
             per_thread.scratch = Private::default();
         }
         PER_THREAD.with_borrow_mut(|kept| *kept = per_thread);
+        trace.end_call(&result);
         result
     }
 

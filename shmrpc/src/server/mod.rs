@@ -67,6 +67,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(60);
 pub(crate) struct Shared {
     name: ServiceName,
     description: String,
+    /// The service's interface: method names for tracing.
+    pub(crate) interface: &'static Interface,
     fingerprint: u128,
     geometry: Geometry,
     options: ServerOptions,
@@ -158,6 +160,15 @@ impl Shared {
         if self.ready_len.load(Ordering::SeqCst) > 0 && self.permits.load(Ordering::SeqCst) > 0 {
             self.work_bell.wake();
         }
+    }
+
+    /// The name of method `tag`, for tracing.
+    fn method_name(&self, tag: u32) -> &'static str {
+        self.interface
+            .methods
+            .get(tag as usize)
+            .and_then(Option::as_ref)
+            .map_or("(unknown)", |m| m.name)
     }
 
     /// Takes a permit to run methods, if one is free.
@@ -310,6 +321,7 @@ impl Server {
         };
         let shared = Shared {
             description,
+            interface,
             fingerprint: interface.fingerprint,
             geometry: Geometry {
                 capacity: options.max_message,

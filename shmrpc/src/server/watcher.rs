@@ -220,7 +220,12 @@ impl Connections {
             .get(index)
             .map(sys::Listener::accept);
         if let Some(Ok(Some(stream))) = accepted {
-            refuse(&stream, RefusedCode::Limit, OUT_OF_DESCRIPTORS.into());
+            refuse(
+                shared,
+                &stream,
+                RefusedCode::Limit,
+                OUT_OF_DESCRIPTORS.into(),
+            );
         }
         self.reserve = sys::reserve_descriptor();
         true
@@ -240,6 +245,7 @@ impl Connections {
         let access = &shared.options.access;
         if !access::admits(access, shared.uid, &peer, &groups) {
             refuse(
+                shared,
                 &stream,
                 RefusedCode::Permission,
                 access::refusal(access, shared.uid, &peer),
@@ -247,7 +253,7 @@ impl Connections {
             return;
         }
         if let Err(reason) = self.budget.take(peer.uid, Cost::CONNECTION) {
-            refuse(&stream, RefusedCode::Limit, reason);
+            refuse(shared, &stream, RefusedCode::Limit, reason);
             return;
         }
         if !self.admit(shared, stream, peer) {
@@ -267,7 +273,7 @@ impl Connections {
         let (slot, [memfd, bell]) = match ServerSlot::create(shared.geometry, 0, caller) {
             Ok(created) => created,
             Err(e) => {
-                refuse(&stream, RefusedCode::Limit, lacking(&e));
+                refuse(shared, &stream, RefusedCode::Limit, lacking(&e));
                 return false;
             }
         };
@@ -396,6 +402,7 @@ impl Connections {
         for slot in &connection.slots {
             slot.closed.store(true, Ordering::Relaxed);
         }
+        crate::trace::client_gone(shared.name.as_str(), connection.caller.pid());
         self.budget
             .give_back(connection.caller.uid(), connection.cost);
         self.retired.push(connection);
@@ -430,7 +437,8 @@ fn lacking(e: &std::io::Error) -> String {
     }
 }
 
-fn refuse(stream: &Stream, code: RefusedCode, reason: String) {
+fn refuse(shared: &Shared, stream: &Stream, code: RefusedCode, reason: String) {
+    crate::trace::refused(shared.name.as_str(), &reason);
     let _ = stream.send(&Message::Refused { code, reason }.encode(), &[]);
     stream.shutdown();
     discard_pending(stream);

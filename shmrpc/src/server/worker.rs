@@ -24,7 +24,7 @@ use crate::protocol::layout::Status;
 use crate::sys::{self, Events};
 use crate::wait::{Ended, SpinPolicy, spin_briefly, spin_until};
 use crate::wire::Private;
-use crate::{MutexExt, fault};
+use crate::{MutexExt, fault, trace};
 
 /// Most slots the spinner watches at once: past that, the one idle longest is let go.
 const MAX_HOT: usize = 64;
@@ -357,16 +357,31 @@ impl Worker<'_> {
         }
         slot.seen.store(seq, Ordering::Relaxed);
         fault::point(fault::Step::ServerSawRequest);
+        let tag = slot.memory.method().load(Ordering::Relaxed);
+        let trace = trace::Call::serve(
+            self.shared.name.as_str(),
+            self.shared.method_name(tag),
+            seq,
+            slot.caller.pid(),
+        );
+        #[allow(clippy::let_unit_value)] // `()` without the `tracing` feature
+        let _entered = trace.enter();
         match words.take(seq) {
             Take::Stale => return,
-            Take::Withdrawn => return answer(slot, seq, Status::Withdrawn, &[]),
+            Take::Withdrawn => {
+                trace.end("Withdrawn");
+                return answer(slot, seq, Status::Withdrawn, &[]);
+            }
             Take::Run => {}
         }
+        // Read again after the take: the number was read before, and only now is the request
+        // this server's to run.
         let tag = slot.memory.method().load(Ordering::Relaxed);
         let len = slot.memory.request_len().load(Ordering::Relaxed) as usize;
         fault::point(fault::Step::ServerTookRequest);
         if len > slot.memory.capacity() {
-            return refuse(
+            trace.end("BadRequest");
+            return self.refuse(
                 slot,
                 seq,
                 Status::BadRequest,
@@ -390,13 +405,29 @@ impl Worker<'_> {
         fault::point(fault::Step::ServerDispatched);
         match ran {
             Ok(Ok(written)) if written.too_large => {
+                trace.end("TooLarge");
                 let size = written.len as u64;
                 answer(slot, seq, Status::TooLarge, &size.to_le_bytes());
             }
-            Ok(Ok(written)) => publish(slot, seq, Status::Ok, written.len),
-            Ok(Err(Invalid(why))) => refuse(slot, seq, Status::BadRequest, why),
-            Err(panic) => refuse(slot, seq, Status::Panicked, &panic_message(&*panic)),
+            Ok(Ok(written)) => {
+                trace.end("ok");
+                publish(slot, seq, Status::Ok, written.len);
+            }
+            Ok(Err(Invalid(why))) => {
+                trace.end("BadRequest");
+                self.refuse(slot, seq, Status::BadRequest, why);
+            }
+            Err(panic) => {
+                trace.end("Panicked");
+                refuse(slot, seq, Status::Panicked, &panic_message(&*panic));
+            }
         }
+    }
+
+    /// Refuses a bad request (and says so, with the `tracing` feature).
+    fn refuse(&self, slot: &ServerSlot, seq: u64, status: Status, why: &str) {
+        trace::refused(self.shared.name.as_str(), why);
+        refuse(slot, seq, status, why);
     }
 }
 

@@ -1,0 +1,185 @@
+//! The `tracing` feature: a span per call on both sides with the service, the method, the
+//! sequence number, the duration and the outcome; events for failed calls, reconnects,
+//! refusals and dead peers. Everything is captured by one subscriber (the server runs in this
+//! process, on its own threads, so that its spans land there too).
+
+use std::io::Write;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use shmrpc::{ClientOptions, Error};
+use shmrpc_tests::*;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// What was logged since the last look, as lines.
+    fn take(&self) -> Vec<String> {
+        let bytes = std::mem::take(&mut *self.0.lock().unwrap());
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn capture() -> Captured {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_span_events(FmtSpan::CLOSE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+    captured
+}
+
+fn find<'a>(lines: &'a [String], all: &[&str]) -> Option<&'a String> {
+    lines.iter().find(|l| all.iter().all(|w| l.contains(w)))
+}
+
+#[track_caller]
+fn expect(lines: &[String], all: &[&str]) {
+    assert!(
+        find(lines, all).is_some(),
+        "no line with all of {all:?} in:\n{}",
+        lines.join("\n")
+    );
+}
+
+/// One test: the subscriber is global to this process.
+#[test]
+fn calls_refusals_dead_servers_and_reconnects_are_traced() {
+    let captured = capture();
+    let me = std::process::id().to_string();
+
+    // Calls, on both sides.
+    let name = unique_name("traced");
+    let handle = WorkServer::bind(&name, WorkImpl::default())
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let client = WorkClient::connect(&name).unwrap();
+    assert_eq!(client.add(2, 3).unwrap(), 5);
+    assert_eq!(client.add(2, 3).unwrap(), 5);
+    let service = format!("service=\"{name}\"");
+    let lines = captured.take();
+    expect(
+        &lines,
+        &[
+            "shmrpc.call",
+            &service,
+            "method=\"add\"",
+            "seq=2",
+            "outcome=\"ok\"",
+            "micros=",
+        ],
+    );
+    expect(
+        &lines,
+        &[
+            "shmrpc.serve",
+            &service,
+            "method=\"add\"",
+            "seq=2",
+            &format!("caller_pid={me}"),
+            "outcome=\"ok\"",
+        ],
+    );
+
+    // A panic: the client's outcome and warning, the server's outcome.
+    assert!(client.boom(1).is_err());
+    let lines = captured.take();
+    expect(&lines, &["WARN", "shmrpc call failed", "HandlerPanicked"]);
+    expect(
+        &lines,
+        &[
+            "shmrpc.call",
+            "method=\"boom\"",
+            "outcome=\"HandlerPanicked\"",
+        ],
+    );
+    expect(
+        &lines,
+        &["shmrpc.serve", "method=\"boom\"", "outcome=\"Panicked\""],
+    );
+
+    // An async call is traced as a blocking one is.
+    futures::executor::block_on(async {
+        let client = WorkAsyncClient::connect(&name).await.unwrap();
+        assert_eq!(client.add(1, 1).await.unwrap(), 2);
+    });
+    let lines = captured.take();
+    expect(
+        &lines,
+        &["shmrpc.call", "method=\"add\"", "seq=1", "outcome=\"ok\""],
+    );
+    // Its client closed its connection.
+    std::thread::sleep(Duration::from_millis(50));
+    expect(
+        &captured.take(),
+        &["shmrpc client disconnected", &format!("client_pid={me}")],
+    );
+
+    // A request the server refuses, from a hand-written client in another process.
+    let out = Command::new(peer_program())
+        .args(["raw-call", &name, "3", "01"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("status="));
+    let lines = captured.take();
+    expect(&lines, &["WARN", "shmrpc server refused", &service]);
+    expect(&lines, &["shmrpc.serve", "outcome=\"BadRequest\""]);
+    handle.shutdown().unwrap();
+
+    // A server that dies during a call, and its successor.
+    let name = unique_name("traced-dies");
+    let mut server = Peer::start(&["server", "work", &name]);
+    let client = WorkClient::connect_with(
+        &name,
+        ClientOptions::default().timeout(Duration::from_secs(2)),
+    )
+    .unwrap();
+    std::thread::scope(|s| {
+        let call = s.spawn(|| client.sleep(1000, 1));
+        std::thread::sleep(Duration::from_millis(100));
+        server.kill();
+        assert!(matches!(
+            call.join().unwrap(),
+            Err(Error::ServerDied { .. })
+        ));
+    });
+    let lines = captured.take();
+    expect(
+        &lines,
+        &["WARN", "shmrpc call failed", "died during call `sleep`"],
+    );
+    expect(
+        &lines,
+        &["shmrpc.call", "method=\"sleep\"", "outcome=\"ServerDied\""],
+    );
+    let _again = Peer::start(&["server", "work", &name]);
+    assert_eq!(client.add(1, 2).unwrap(), 3);
+    expect(
+        &captured.take(),
+        &[
+            "INFO",
+            "shmrpc client connected again",
+            &format!("service=\"{name}\""),
+        ],
+    );
+}
