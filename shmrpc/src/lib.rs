@@ -12,6 +12,7 @@ mod client;
 mod data;
 mod error;
 mod fault;
+pub mod inspect;
 mod interface;
 mod name;
 mod options;

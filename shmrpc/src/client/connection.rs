@@ -184,7 +184,8 @@ impl Connection {
                 return Err(connection.unexpected(other));
             }
         };
-        if fingerprint != interface.fingerprint {
+        // A tool's connection (`inspect::Service`) takes whatever the server serves.
+        if fingerprint != interface.fingerprint && !std::ptr::eq(interface, &crate::inspect::ANY) {
             let mismatch = |difference| Error::InterfaceMismatch {
                 name: name.as_str().to_owned(),
                 difference,
@@ -260,8 +261,24 @@ impl Connection {
         }
     }
 
+    /// Asks for the server's counters.
+    pub(crate) fn stats(&self, within: Within) -> Result<crate::server::stats::Decoded, Error> {
+        let _control = self.control.lock_anyway();
+        match self.request(&Message::GetStats, within)? {
+            (Message::Stats(bytes), fds) => {
+                sys::dispose(fds);
+                crate::server::stats::decode(&bytes)
+                    .map_err(|why| self.corrupted(format!("the server sent {why}")))
+            }
+            (other, fds) => {
+                sys::dispose(fds);
+                Err(self.unexpected(other))
+            }
+        }
+    }
+
     /// Asks for the server's description of its interface.
-    fn describe(&self, within: Within) -> Result<String, Error> {
+    pub(crate) fn describe(&self, within: Within) -> Result<String, Error> {
         let _control = self.control.lock_anyway();
         match self.request(&Message::Describe, within)? {
             (Message::Description(server), fds) => {

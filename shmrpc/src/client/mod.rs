@@ -125,6 +125,26 @@ impl Client {
         self.name.as_str()
     }
 
+    /// The server's description of its interface.
+    pub(crate) fn server_description(&self) -> Result<String, Error> {
+        let deadline = Deadline::new(self.options.timeout);
+        let connection = self.connection(&deadline, "describe")?;
+        connection.describe(Within {
+            give_up: deadline.get(),
+            method: "describe",
+        })
+    }
+
+    /// The server's counters.
+    pub(crate) fn server_stats(&self) -> Result<crate::server::stats::Decoded, Error> {
+        let deadline = Deadline::new(self.options.timeout);
+        let connection = self.connection(&deadline, "stats")?;
+        connection.stats(Within {
+            give_up: deadline.get(),
+            method: "stats",
+        })
+    }
+
     fn timeout(&self, method: &'static str) -> Error {
         Error::Timeout {
             name: self.name.as_str().to_owned(),

@@ -10,6 +10,8 @@
 //! | `Describe` | client, when the fingerprints differ | | |
 //! | `Description` | server | the interface description (UTF-8) | |
 //! | `Kick` | client | slot index, sequence number | |
+//! | `GetStats` | client (tools: `shmrpc list`, `top`) | | |
+//! | `Stats` | server | pid, uid, connections, uptime, then per method: tag, calls, errors, latency buckets | |
 //!
 //! The server sends nothing the client did not ask for, and never accepts descriptors from a
 //! client. Everything decoded is checked: a message that is too short, too long, of an unknown
@@ -58,6 +60,9 @@ pub(crate) enum Message {
         index: u32,
         seq: u64,
     },
+    GetStats,
+    /// Its fields (see `server::stats::encode`).
+    Stats(Vec<u8>),
 }
 
 mod kind {
@@ -68,6 +73,8 @@ mod kind {
     pub(super) const DESCRIBE: u32 = 5;
     pub(super) const DESCRIPTION: u32 = 6;
     pub(super) const KICK: u32 = 7;
+    pub(super) const GET_STATS: u32 = 8;
+    pub(super) const STATS: u32 = 9;
 }
 
 /// The fixed bytes of a kick, built without allocating (a call sends it).
@@ -115,6 +122,11 @@ impl Message {
                 put(text.as_bytes());
             }
             Message::Kick { index, seq } => put(&kick(*index, *seq)),
+            Message::GetStats => put(&kind::GET_STATS.to_le_bytes()),
+            Message::Stats(bytes) => {
+                put(&kind::STATS.to_le_bytes());
+                put(&bytes[..bytes.len().min(MAX_DESCRIPTION)]);
+            }
         }
         b
     }
@@ -186,6 +198,8 @@ impl Message {
                     seq: u64_at(8)?,
                 })
             }
+            kind::GET_STATS => exact(4).map(|()| Message::GetStats),
+            kind::STATS => Ok(Message::Stats(bytes[4..].to_vec())),
             _ => Err("a message of an unknown kind"),
         }
     }
@@ -219,6 +233,8 @@ mod tests {
                 index: 2,
                 seq: u64::MAX,
             },
+            Message::GetStats,
+            Message::Stats(vec![1, 2, 3]),
         ] {
             assert_eq!(Message::decode(&m.encode()), Ok(m.clone()), "{m:?}");
         }

@@ -30,6 +30,7 @@
 mod access;
 mod budget;
 mod slot;
+pub(crate) mod stats;
 mod watcher;
 mod worker;
 
@@ -69,6 +70,8 @@ pub(crate) struct Shared {
     description: String,
     /// The service's interface: method names for tracing.
     pub(crate) interface: &'static Interface,
+    /// Calls, errors and latencies per method (`shmrpc top`).
+    pub(crate) stats: stats::Stats,
     fingerprint: u128,
     geometry: Geometry,
     options: ServerOptions,
@@ -322,6 +325,7 @@ impl Server {
         let shared = Shared {
             description,
             interface,
+            stats: stats::Stats::new(options.workers + 1, interface.methods.len()),
             fingerprint: interface.fingerprint,
             geometry: Geometry {
                 capacity: options.max_message,

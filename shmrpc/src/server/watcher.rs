@@ -342,6 +342,15 @@ impl Connections {
                         return self.close(shared, id);
                     }
                 }
+                Ok(Message::GetStats) => {
+                    let stats = Message::Stats(super::stats::encode(shared, self.map.len()));
+                    let Some(connection) = self.map.get(&id) else {
+                        return;
+                    };
+                    if connection.stream.send(&stats.encode(), &[]).is_err() {
+                        return self.close(shared, id);
+                    }
+                }
                 _ => return self.close(shared, id),
             }
         }

@@ -137,6 +137,10 @@ struct Worker<'a> {
     spun_in_vain: Option<Duration>,
     /// Slots let go of with a request in them, to serve (kept, for its capacity).
     missed: Vec<Arc<ServerSlot>>,
+    /// This thread's counters in the server's statistics.
+    stats: usize,
+    /// Whether the thread slept since its last call (the next one is timed).
+    slept: bool,
 }
 
 /// The body of a server thread: runs until the server stops.
@@ -147,6 +151,8 @@ pub(crate) fn run(shared: &Shared) {
         spin: SpinPolicy::new(shared.options.wait, shared.options.spin_budget),
         spun_in_vain: None,
         missed: Vec::with_capacity(MAX_HOT),
+        stats: shared.stats.thread(),
+        slept: true,
     };
     let mut events = Events::default();
     while !shared.stopping() {
@@ -303,6 +309,7 @@ impl Worker<'_> {
     fn watch(&mut self, events: &mut Events) {
         let shared = self.shared;
         let start = Instant::now();
+        self.slept = true;
         let event = match shared.poller.wait(events, None) {
             Ok(event) => event,
             Err(e) => {
@@ -388,6 +395,10 @@ impl Worker<'_> {
                 "the request is longer than the slot",
             );
         }
+        let stats = &self.shared.stats;
+        let timed = stats
+            .call(self.stats, tag, std::mem::take(&mut self.slept))
+            .then(Instant::now);
         let request = self.request.bytes(len);
         slot.memory.read_request(request);
         let request = &*request;
@@ -396,6 +407,12 @@ impl Worker<'_> {
         let ran = catch_unwind(AssertUnwindSafe(|| {
             slot.caller.serve(|| dispatch(tag, request, reply))
         }));
+        if let Some(start) = timed {
+            stats.latency(self.stats, tag, start.elapsed());
+        }
+        if !matches!(ran, Ok(Ok(ref written)) if !written.too_large) {
+            stats.error(self.stats, tag);
+        }
         // A method that forked, and whose child came back here: the child must not answer
         // (its parent does) nor serve anything.
         leave_if_forked(self.shared);
