@@ -101,7 +101,7 @@ impl Stats {
     #[inline]
     pub(crate) fn call(&self, thread: usize, tag: u32, idle: bool) -> bool {
         match self.counters(thread, tag) {
-            Some(c) => bump(&c.calls) % SAMPLE_EVERY == 0 || idle,
+            Some(c) => bump(&c.calls).is_multiple_of(SAMPLE_EVERY) || idle,
             None => false,
         }
     }
