@@ -287,6 +287,7 @@ const _: () = {
         name: "add",
         tag: 0u32,
         args: &[__SHMRPC_M0_ARG0.shape, __SHMRPC_M0_ARG1.shape],
+        arg_names: &["a", "b"],
         reply: __SHMRPC_M0_REPLY.shape,
     });
     const __SHMRPC_M1_ARG0: ::shmrpc::__private::WireCodec<i64> = ::shmrpc::__private::codec::<
@@ -304,6 +305,7 @@ const _: () = {
         name: "div",
         tag: 1u32,
         args: &[__SHMRPC_M1_ARG0.shape, __SHMRPC_M1_ARG1.shape],
+        arg_names: &["a", "b"],
         reply: __SHMRPC_M1_REPLY.shape,
     });
     const __SHMRPC_M2_ARG0: ::shmrpc::__private::WireCodec<[f64; 32]> = ::shmrpc::__private::codec::<
@@ -321,6 +323,7 @@ const _: () = {
         name: "stats",
         tag: 2u32,
         args: &[__SHMRPC_M2_ARG0.shape, __SHMRPC_M2_ARG1.shape],
+        arg_names: &["samples", "n"],
         reply: __SHMRPC_M2_REPLY.shape,
     });
     const __SHMRPC_M3_ARG0: ::shmrpc::__private::WireCodec<u64> = ::shmrpc::__private::codec::<
@@ -335,6 +338,7 @@ const _: () = {
         name: "find",
         tag: 3u32,
         args: &[__SHMRPC_M3_ARG0.shape],
+        arg_names: &["key"],
         reply: __SHMRPC_M3_REPLY.shape,
     });
     const __SHMRPC_M4_REPLY: ::shmrpc::__private::WireCodec<()> = ::shmrpc::__private::codec::<
@@ -346,6 +350,7 @@ const _: () = {
         name: "reset",
         tag: 4u32,
         args: &[],
+        arg_names: &[],
         reply: __SHMRPC_M4_REPLY.shape,
     });
     static __SHMRPC_INTERFACE: ::shmrpc::__private::Interface = ::shmrpc::__private::Interface::new(

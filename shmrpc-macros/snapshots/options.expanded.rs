@@ -115,6 +115,7 @@ const _: () = {
         name: "type",
         tag: 0u32,
         args: &[__SHMRPC_M0_ARG0.shape],
+        arg_names: &["id"],
         reply: __SHMRPC_M0_REPLY.shape,
     });
     #[cfg(feature = "admin")]
@@ -128,6 +129,7 @@ const _: () = {
         name: "wipe",
         tag: 1u32,
         args: &[],
+        arg_names: &[],
         reply: __SHMRPC_M1_REPLY.shape,
     });
     #[cfg(not(all(feature = "admin")))]
@@ -143,6 +145,7 @@ const _: () = {
         name: "ping",
         tag: 2u32,
         args: &[],
+        arg_names: &[],
         reply: __SHMRPC_M2_REPLY.shape,
     });
     static __SHMRPC_INTERFACE: ::rpc::__private::Interface = ::rpc::__private::Interface::new(

@@ -37,6 +37,7 @@ const _: () = {
         name: "get",
         tag: 0u32,
         args: &[::shmrpc::__private::STR_SHAPE],
+        arg_names: &["key"],
         reply: __SHMRPC_M0_REPLY.shape,
     });
     const __SHMRPC_M1_ARG1: ::shmrpc::__private::SliceCodec<u8> = ::shmrpc::__private::slice_codec::<
@@ -51,6 +52,7 @@ const _: () = {
         name: "put",
         tag: 1u32,
         args: &[::shmrpc::__private::STR_SHAPE, __SHMRPC_M1_ARG1.shape],
+        arg_names: &["key", "value"],
         reply: __SHMRPC_M1_REPLY.shape,
     });
     const __SHMRPC_M2_ARG0: ::shmrpc::__private::WireCodec<String> = ::shmrpc::__private::codec::<
@@ -65,6 +67,7 @@ const _: () = {
         name: "keys",
         tag: 2u32,
         args: &[__SHMRPC_M2_ARG0.shape],
+        arg_names: &["prefix"],
         reply: __SHMRPC_M2_REPLY.shape,
     });
     const __SHMRPC_M3_ARG0: ::shmrpc::__private::SliceCodec<f64> = ::shmrpc::__private::slice_codec::<
@@ -79,6 +82,7 @@ const _: () = {
         name: "sum",
         tag: 3u32,
         args: &[__SHMRPC_M3_ARG0.shape],
+        arg_names: &["values"],
         reply: __SHMRPC_M3_REPLY.shape,
     });
     const __SHMRPC_M4_REPLY: ::shmrpc::__private::WireCodec<Box<[u8; 4096]>> = ::shmrpc::__private::codec::<
@@ -90,6 +94,7 @@ const _: () = {
         name: "frame",
         tag: 4u32,
         args: &[],
+        arg_names: &[],
         reply: __SHMRPC_M4_REPLY.shape,
     });
     const __SHMRPC_M5_ARG0: ::shmrpc::__private::WireCodec<u64> = ::shmrpc::__private::codec::<
@@ -104,6 +109,7 @@ const _: () = {
         name: "latest",
         tag: 5u32,
         args: &[__SHMRPC_M5_ARG0.shape],
+        arg_names: &["at"],
         reply: __SHMRPC_M5_REPLY.shape,
     });
     static __SHMRPC_INTERFACE: ::shmrpc::__private::Interface = ::shmrpc::__private::Interface::new(

@@ -173,6 +173,9 @@ pub struct Method {
     /// Its number in the server's interface.
     pub tag: u32,
     pub args: Vec<Type>,
+    /// The arguments' names, as the trait has them (`arg0`, ... from a server that does not
+    /// say).
+    pub arg_names: Vec<String>,
     pub reply: Type,
 }
 
@@ -334,14 +337,13 @@ impl Type {
 }
 
 impl Method {
-    /// `fn add(&self, a0: i64, a1: i64) -> i64` (argument names are not part of the
-    /// interface).
+    /// `fn add(&self, a: i64, b: i64) -> i64`
     pub fn signature(&self) -> String {
         let args: Vec<String> = self
             .args
             .iter()
-            .enumerate()
-            .map(|(i, t)| format!(", arg{i}: {}", t.name()))
+            .zip(&self.arg_names)
+            .map(|(t, name)| format!(", {name}: {}", t.name()))
             .collect();
         let reply = match &self.reply {
             Type::Unit => String::new(),
@@ -372,6 +374,7 @@ impl ServiceInterface {
     fn parse(text: &str) -> Result<Self, String> {
         let mut name = String::new();
         let mut signatures = Vec::new();
+        let mut arg_names = std::collections::HashMap::new();
         let mut definitions = std::collections::HashMap::new();
         for line in text.lines() {
             if let Some(n) = line.strip_prefix("interface ") {
@@ -384,6 +387,11 @@ impl ServiceInterface {
                     (Some(tag), Some(sig)) => signatures.push((tag, sig)),
                     _ => return Err(format!("a method line it cannot read: `{line}`")),
                 }
+            } else if let Some(rest) = line.strip_prefix("args ") {
+                let mut words = rest.split(' ');
+                if let Some(Ok(tag)) = words.next().map(str::parse::<u32>) {
+                    arg_names.insert(tag, words.map(str::to_owned).collect::<Vec<_>>());
+                }
             } else if let Some(def) = line.strip_prefix("type ") {
                 let name = def.split([' ', ':', '(', '{']).nth(1).unwrap_or("");
                 definitions.entry(name.to_owned()).or_insert(def);
@@ -392,8 +400,15 @@ impl ServiceInterface {
         let parser = Parser { definitions };
         let methods = signatures
             .into_iter()
-            .map(|(tag, sig)| parser.method(tag, sig))
-            .collect::<Result<_, _>>()?;
+            .map(|(tag, sig)| {
+                let mut m = parser.method(tag, sig)?;
+                match arg_names.remove(&tag) {
+                    Some(names) if names.len() == m.args.len() => m.arg_names = names,
+                    _ => m.arg_names = (0..m.args.len()).map(|i| format!("arg{i}")).collect(),
+                }
+                Ok(m)
+            })
+            .collect::<Result<_, String>>()?;
         Ok(ServiceInterface { name, methods })
     }
 }
@@ -496,6 +511,7 @@ impl Parser<'_> {
             name,
             tag,
             args,
+            arg_names: Vec::new(),
             reply,
         })
     }
@@ -753,6 +769,7 @@ mod tests {
     fn a_description_reads_back_into_types() {
         let text = "interface Shop\n\
             method 0 0000000000000001 add(i64, i64) -> i64\n\
+            args 0 a b\n\
             method 2 0000000000000002 find(Vec<String>, [u8; 4]) -> Result<Option<Stats>, Kind>\n\
             method 3 0000000000000003 log(Event, Entry) -> ()\n\
             type struct Stats (16 bytes) { mean: f64 @0, count: u32 @8, _pad: u32 @12 }\n\
@@ -763,6 +780,10 @@ mod tests {
         assert_eq!(i.name, "Shop");
         assert_eq!(i.methods.len(), 3);
         assert_eq!(i.methods[1].tag, 2);
+        assert_eq!(
+            i.methods[0].signature(),
+            "fn add(&self, a: i64, b: i64) -> i64"
+        );
         assert_eq!(
             i.methods[1].signature(),
             "fn find(&self, arg0: Vec<String>, arg1: [u8; 4]) -> Result<Option<Stats>, Kind>"

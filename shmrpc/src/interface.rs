@@ -85,6 +85,9 @@ pub struct MethodShape {
     pub name: &'static str,
     pub tag: u32,
     pub args: &'static [&'static Shape],
+    /// As the trait names them (not part of the signature hash: renaming an argument changes
+    /// no byte).
+    pub arg_names: &'static [&'static str],
     pub reply: &'static Shape,
 }
 
@@ -338,6 +341,9 @@ pub(crate) fn describe(interface: &Interface) -> String {
     let mut definitions = Vec::new();
     for m in interface.methods.iter().flatten() {
         let _ = writeln!(text, "method {} {:016x} {}", m.tag, m.hash(), signature(m));
+        if !m.arg_names.is_empty() {
+            let _ = writeln!(text, "args {} {}", m.tag, m.arg_names.join(" "));
+        }
         for s in m.args.iter().copied().chain([m.reply]) {
             collect_definitions(s, &mut definitions);
         }
@@ -514,18 +520,21 @@ mod tests {
         name: "add",
         tag: 0,
         args: &[I64, I64],
+        arg_names: &[],
         reply: I64,
     });
     const ADD32: Option<MethodShape> = Some(MethodShape {
         name: "add",
         tag: 0,
         args: &[I32, I32],
+        arg_names: &[],
         reply: I32,
     });
     const RESET: Option<MethodShape> = Some(MethodShape {
         name: "reset",
         tag: 1,
         args: &[],
+        arg_names: &[],
         reply: &Shape::Unit,
     });
 
@@ -605,6 +614,7 @@ mod tests {
             name: "m",
             tag: 0,
             args: std::slice::from_ref(Box::leak(Box::new(arg))),
+            arg_names: &[],
             reply: &Shape::Unit,
         }
         .hash()
@@ -684,10 +694,12 @@ mod tests {
             name: "m",
             tag: 0,
             args: &[U8, U8],
+            arg_names: &[],
             reply: &Shape::Unit,
         };
         let other = MethodShape {
             args: &[U8, U16],
+            arg_names: &[],
             ..two
         };
         assert_ne!(two.hash(), other.hash());
@@ -719,6 +731,7 @@ mod tests {
                 name: "get",
                 tag: 0,
                 args: &[],
+                arg_names: &[],
                 reply: OLD,
             })],
         );
@@ -728,6 +741,7 @@ mod tests {
                 name: "get",
                 tag: 0,
                 args: &[],
+                arg_names: &[],
                 reply: NEW,
             })],
         );

@@ -91,6 +91,18 @@ fn method(cx: &Cx<'_>, m: &Method) -> TokenStream {
         .map_or_else(|| m.sig.ident.span(), |t| t.span());
     let shape = naming::method_shape(tag);
     let wire_name = &m.wire_name;
+    // The `Reply` argument, if any, is not an argument on the wire.
+    let arg_names: Vec<String> = m
+        .args
+        .iter()
+        .take(shapes.len())
+        .enumerate()
+        .map(|(i, a)| {
+            a.ident
+                .as_ref()
+                .map_or_else(|| format!("arg{i}"), |id| id.unraw().to_string())
+        })
+        .collect();
     let cfg_out = cfg_out(m).map(|cfg_out| {
         quote! {
             #cfg_out
@@ -112,6 +124,7 @@ fn method(cx: &Cx<'_>, m: &Method) -> TokenStream {
                 name: #wire_name,
                 tag: #tag,
                 args: &[#(#shapes),*],
+                arg_names: &[#(#arg_names),*],
                 reply: #reply.shape,
             });
         #cfg_out
