@@ -70,6 +70,7 @@ impl<T> MutexExt<T> for std::sync::Mutex<T> {
 /// | `CalculatorClient::connect_with(name: &str, options: ClientOptions) -> Result<Self, Error>` | connects with `options` |
 /// | `CalculatorClient::<method>(&self, <args>) -> Result<R, Error>` | one per trait method: same name, arguments and docs; one blocking call |
 /// | `CalculatorClient::<method>_into(&self, <args>, out: &mut R) -> Result<(), Error>` | for a method returning a `Vec`, `String`, `Box` or `Arc` (or an `Option`/`Result` of one): receives the result into `out`, reusing its storage |
+/// | `struct CalculatorAsyncClient` | the async client: the same `connect`, `connect_with` and methods as `async fn`; `Send + Sync`, `Send` futures; dropping a call's future cancels the call |
 /// | `struct CalculatorServer<S>` | the server of a `S: Calculator + Send + Sync + 'static` (methods run on worker threads, several at once with `ServerOptions::workers`); `Debug` |
 /// | `CalculatorServer::bind(name: &str, service: S) -> Result<Self, Error>` | takes the name with [`ServerOptions::default()`] (only this user may connect, one worker) |
 /// | `CalculatorServer::bind_with(name: &str, service: S, options: ServerOptions) -> Result<Self, Error>` | takes the name with `options` |
