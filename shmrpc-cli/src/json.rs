@@ -19,6 +19,13 @@
 use serde_json::{Map, Number, Value, json};
 use shmrpc::inspect::{Field, Type};
 
+/// The largest message a server takes (`ServerOptions::max_message` is at most 1 GiB).
+const MAX_MESSAGE: usize = 1 << 30;
+
+/// The most values a reply is read into: a hostile server's description may claim an array of
+/// billions of zero-size values.
+const MAX_VALUES: usize = 10_000_000;
+
 /// Where a sequence of numbers starts: see `seq_align` in the library's wire format.
 fn seq_align(bytes: usize) -> usize {
     if bytes >= 256 { 64 } else { 16 }
@@ -43,6 +50,13 @@ pub fn encode(ty: &Type, value: &Value, out: &mut Vec<u8>) -> Result<(), String>
             items.iter().try_for_each(|item| encode(t, item, out))
         }
         Type::Struct { size, fields, .. } => {
+            // The largest message a server takes: a struct claiming more is a lie.
+            if *size > MAX_MESSAGE {
+                return Err(format!(
+                    "`{}` claims {size} bytes, more than any message",
+                    ty.name()
+                ));
+            }
             let mut bytes = vec![0u8; *size];
             for (field, v) in fields_of(ty, fields, value)? {
                 let mut one = Vec::new();
@@ -162,7 +176,7 @@ pub fn encode(ty: &Type, value: &Value, out: &mut Vec<u8>) -> Result<(), String>
 
 fn repr_size(repr: &Type) -> usize {
     match repr {
-        Type::Primitive { size, .. } => *size,
+        Type::Primitive { size, .. } => (*size).min(16),
         _ => 4,
     }
 }
@@ -267,6 +281,20 @@ fn primitive(name: &str, size: usize, value: &Value, out: &mut Vec<u8>) -> Resul
 
 /// Reads a value of type `ty` from `bytes` at `*at`.
 pub fn decode(ty: &Type, bytes: &[u8], at: &mut usize) -> Result<Value, String> {
+    let mut budget = MAX_VALUES;
+    decode_counted(ty, bytes, at, &mut budget)
+}
+
+/// As `decode`, reading at most `budget` more values.
+fn decode_counted(
+    ty: &Type,
+    bytes: &[u8],
+    at: &mut usize,
+    budget: &mut usize,
+) -> Result<Value, String> {
+    *budget = budget
+        .checked_sub(1)
+        .ok_or_else(|| format!("a reply of more than {MAX_VALUES} values"))?;
     let take = |at: &mut usize, n: usize| -> Result<&[u8], String> {
         let part = bytes
             .get(*at..at.saturating_add(n))
@@ -279,9 +307,12 @@ pub fn decode(ty: &Type, bytes: &[u8], at: &mut usize) -> Result<Value, String> 
             let b = take(at, *size)?;
             read_primitive(name, b)?
         }
+        Type::Array(_, n) if *n > *budget => {
+            return Err(format!("a reply of more than {MAX_VALUES} values"));
+        }
         Type::Array(t, n) => Value::Array(
             (0..*n)
-                .map(|_| decode(t, bytes, at))
+                .map(|_| decode_counted(t, bytes, at, budget))
                 .collect::<Result<_, _>>()?,
         ),
         Type::Struct { size, fields, .. } => {
@@ -289,18 +320,18 @@ pub fn decode(ty: &Type, bytes: &[u8], at: &mut usize) -> Result<Value, String> 
             let mut object = Map::new();
             for f in fields {
                 let mut pos = f.offset;
-                object.insert(f.name.clone(), decode(&f.ty, b, &mut pos)?);
+                object.insert(f.name.clone(), decode_counted(&f.ty, b, &mut pos, budget)?);
             }
             Value::Object(object)
         }
         Type::Enum { repr, variants, .. } => {
             let b = take(at, repr_size(repr))?;
-            let mut raw = [0u8; 8];
-            raw[..b.len()].copy_from_slice(b);
-            let n = u64::from_le_bytes(raw);
+            let mut raw = [0u8; 16];
+            raw[..b.len().min(16)].copy_from_slice(&b[..b.len().min(16)]);
+            let n = u128::from_le_bytes(raw);
             variants
                 .iter()
-                .find(|(_, v)| *v == n)
+                .find(|(_, v)| u128::from(*v) == n)
                 .map(|(name, _)| Value::String(name.clone()))
                 .ok_or_else(|| format!("`{}` has no variant numbered {n}", ty.name()))?
         }
@@ -320,26 +351,26 @@ pub fn decode(ty: &Type, bytes: &[u8], at: &mut usize) -> Result<Value, String> 
                     take(at, 1)?;
                 }
             }
-            if n > bytes.len() {
+            if n > bytes.len() || n > *budget {
                 return Err(format!("a count of {n} past the end of the reply"));
             }
             Value::Array(
                 (0..n)
-                    .map(|_| decode(t, bytes, at))
+                    .map(|_| decode_counted(t, bytes, at, budget))
                     .collect::<Result<_, _>>()?,
             )
         }
         Type::Option(t) => match take(at, 1)?[0] {
             0 => Value::Null,
-            1 => decode(t, bytes, at)?,
+            1 => decode_counted(t, bytes, at, budget)?,
             _ => return Err("an Option tag other than 0 or 1".into()),
         },
         Type::Result(ok, err) => match take(at, 1)?[0] {
-            0 => json!({ "Ok": decode(ok, bytes, at)? }),
-            1 => json!({ "Err": decode(err, bytes, at)? }),
+            0 => json!({ "Ok": decode_counted(ok, bytes, at, budget)? }),
+            1 => json!({ "Err": decode_counted(err, bytes, at, budget)? }),
             _ => return Err("a Result tag other than 0 or 1".into()),
         },
-        Type::Record { fields, .. } => decode_fields(fields, bytes, at)?,
+        Type::Record { fields, .. } => decode_fields(fields, bytes, at, budget)?,
         Type::Sum { cases, .. } => {
             let index = u32::from_le_bytes(take(at, 4)?.try_into().expect("4")) as usize;
             let case = cases
@@ -349,25 +380,33 @@ pub fn decode(ty: &Type, bytes: &[u8], at: &mut usize) -> Result<Value, String> 
                 Value::String(case.name.clone())
             } else {
                 let mut object = Map::new();
-                object.insert(case.name.clone(), decode_fields(&case.fields, bytes, at)?);
+                object.insert(
+                    case.name.clone(),
+                    decode_fields(&case.fields, bytes, at, budget)?,
+                );
                 Value::Object(object)
             }
         }
     })
 }
 
-fn decode_fields(fields: &[Field], bytes: &[u8], at: &mut usize) -> Result<Value, String> {
+fn decode_fields(
+    fields: &[Field],
+    bytes: &[u8],
+    at: &mut usize,
+    budget: &mut usize,
+) -> Result<Value, String> {
     if fields.first().is_some_and(|f| f.name == "0") {
         return Ok(Value::Array(
             fields
                 .iter()
-                .map(|f| decode(&f.ty, bytes, at))
+                .map(|f| decode_counted(&f.ty, bytes, at, budget))
                 .collect::<Result<_, _>>()?,
         ));
     }
     let mut object = Map::new();
     for f in fields {
-        object.insert(f.name.clone(), decode(&f.ty, bytes, at)?);
+        object.insert(f.name.clone(), decode_counted(&f.ty, bytes, at, budget)?);
     }
     Ok(Value::Object(object))
 }

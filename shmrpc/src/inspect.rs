@@ -62,8 +62,8 @@ pub(crate) static ANY: Interface = Interface::new("", &[]);
 pub struct Service {
     client: Client,
     interface: ServiceInterface,
-    /// The method names, for errors (which name methods by `&'static str`): made once per
-    /// connection.
+    /// The method names, for errors (which name methods by `&'static str`): interned, each
+    /// distinct name made once per process.
     names: Vec<&'static str>,
 }
 
@@ -76,11 +76,7 @@ impl Service {
             name: name.to_owned(),
             detail: format!("the server described its interface with {why}"),
         })?;
-        let names = interface
-            .methods
-            .iter()
-            .map(|m| &*Box::leak(m.name.clone().into_boxed_str()))
-            .collect();
+        let names = interface.methods.iter().map(|m| intern(&m.name)).collect();
         Ok(Service {
             client,
             interface,
@@ -155,6 +151,21 @@ impl Service {
             },
         )
     }
+}
+
+/// `name`, for as long as the process lives: each distinct name is allocated once.
+fn intern(name: &str) -> &'static str {
+    static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut names = NAMES
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let new: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(new);
+    new
 }
 
 /// A service's interface, as its server describes it.
@@ -397,7 +408,14 @@ impl ServiceInterface {
                 definitions.entry(name.to_owned()).or_insert(def);
             }
         }
-        let parser = Parser { definitions };
+        let parser = Parser {
+            definitions: definitions
+                .into_iter()
+                .map(|(name, def)| (name, tokens(def)))
+                .collect(),
+            _text: std::marker::PhantomData,
+            budget: std::cell::Cell::new(MAX_TYPE_NODES),
+        };
         let methods = signatures
             .into_iter()
             .map(|(tag, sig)| {
@@ -415,8 +433,17 @@ impl ServiceInterface {
 
 /// Reads type expressions and definitions of a description.
 struct Parser<'a> {
-    definitions: std::collections::HashMap<String, &'a str>,
+    /// Each user type's definition, as tokens.
+    definitions: std::collections::HashMap<String, Vec<String>>,
+    _text: std::marker::PhantomData<&'a str>,
+    /// Types it may still build: a type used twice by another, and so on, would otherwise
+    /// double the work at each level (a hostile server's 1 KiB description could take hours).
+    budget: std::cell::Cell<usize>,
 }
+
+/// Most type nodes (every use of a type counts, with its fields) an interface may expand to:
+/// real ones take hundreds.
+const MAX_TYPE_NODES: usize = 20_000;
 
 /// Tokens: words (names, numbers) and single punctuation characters.
 fn tokens(s: &str) -> Vec<String> {
@@ -520,6 +547,13 @@ impl Parser<'_> {
         if depth > 64 {
             return Err("types nested too deep".into());
         }
+        let left = self.budget.get();
+        if left == 0 {
+            return Err(format!(
+                "types that expand to more than {MAX_TYPE_NODES} parts"
+            ));
+        }
+        self.budget.set(left - 1);
         let t = c.next()?.to_owned();
         Ok(match t.as_str() {
             "(" => {
@@ -564,13 +598,12 @@ impl Parser<'_> {
 
     /// A user type, from its definition line.
     fn definition(&self, name: &str, depth: usize) -> Result<Type, String> {
-        let def = self
+        let toks = self
             .definitions
             .get(name)
             .ok_or_else(|| format!("type `{name}` used but not defined"))?;
-        let toks = tokens(def);
         let mut c = Cursor {
-            tokens: &toks,
+            tokens: toks,
             at: 0,
         };
         let kind = c.next()?.to_owned();
@@ -809,8 +842,18 @@ mod tests {
         );
     }
 
+    fn doubling(levels: usize) -> String {
+        let mut text = "method 0 0 f(T0) -> u8\n".to_owned();
+        for i in 0..levels {
+            text += &format!("type record T{i} {{ a: T{0}, b: T{0} }}\n", i + 1);
+        }
+        text + &format!("type record T{levels} {{ x: u8 }}\n")
+    }
+
     #[test]
     fn a_description_that_does_not_parse_is_an_error_not_a_panic() {
+        let doubling40 = doubling(40);
+        let start = std::time::Instant::now();
         for bad in [
             "method x 0 f() -> u8",
             "method 0 0 f(Missing) -> u8",
@@ -818,8 +861,13 @@ mod tests {
             "method 0 0 f() -> Vec<u8",
             "method 0 0 f(S) -> u8\ntype struct S (x bytes) { }",
             "method 0 0 f(A) -> u8\ntype record A { a: A }",
+            // Each type uses the next twice: 2^40 parts if expanded.
+            doubling40.as_str(),
         ] {
             assert!(ServiceInterface::parse(bad).is_err(), "{bad}");
         }
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
+        // Deep sharing within the budget still reads.
+        assert!(ServiceInterface::parse(&doubling(10)).is_ok());
     }
 }

@@ -238,9 +238,10 @@ impl ServerOptions {
     /// Stops the server when the process gets SIGINT (Ctrl-C) or SIGTERM: it takes no new call,
     /// finishes the calls in progress, frees its name and its connections, and `run()` returns
     /// `Ok(())` (a spawned server's [`ServerHandle::wait`](crate::ServerHandle::wait) returns).
-    /// A second signal while it stops ends the process at once, with exit status 130 (SIGINT)
-    /// or 143 (SIGTERM), as does a signal once no server of the process stops on signals.
-    /// Off by default: the process's own signal handling is left alone.
+    /// A second signal while it stops does what it did before: by default, kills the process
+    /// at once. Once no server of the process stops on signals, they do what they did before
+    /// (killing the process, or nothing if ignored; a handler of the application's own still
+    /// runs). Off by default: the process's own signal handling is left alone.
     #[must_use]
     pub fn stop_on_signals(mut self) -> Self {
         self.stop_on_signals = true;

@@ -468,6 +468,8 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
             println!("opened={opened} tried={tried} memfds={memfds} ");
             Ok(ExitCode::SUCCESS)
         }
+        ["review-signals", name, how] => review::signals(name, how),
+        ["review-async-fork", name] => review::async_fork(name),
         _ => panic!("usage: see the top of tests/support/peer.rs; got {args:?}"),
     }
 }
@@ -983,5 +985,141 @@ impl Work for HogWork {
     }
     fn caller(&self) -> [u32; 3] {
         self.0.caller()
+    }
+}
+
+/// Modes added by the review (tests/async_attacks.rs).
+mod review {
+    use std::future::Future;
+    use std::process::ExitCode;
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::time::Duration;
+
+    use shmrpc::{ClientOptions, ServerOptions, WaitStrategy};
+    use shmrpc_tests::*;
+
+    struct Unpark(std::thread::Thread);
+
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    /// A minimal executor with no reactor of its own: the call's wake-ups come from shmrpc's
+    /// own thread.
+    pub fn block_on<F: Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::park();
+        }
+    }
+
+    static HANDLED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+    extern "C" fn own_handler(_: libc::c_int) {
+        HANDLED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// `shutdown`: a server that stops on signals, shut down by hand; then the process lives on
+    /// for 2 s (prints `alive`). `ignored`: the same in a process that ignores SIGINT and
+    /// SIGTERM. `own`: the same in a process that handles them itself (prints `handled` when its
+    /// handler ran). `two`: two servers (`name` and `name-b`) that stop on signals; prints
+    /// `returned a` / `returned b` as each handle's wait returns.
+    pub fn signals(name: &str, how: &str) -> Result<ExitCode, shmrpc::Error> {
+        let options = || ServerOptions::default().workers(1).stop_on_signals();
+        match how {
+            "two" => {
+                let a = WorkServer::bind_with(name, WorkImpl::default(), options())?.spawn()?;
+                let b_name = format!("{name}-b");
+                let b = WorkServer::bind_with(&b_name, WorkImpl::default(), options())?.spawn()?;
+                println!("ready");
+                let tb = std::thread::spawn(move || b.wait());
+                a.wait()?;
+                println!("returned a");
+                tb.join().unwrap()?;
+                println!("returned b");
+                Ok(ExitCode::SUCCESS)
+            }
+            _ => {
+                if how == "ignored" {
+                    // SAFETY: plain signal dispositions, before any other thread runs.
+                    unsafe {
+                        libc::signal(libc::SIGINT, libc::SIG_IGN);
+                        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+                    }
+                } else if how == "own" {
+                    let handler = own_handler as extern "C" fn(libc::c_int) as libc::sighandler_t;
+                    // SAFETY: the handler only stores to an atomic.
+                    unsafe {
+                        libc::signal(libc::SIGINT, handler);
+                        libc::signal(libc::SIGTERM, handler);
+                    }
+                }
+                let handle =
+                    WorkServer::bind_with(name, WorkImpl::default(), options())?.spawn()?;
+                println!("ready");
+                handle.shutdown()?;
+                println!("shut");
+                let end = std::time::Instant::now() + Duration::from_secs(2);
+                while std::time::Instant::now() < end {
+                    if HANDLED.load(std::sync::atomic::Ordering::SeqCst) {
+                        println!("handled");
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                println!("alive");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+
+    /// Async calls (that sleep, so shmrpc's wake-up thread runs), then a fork: the child makes
+    /// async calls of its own. Prints `child ok` or `child <problem>`, then `parent ok`.
+    pub fn async_fork(name: &str) -> Result<ExitCode, shmrpc::Error> {
+        let options = ClientOptions::default()
+            .wait(WaitStrategy::ParkOnly)
+            .timeout(Duration::from_secs(2));
+        println!("ready");
+        let client = block_on(WorkAsyncClient::connect_with(name, options))?;
+        for i in 0..20 {
+            assert_eq!(block_on(client.sleep(1, i))?, i);
+        }
+        // SAFETY: the child calls through shmrpc, prints and exits.
+        let child = unsafe { libc::fork() };
+        if child == 0 {
+            let outcome = (|| {
+                for i in 0..20u64 {
+                    let v = block_on(client.sleep(1, 100 + i)).map_err(|e| e.to_string())?;
+                    if v != 100 + i {
+                        return Err(format!("crossed {v}"));
+                    }
+                }
+                Ok::<(), String>(())
+            })();
+            match outcome {
+                Ok(()) => println!("child ok"),
+                Err(e) => println!("child {e}"),
+            }
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            // SAFETY: ends the child at once.
+            unsafe { libc::_exit(0) };
+        }
+        let mut status = 0;
+        // SAFETY: waits for our own child.
+        unsafe { libc::waitpid(child, &mut status, 0) };
+        for i in 0..20 {
+            assert_eq!(block_on(client.sleep(1, i))?, i);
+        }
+        println!("parent ok");
+        Ok(ExitCode::SUCCESS)
     }
 }

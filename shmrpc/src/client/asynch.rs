@@ -226,7 +226,7 @@ impl AsyncClient {
 }
 
 /// A free slot of `connection`, locked for one call, waiting (without blocking) while all are
-/// busy; `None` if none was free `within` the deadline.
+/// busy, in arrival order; `None` if none was free `within` the deadline.
 async fn take_slot(
     connection: &Connection,
     within: Within,
@@ -234,21 +234,54 @@ async fn take_slot(
     if let Some(slot) = connection.try_take_slot(within)? {
         return Ok(Some(slot));
     }
+    let mut waiting = Waiting {
+        connection,
+        id: sys::token(),
+        served: false,
+    };
     let mut timer = Timer::new()?;
     poll_fn(|cx| {
-        // Registered before looking, so that a slot let go in between wakes this task.
-        connection.wait_for_slot(cx.waker());
+        // Queued before looking, so that a slot let go in between wakes this task.
+        connection.wait_for_slot(waiting.id, cx.waker());
         if let Some(slot) = connection.try_take_slot(within)? {
+            waiting.served = true;
             return Poll::Ready(Ok(Some(slot)));
         }
         let now = Instant::now();
         if now >= within.give_up {
             return Poll::Ready(Ok(None));
         }
-        timer.set((now + RETRY).min(within.give_up), cx);
+        // A slot resting until a late answer frees itself without a signal: look again now and
+        // then while one does. Otherwise a slot let go wakes this task (one per slot).
+        let wake_at = if connection.any_slot_resting() {
+            (now + RETRY).min(within.give_up)
+        } else {
+            within.give_up
+        };
+        timer.set(wake_at, cx);
         Poll::Pending
     })
     .await
+}
+
+/// A call's place in the queue for a slot.
+struct Waiting<'a> {
+    connection: &'a Connection,
+    id: u64,
+    /// It got a slot.
+    served: bool,
+}
+
+impl Drop for Waiting<'_> {
+    /// Leaves the queue. A call that leaves without a slot (dropped, timed out, or failed
+    /// because the server is gone) may have been woken for one: it passes the wake-up on to the
+    /// next, so that no slot let go waits for nobody (at worst the next wakes for nothing).
+    fn drop(&mut self) {
+        self.connection.stop_waiting_for_slot(self.id);
+        if !self.served {
+            self.connection.wake_slot_waiter();
+        }
+    }
 }
 
 /// One call's hold on its slot, from the request written to the answer read; dropping it

@@ -106,8 +106,9 @@ pub(crate) struct Connection {
     slot_freed: Condvar,
     /// Threads and async calls waiting for a slot.
     waiting: AtomicUsize,
-    /// The async calls waiting for a slot: all are woken when one is let go.
-    slot_wakers: Mutex<Vec<task::Waker>>,
+    /// The async calls waiting for a slot, in arrival order (by id): one is woken per slot let
+    /// go.
+    slot_wakers: Mutex<std::collections::VecDeque<(u64, task::Waker)>>,
     /// One exchange of messages with the server at a time.
     control: Mutex<()>,
     /// Set once the server is known to be gone: the next call connects afresh.
@@ -164,7 +165,7 @@ impl Connection {
             slots: Mutex::new(Vec::new()),
             slot_freed: Condvar::new(),
             waiting: AtomicUsize::new(0),
-            slot_wakers: Mutex::new(Vec::new()),
+            slot_wakers: Mutex::new(std::collections::VecDeque::new()),
             control: Mutex::new(()),
             dead: AtomicBool::new(false),
             epoch: sys::fork_epoch(),
@@ -418,12 +419,42 @@ impl Connection {
     }
 
     /// Wakes `waker` when a slot is let go (and counts it as waiting until then).
-    pub(crate) fn wait_for_slot(&self, waker: &task::Waker) {
+    pub(crate) fn wait_for_slot(&self, id: u64, waker: &task::Waker) {
         let mut wakers = self.slot_wakers.lock_anyway();
-        if !wakers.iter().any(|w| w.will_wake(waker)) {
-            wakers.push(waker.clone());
-            self.waiting.fetch_add(1, Ordering::SeqCst);
+        match wakers.iter_mut().find(|(waiter, _)| *waiter == id) {
+            Some((_, old)) => old.clone_from(waker),
+            None => {
+                wakers.push_back((id, waker.clone()));
+                self.waiting.fetch_add(1, Ordering::SeqCst);
+            }
         }
+    }
+
+    /// Takes waiter `id` off the queue, if it is on it.
+    pub(crate) fn stop_waiting_for_slot(&self, id: u64) {
+        let mut wakers = self.slot_wakers.lock_anyway();
+        if let Some(at) = wakers.iter().position(|(waiter, _)| *waiter == id) {
+            wakers.remove(at);
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Wakes the async call that has waited longest for a slot, if any.
+    pub(crate) fn wake_slot_waiter(&self) {
+        let next = self.slot_wakers.lock_anyway().pop_front();
+        if let Some((_, waker)) = next {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            waker.wake();
+        }
+    }
+
+    /// Whether a slot rests until the late answer to a call given up on: it frees itself
+    /// without a signal when that answer comes.
+    pub(crate) fn any_slot_resting(&self) -> bool {
+        self.slots
+            .lock_anyway()
+            .iter()
+            .any(|s| s.abandoned.load(Ordering::Relaxed) != 0)
     }
 
     /// Takes a free slot, locked for one call (asking the server for a new one if all are busy
@@ -471,9 +502,7 @@ impl Connection {
             let slots = self.slots.lock_anyway();
             self.slot_freed.notify_one();
             drop(slots);
-            let wakers = std::mem::take(&mut *self.slot_wakers.lock_anyway());
-            self.waiting.fetch_sub(wakers.len(), Ordering::SeqCst);
-            wakers.into_iter().for_each(task::Waker::wake);
+            self.wake_slot_waiter();
         }
     }
 

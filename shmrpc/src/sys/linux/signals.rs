@@ -3,24 +3,31 @@
 //! Each such server holds a [`SignalBell`]: a socket that becomes readable when one of the two
 //! signals arrives (signal-hook writes to its other end from the handler). The first signal
 //! stops every such server of the process, gracefully: the calls in progress finish, then
-//! `run()` returns. A second one, while they stop, ends the process at once (exit status 130
-//! for SIGINT, 143 for SIGTERM, what a shell reports for a process the signal killed); so does
-//! a signal once no such server runs, as it would have without shmrpc.
+//! `run()` returns. A second one, while they stop, does what the signal did before shmrpc
+//! handled it: by default, it kills the process at once.
+//!
+//! Once no such server runs, the signals are what they were: a process that had them at their
+//! default is killed by them (as a supervisor expects to see), one that ignored them ignores
+//! them, one with handlers of its own has them run (signal-hook calls the handler it found
+//! installed before its own actions).
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use signal_hook::SigId;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-/// Set once a signal was handled (or when no server handles them): the next one ends the
-/// process.
-static HANDLED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+const SIGNALS: [libc::c_int; 2] = [SIGINT, SIGTERM];
+
+/// Per signal: whether its disposition was the default before shmrpc's handler went in.
+static WAS_DEFAULT: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
 /// Servers that stop on signals, now.
-static ACTIVE: Mutex<usize> = Mutex::new(0);
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+/// A signal came while servers were active: they are stopping.
+static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Readable once SIGINT or SIGTERM arrived.
 #[derive(Debug)]
@@ -31,11 +38,11 @@ pub(crate) struct SignalBell {
 
 impl SignalBell {
     pub(crate) fn new() -> io::Result<Self> {
-        let handled = handled()?;
+        install()?;
         let (read, write) = UnixStream::pair()?;
         read.set_nonblocking(true)?;
         let mut ids = Vec::with_capacity(2);
-        let registered = [SIGINT, SIGTERM].into_iter().try_for_each(|signal| {
+        let registered = SIGNALS.into_iter().try_for_each(|signal| {
             ids.push(signal_hook::low_level::pipe::register(
                 signal,
                 write.try_clone()?,
@@ -48,11 +55,9 @@ impl SignalBell {
             }
             return Err(e);
         }
-        let mut active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
-        if *active == 0 {
-            handled.store(false, Ordering::SeqCst);
+        if ACTIVE.fetch_add(1, Ordering::SeqCst) == 0 {
+            STOPPING.store(false, Ordering::SeqCst);
         }
-        *active += 1;
         Ok(SignalBell {
             read: read.into(),
             ids,
@@ -69,30 +74,44 @@ impl Drop for SignalBell {
         for id in self.ids.drain(..) {
             signal_hook::low_level::unregister(id);
         }
-        let mut active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner);
-        *active -= 1;
-        if *active == 0
-            && let Some(handled) = HANDLED.get()
-        {
-            // No server stops on signals any more: the next one ends the process.
-            handled.store(true, Ordering::SeqCst);
-        }
+        ACTIVE.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-/// The process-wide flag, with its handlers installed the first time: a signal that finds it
-/// set ends the process; one that finds it clear sets it (and the bells ring).
-fn handled() -> io::Result<&'static Arc<AtomicBool>> {
-    static INSTALL: Mutex<()> = Mutex::new(());
-    let _once = INSTALL.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(handled) = HANDLED.get() {
-        return Ok(handled);
+/// Installs, once, the action that decides what a signal does besides ringing the bells.
+fn install() -> io::Result<()> {
+    static INSTALLED: Mutex<bool> = Mutex::new(false);
+    let mut installed = INSTALLED.lock().unwrap_or_else(PoisonError::into_inner);
+    if *installed {
+        return Ok(());
     }
-    let handled = Arc::new(AtomicBool::new(true));
-    for (signal, status) in [(SIGINT, 130), (SIGTERM, 143)] {
-        // In this order: the check runs before the flag is set.
-        signal_hook::flag::register_conditional_shutdown(signal, status, handled.clone())?;
-        signal_hook::flag::register(signal, handled.clone())?;
+    for (i, signal) in SIGNALS.into_iter().enumerate() {
+        let mut old = std::mem::MaybeUninit::<libc::sigaction>::uninit();
+        // SAFETY: reads the signal's current disposition into `old` (a null new action changes
+        // nothing).
+        let read = unsafe { libc::sigaction(signal, std::ptr::null(), old.as_mut_ptr()) };
+        if read != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: sigaction succeeded, so `old` is filled in.
+        let old = unsafe { old.assume_init() };
+        WAS_DEFAULT[i].store(old.sa_sigaction == libc::SIG_DFL, Ordering::SeqCst);
+        // SAFETY: the action is async-signal-safe: it reads and swaps atomics and, at most,
+        // calls `emulate_default_handler`, which signal-hook provides for signal handlers
+        // (sigaction and raise). It never allocates or takes a lock.
+        unsafe {
+            signal_hook::low_level::register(signal, move || on_signal(i, signal))?;
+        }
     }
-    Ok(HANDLED.get_or_init(|| handled))
+    *installed = true;
+    Ok(())
+}
+
+/// In the signal handler: the first signal while servers run only rings their bells (their
+/// own actions, registered after this one); any other does what the signal did before.
+fn on_signal(index: usize, signal: libc::c_int) {
+    let first = ACTIVE.load(Ordering::SeqCst) > 0 && !STOPPING.swap(true, Ordering::SeqCst);
+    if !first && WAS_DEFAULT[index].load(Ordering::SeqCst) {
+        let _ = signal_hook::low_level::emulate_default_handler(signal);
+    }
 }
