@@ -368,3 +368,23 @@ fn the_slot_of_a_call_dropped_while_its_method_runs_rests_until_its_late_answer(
         );
     }
 }
+
+/// A client idle while its server is killed and another starts: its next call goes to the new
+/// server and succeeds (the request, found untaken on the dead connection, is sent again, once).
+#[test]
+fn a_client_idle_through_a_restart_calls_the_new_server_at_once() {
+    let name = unique_name("async-idle-restart");
+    let mut server = Peer::start(&["server", "work", &name]);
+    for rt in [multi_thread(), current_thread()] {
+        rt.block_on(async {
+            let client = WorkAsyncClient::connect(&name).await.unwrap();
+            assert!(format!("{client:?}").contains(&name), "{client:?}");
+            assert_eq!(client.add(1, 2).await.unwrap(), 3);
+            server.kill();
+            server = Peer::start(&["server", "work", &name]);
+            assert_eq!(client.add(2, 2).await.unwrap(), 4);
+            let served = client.served().await.unwrap();
+            assert_eq!(served, 1, "the new server ran the call once");
+        });
+    }
+}
