@@ -52,13 +52,18 @@ fn find<'a>(lines: &'a [String], all: &[&str]) -> Option<&'a String> {
     lines.iter().find(|l| all.iter().all(|w| l.contains(w)))
 }
 
+/// Waits (up to 2 s) for a line with all of `all` among `lines` and what is logged meanwhile:
+/// a server logs on threads of its own, and closes a call's span after its answer is out.
 #[track_caller]
-fn expect(lines: &[String], all: &[&str]) {
-    assert!(
-        find(lines, all).is_some(),
-        "no line with all of {all:?} in:\n{}",
-        lines.join("\n")
-    );
+fn expect(captured: &Captured, lines: &mut Vec<String>, all: &[&str]) {
+    for _ in 0..200 {
+        if find(lines, all).is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        lines.extend(captured.take());
+    }
+    panic!("no line with all of {all:?} in:\n{}", lines.join("\n"));
 }
 
 /// One test: the subscriber is global to this process.
@@ -77,9 +82,10 @@ fn calls_refusals_dead_servers_and_reconnects_are_traced() {
     assert_eq!(client.add(2, 3).unwrap(), 5);
     assert_eq!(client.add(2, 3).unwrap(), 5);
     let service = format!("service=\"{name}\"");
-    let lines = captured.take();
+    let mut lines = captured.take();
     expect(
-        &lines,
+        &captured,
+        &mut lines,
         &[
             "shmrpc.call",
             &service,
@@ -90,7 +96,8 @@ fn calls_refusals_dead_servers_and_reconnects_are_traced() {
         ],
     );
     expect(
-        &lines,
+        &captured,
+        &mut lines,
         &[
             "shmrpc.serve",
             &service,
@@ -103,10 +110,15 @@ fn calls_refusals_dead_servers_and_reconnects_are_traced() {
 
     // A panic: the client's outcome and warning, the server's outcome.
     assert!(client.boom(1).is_err());
-    let lines = captured.take();
-    expect(&lines, &["WARN", "shmrpc call failed", "HandlerPanicked"]);
+    let mut lines = captured.take();
     expect(
-        &lines,
+        &captured,
+        &mut lines,
+        &["WARN", "shmrpc call failed", "HandlerPanicked"],
+    );
+    expect(
+        &captured,
+        &mut lines,
         &[
             "shmrpc.call",
             "method=\"boom\"",
@@ -114,7 +126,8 @@ fn calls_refusals_dead_servers_and_reconnects_are_traced() {
         ],
     );
     expect(
-        &lines,
+        &captured,
+        &mut lines,
         &["shmrpc.serve", "method=\"boom\"", "outcome=\"Panicked\""],
     );
 
@@ -123,17 +136,16 @@ fn calls_refusals_dead_servers_and_reconnects_are_traced() {
         let client = WorkAsyncClient::connect(&name).await.unwrap();
         assert_eq!(client.add(1, 1).await.unwrap(), 2);
     });
-    let lines = captured.take();
+    // Its client closed its connection: the server says so (on a thread of its own, maybe
+    // before this thread looks, maybe after).
+    let disconnected = ["shmrpc client disconnected", &format!("client_pid={me}")];
+    let mut lines = captured.take();
     expect(
-        &lines,
+        &captured,
+        &mut lines,
         &["shmrpc.call", "method=\"add\"", "seq=1", "outcome=\"ok\""],
     );
-    // Its client closed its connection.
-    std::thread::sleep(Duration::from_millis(50));
-    expect(
-        &captured.take(),
-        &["shmrpc client disconnected", &format!("client_pid={me}")],
-    );
+    expect(&captured, &mut lines, &disconnected);
 
     // A request the server refuses, from a hand-written client in another process.
     let out = Command::new(peer_program())
@@ -141,9 +153,17 @@ fn calls_refusals_dead_servers_and_reconnects_are_traced() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("status="));
-    let lines = captured.take();
-    expect(&lines, &["WARN", "shmrpc server refused", &service]);
-    expect(&lines, &["shmrpc.serve", "outcome=\"BadRequest\""]);
+    let mut lines = captured.take();
+    expect(
+        &captured,
+        &mut lines,
+        &["WARN", "shmrpc server refused", &service],
+    );
+    expect(
+        &captured,
+        &mut lines,
+        &["shmrpc.serve", "outcome=\"BadRequest\""],
+    );
     handle.shutdown().unwrap();
 
     // A server that dies during a call, and its successor.
@@ -163,19 +183,23 @@ fn calls_refusals_dead_servers_and_reconnects_are_traced() {
             Err(Error::ServerDied { .. })
         ));
     });
-    let lines = captured.take();
+    let mut lines = captured.take();
     expect(
-        &lines,
+        &captured,
+        &mut lines,
         &["WARN", "shmrpc call failed", "died during call `sleep`"],
     );
     expect(
-        &lines,
+        &captured,
+        &mut lines,
         &["shmrpc.call", "method=\"sleep\"", "outcome=\"ServerDied\""],
     );
     let _again = Peer::start(&["server", "work", &name]);
     assert_eq!(client.add(1, 2).unwrap(), 3);
+    let mut lines = captured.take();
     expect(
-        &captured.take(),
+        &captured,
+        &mut lines,
         &[
             "INFO",
             "shmrpc client connected again",
