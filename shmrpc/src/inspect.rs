@@ -30,7 +30,12 @@ use crate::server::stats;
 /// its own and those served to any user, sorted, each once.
 pub fn services() -> std::io::Result<Vec<String>> {
     let table = std::fs::read_to_string("/proc/net/unix")?;
-    let own = format!("@shmrpc/u{}/", crate::sys::euid());
+    Ok(listening(&table, crate::sys::euid()))
+}
+
+/// The service names in a `/proc/net/unix` table that user `uid` can reach.
+fn listening(table: &str, uid: u32) -> Vec<String> {
+    let own = format!("@shmrpc/u{uid}/");
     let mut names: Vec<String> = table
         .lines()
         .skip(1)
@@ -39,7 +44,8 @@ pub fn services() -> std::io::Result<Vec<String>> {
             // Num RefCount Protocol Flags Type St Inode Path; a listening socket has
             // __SO_ACCEPTCON (0x10000) in its flags.
             let flags = u32::from_str_radix(fields.get(3)?, 16).ok()?;
-            let path = fields.get(7)?;
+            // A path may hold spaces: the rest of the line.
+            let path = fields.get(7..).filter(|p| !p.is_empty())?.join(" ");
             if flags & 0x10000 == 0 {
                 return None;
             }
@@ -51,7 +57,7 @@ pub fn services() -> std::io::Result<Vec<String>> {
         .collect();
     names.sort();
     names.dedup();
-    Ok(names)
+    names
 }
 
 /// The interface any server serves: connecting with it checks nothing and learns the server's.
@@ -797,6 +803,44 @@ impl Latency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_services_are_the_listening_sockets_of_this_user_and_public_ones() {
+        let table = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 101 @shmrpc/u1000/calc\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 102 @shmrpc/public/calc\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 103 @shmrpc/public/kv\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 104 @shmrpc/u0/root-only\n\
+            0000000000000000: 00000003 00000000 00000000 0005 03 105 @shmrpc/u1000/connected\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 106 @shmrpc/u1000/bad name\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 107 /run/other.sock\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 108\n";
+        assert_eq!(listening(table, 1000), ["calc", "kv"]);
+        assert_eq!(listening(table, 0), ["calc", "kv", "root-only"]);
+    }
+
+    #[test]
+    fn latencies_give_percentiles_and_differences() {
+        let mut counts = vec![0; stats::BUCKETS];
+        let at = |d| stats::bucket(Duration::from_nanos(d));
+        counts[at(1_000)] = 98;
+        counts[at(1_000_000)] = 2;
+        let all = Latency(counts.clone());
+        assert_eq!(all.count(), 100);
+        assert_eq!(Latency::default().percentile(0.5), None);
+        let p50 = all.percentile(0.5).unwrap();
+        assert!(
+            p50 <= Duration::from_nanos(1_000) && p50 > Duration::from_nanos(800),
+            "{p50:?}"
+        );
+        let p99 = all.percentile(0.99).unwrap();
+        assert!(p99 > Duration::from_micros(800), "{p99:?}");
+        counts[at(1_000)] = 100;
+        let later = Latency(counts);
+        let since = later.since(&all);
+        assert_eq!(since.count(), 2);
+        assert!(since.percentile(0.99).unwrap() < Duration::from_micros(2));
+    }
 
     #[test]
     fn a_description_reads_back_into_types() {
