@@ -106,7 +106,7 @@ fn shutdown_is_quick_and_leaves_nothing() {
         "took {:?}",
         start.elapsed()
     );
-    assert!(leftovers(&name).is_empty(), "{:?}", leftovers(&name));
+    assert_eq!(leftovers_once_spawns_exec(&name), Vec::<String>::new());
     assert!(matches!(
         client.add(1, 2),
         Err(Error::ServerNotRunning { .. })
@@ -134,7 +134,7 @@ fn shutdown_does_not_wait_for_a_long_method_and_its_caller_gets_the_answer() {
         "took {:?}",
         start.elapsed()
     );
-    assert!(leftovers(&name).is_empty());
+    assert_eq!(leftovers_once_spawns_exec(&name), Vec::<String>::new());
     assert_eq!(caller.join().unwrap().unwrap(), 77);
 }
 
@@ -146,7 +146,7 @@ fn dropping_the_handle_shuts_down() {
         .spawn()
         .unwrap();
     drop(handle);
-    assert!(leftovers(&name).is_empty());
+    assert_eq!(leftovers_once_spawns_exec(&name), Vec::<String>::new());
     assert!(matches!(
         WorkClient::connect(&name),
         Err(Error::ServerNotRunning { .. })
@@ -160,8 +160,40 @@ fn dropping_a_server_that_never_served_removes_the_name() {
     assert_eq!(server.name(), name);
     assert_eq!(leftovers(&name).len(), 1);
     drop(server);
-    assert!(leftovers(&name).is_empty());
+    assert_eq!(leftovers_once_spawns_exec(&name), Vec::<String>::new());
     WorkServer::bind(&name, WorkImpl::default()).unwrap();
+}
+
+/// A child started at the moment a server is dropped holds a copy of its listening socket until
+/// its `exec`, so the name stays taken, and the socket's credentials name this process. A bind
+/// by this process waits for the copy to go; it does not report this process as the live holder.
+#[test]
+fn a_name_held_by_a_childs_copy_is_bound_again_once_the_copy_goes() {
+    let name = unique_name("copy-held");
+    let server = WorkServer::bind(&name, WorkImpl::default()).unwrap();
+    let child = hold_copies_of_descriptors(Duration::from_millis(50));
+    drop(server);
+    assert_eq!(leftovers(&name).len(), 1, "the child's copy holds the name");
+    let again = WorkServer::bind(&name, WorkImpl::default());
+    reap(child);
+    let again = again.expect("a bind once the child's copy is gone");
+    // And this process's live server is reported as such.
+    match WorkServer::bind(&name, WorkImpl::default()) {
+        Err(Error::AlreadyRunning { pid, .. }) => assert_eq!(pid, std::process::id()),
+        other => panic!("{other:?}"),
+    }
+    drop(again);
+
+    // A copy that outlives the bind's patience: a clear error naming the cause, then the name
+    // binds once the copy is gone.
+    let server = WorkServer::bind(&name, WorkImpl::default()).unwrap();
+    let child = hold_copies_of_descriptors(Duration::from_millis(600));
+    drop(server);
+    let err = WorkServer::bind(&name, WorkImpl::default()).unwrap_err();
+    assert!(matches!(err, Error::NameTaken { .. }), "{err:?}");
+    assert!(err.to_string().contains("a process it started"), "{err}");
+    reap(child);
+    WorkServer::bind(&name, WorkImpl::default()).expect("a bind once the copy is gone");
 }
 
 #[test]

@@ -568,6 +568,46 @@ pub fn leftovers(name: &str) -> Vec<String> {
     found
 }
 
+/// [`leftovers`] once the name of a server of this process is free: waits (up to 1 s) for the
+/// children other test threads are starting at that moment. Each holds a copy of every
+/// descriptor of this process, the listening socket too, from its `clone` to its `exec`.
+pub fn leftovers_once_spawns_exec(name: &str) -> Vec<String> {
+    let start = std::time::Instant::now();
+    loop {
+        let found = leftovers(name);
+        if found.is_empty() || start.elapsed() > std::time::Duration::from_secs(1) {
+            return found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// Starts a child that holds a copy of every descriptor of this process for `hold`, then exits,
+/// as a child being spawned does until its `exec`. A raw `clone`, so that the fork handlers
+/// (which give a server's listening sockets up in a forked child) do not run. Returns its pid.
+pub fn hold_copies_of_descriptors(hold: std::time::Duration) -> libc::pid_t {
+    let micros = hold.as_micros() as libc::useconds_t;
+    // SAFETY: a clone without CLONE_VM copies the address space as fork does; the child calls
+    // only usleep and _exit (async-signal-safe), never returning into Rust code.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0) };
+    if pid == 0 {
+        // SAFETY: see above.
+        unsafe {
+            libc::usleep(micros);
+            libc::_exit(0);
+        }
+    }
+    assert!(pid > 0, "clone: {}", std::io::Error::last_os_error());
+    pid as libc::pid_t
+}
+
+/// Waits for child `pid` to exit.
+pub fn reap(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: waits for our own child; `status` is a live integer.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+}
+
 /// Shared-memory slots and sockets this process holds (mappings of shmrpc memfds, open socket
 /// descriptors), for checking that nothing is left.
 pub fn slot_mappings() -> usize {

@@ -14,7 +14,9 @@
 //! The kernel lets one socket hold a name, so two servers cannot both bind it; the loser
 //! connects to the winner to learn its pid (`AlreadyRunning`). A name is freed the moment its
 //! socket closes, however its process died; a restarting server retries for a moment, since
-//! the kernel takes up to a few milliseconds to free the name of a killed process.
+//! the kernel takes up to a few milliseconds to free the name of a killed process. It also
+//! waits out a child that this process was starting when it gave the name up: that child holds
+//! a copy of the socket until its `exec`, and the socket's credentials name this process.
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -45,6 +47,9 @@ enum Holder {
     Gone,
     /// A socket whose listening process is dead: a process forked from it holds a copy.
     Orphan(Credentials),
+    /// A socket this process listened on and gave up: a child it was starting at that moment
+    /// holds a copy until its `exec` (or for good, if it never calls one).
+    Copy,
 }
 
 fn bind_one(name: &ServiceName, address: &[u8]) -> Result<Listener, Error> {
@@ -78,6 +83,12 @@ fn bind_one(name: &ServiceName, address: &[u8]) -> Result<Listener, Error> {
                         cred.pid, cred.uid
                     ),
                 },
+                Holder::Copy => Error::NameTaken {
+                    name: name.as_str().to_owned(),
+                    detail: "this process gave it up, but a process it started (without exec, \
+                             bypassing fork handlers) still holds a copy of its socket"
+                        .to_owned(),
+                },
                 _ => Error::io(
                     format!("binding `{}` (socket {})", name.as_str(), show(address)),
                     err,
@@ -96,6 +107,9 @@ fn probe(address: &[u8]) -> Holder {
     let Ok(cred) = stream.peer_credentials() else {
         return Holder::Gone;
     };
+    if cred.pid == std::process::id() && !sys::holds_name(address) {
+        return Holder::Copy;
+    }
     match stream.peer_process(cred.pid) {
         Ok(process) if process.is_alive() => Holder::Live(cred),
         _ => Holder::Orphan(cred),

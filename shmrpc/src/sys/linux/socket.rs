@@ -50,11 +50,28 @@ fn seqpacket() -> io::Result<OwnedFd> {
 }
 
 /// A socket holding a service's name and accepting connections. Dropping it frees the name at
-/// once (see [`super::release_listener`]).
+/// once (see [`super::release_listener`]), except from a child being spawned at that moment,
+/// which holds a copy until its `exec`.
 #[derive(Debug)]
 pub(crate) struct Listener {
     fd: Option<OwnedFd>,
     entry: Option<usize>,
+    name: Box<[u8]>,
+}
+
+/// The names this process's listeners hold now. A taken name whose socket's credentials name
+/// this process, but which is not listed here, is held by a copy of a socket this process gave
+/// up: a child spawned at that moment inherited it and drops it at its `exec`.
+static HELD: std::sync::Mutex<Vec<Box<[u8]>>> = std::sync::Mutex::new(Vec::new());
+
+fn held() -> std::sync::MutexGuard<'static, Vec<Box<[u8]>>> {
+    HELD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether one of this process's listeners holds `name` now.
+pub(crate) fn holds_name(name: &[u8]) -> bool {
+    held().iter().any(|n| **n == *name)
 }
 
 impl Listener {
@@ -65,9 +82,12 @@ impl Listener {
         rustix::net::bind(&fd, &address(name)?)?;
         rustix::net::listen(&fd, libc::SOMAXCONN)?;
         let entry = super::register_listener(fd.as_raw_fd());
+        let name: Box<[u8]> = name.into();
+        held().push(name.clone());
         Ok(Listener {
             fd: Some(fd),
             entry,
+            name,
         })
     }
 
@@ -91,6 +111,13 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         if let Some(fd) = self.fd.take() {
+            // Unlisted first: from here on, this process's own `bind` of the name waits for
+            // any copy of the socket to go, rather than report that this process holds it.
+            let mut held = held();
+            if let Some(i) = held.iter().position(|n| *n == self.name) {
+                held.swap_remove(i);
+            }
+            drop(held);
             super::release_listener(fd, self.entry);
         }
     }
