@@ -494,6 +494,24 @@ const _: () = {
                 .finish_non_exhaustive()
         }
     }
+    impl ::shmrpc::remote::RemoteClient for CalculatorClient {
+        fn with_transport(
+            name: &str,
+            transport: ::shmrpc::__private::std::sync::Arc<
+                dyn ::shmrpc::remote::Transport,
+            >,
+            timeout: ::shmrpc::__private::core::time::Duration,
+        ) -> Self {
+            Self {
+                inner: ::shmrpc::__private::Client::with_transport(
+                    name,
+                    transport,
+                    timeout,
+                    &__SHMRPC_INTERFACE,
+                ),
+            }
+        }
+    }
     impl CalculatorAsyncClient {
         /// Connects to the server of `name` with the default options (timeout 5 s).
         ///
@@ -698,6 +716,27 @@ const _: () = {
         /// The service name.
         pub fn name(&self) -> &str {
             self.inner.name()
+        }
+    }
+    impl<
+        S: Calculator + ::shmrpc::__private::core::marker::Send
+            + ::shmrpc::__private::core::marker::Sync + 'static,
+    > ::shmrpc::remote::RemoteServer for CalculatorServer<S> {
+        type Service = S;
+        fn remote_service(service: S, max_message: usize) -> ::shmrpc::remote::Service {
+            let dispatch: ::shmrpc::__private::Dispatch = ::shmrpc::__private::std::sync::Arc::new(move |
+                __shmrpc_tag: u32,
+                __shmrpc_request: &[u8],
+                __shmrpc_reply: ::shmrpc::__private::Writer<'_>|
+            {
+                __shmrpc_dispatch(
+                    &service,
+                    __shmrpc_tag,
+                    __shmrpc_request,
+                    __shmrpc_reply,
+                )
+            });
+            ::shmrpc::remote::Service::new(&__SHMRPC_INTERFACE, dispatch, max_message)
         }
     }
     impl<S> ::shmrpc::__private::core::fmt::Debug for CalculatorServer<S> {

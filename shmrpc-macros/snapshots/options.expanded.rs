@@ -234,6 +234,22 @@ const _: () = {
                 .finish_non_exhaustive()
         }
     }
+    impl ::rpc::remote::RemoteClient for RegistryClient {
+        fn with_transport(
+            name: &str,
+            transport: ::rpc::__private::std::sync::Arc<dyn ::rpc::remote::Transport>,
+            timeout: ::rpc::__private::core::time::Duration,
+        ) -> Self {
+            Self {
+                inner: ::rpc::__private::Client::with_transport(
+                    name,
+                    transport,
+                    timeout,
+                    &__SHMRPC_INTERFACE,
+                ),
+            }
+        }
+    }
     impl RegistryAsyncClient {
         /// Connects to the server of `name` with the default options (timeout 5 s).
         ///
@@ -386,6 +402,27 @@ const _: () = {
         /// The service name.
         pub fn name(&self) -> &str {
             self.inner.name()
+        }
+    }
+    impl<
+        S: Registry + ::rpc::__private::core::marker::Send
+            + ::rpc::__private::core::marker::Sync + 'static,
+    > ::rpc::remote::RemoteServer for RegistryServer<S> {
+        type Service = S;
+        fn remote_service(service: S, max_message: usize) -> ::rpc::remote::Service {
+            let dispatch: ::rpc::__private::Dispatch = ::rpc::__private::std::sync::Arc::new(move |
+                __shmrpc_tag: u32,
+                __shmrpc_request: &[u8],
+                __shmrpc_reply: ::rpc::__private::Writer<'_>|
+            {
+                __shmrpc_dispatch(
+                    &service,
+                    __shmrpc_tag,
+                    __shmrpc_request,
+                    __shmrpc_reply,
+                )
+            });
+            ::rpc::remote::Service::new(&__SHMRPC_INTERFACE, dispatch, max_message)
         }
     }
     impl<S> ::rpc::__private::core::fmt::Debug for RegistryServer<S> {

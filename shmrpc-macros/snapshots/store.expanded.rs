@@ -347,6 +347,24 @@ const _: () = {
                 .finish_non_exhaustive()
         }
     }
+    impl ::shmrpc::remote::RemoteClient for StoreClient {
+        fn with_transport(
+            name: &str,
+            transport: ::shmrpc::__private::std::sync::Arc<
+                dyn ::shmrpc::remote::Transport,
+            >,
+            timeout: ::shmrpc::__private::core::time::Duration,
+        ) -> Self {
+            Self {
+                inner: ::shmrpc::__private::Client::with_transport(
+                    name,
+                    transport,
+                    timeout,
+                    &__SHMRPC_INTERFACE,
+                ),
+            }
+        }
+    }
     impl StoreAsyncClient {
         /// Connects to the server of `name` with the default options (timeout 5 s).
         ///
@@ -649,6 +667,27 @@ const _: () = {
         /// The service name.
         pub fn name(&self) -> &str {
             self.inner.name()
+        }
+    }
+    impl<
+        S: Store + ::shmrpc::__private::core::marker::Send
+            + ::shmrpc::__private::core::marker::Sync + 'static,
+    > ::shmrpc::remote::RemoteServer for StoreServer<S> {
+        type Service = S;
+        fn remote_service(service: S, max_message: usize) -> ::shmrpc::remote::Service {
+            let dispatch: ::shmrpc::__private::Dispatch = ::shmrpc::__private::std::sync::Arc::new(move |
+                __shmrpc_tag: u32,
+                __shmrpc_request: &[u8],
+                __shmrpc_reply: ::shmrpc::__private::Writer<'_>|
+            {
+                __shmrpc_dispatch(
+                    &service,
+                    __shmrpc_tag,
+                    __shmrpc_request,
+                    __shmrpc_reply,
+                )
+            });
+            ::shmrpc::remote::Service::new(&__SHMRPC_INTERFACE, dispatch, max_message)
         }
     }
     impl<S> ::shmrpc::__private::core::fmt::Debug for StoreServer<S> {

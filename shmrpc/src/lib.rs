@@ -17,6 +17,7 @@ mod interface;
 mod name;
 mod options;
 mod protocol;
+pub mod remote;
 mod server;
 mod trace;
 mod transport;

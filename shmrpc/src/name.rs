@@ -37,6 +37,14 @@ impl ServiceName {
         })
     }
 
+    /// A name that only labels a service in messages (the address of a remote one), never
+    /// bound or looked up on this machine.
+    pub(crate) fn label(name: &str) -> Self {
+        ServiceName {
+            name: name.to_owned(),
+        }
+    }
+
     pub(crate) fn as_str(&self) -> &str {
         &self.name
     }

@@ -282,4 +282,9 @@ impl ServerOptions {
     pub fn get_workers(&self) -> usize {
         self.workers
     }
+
+    /// The largest request or response, in bytes.
+    pub fn get_max_message(&self) -> usize {
+        self.max_message
+    }
 }

@@ -141,6 +141,14 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// As [`Writer::buf`], writing at most `limit` bytes (past it, only counting).
+    pub(crate) fn buf_limited(buf: &'a mut Vec<u8>, limit: usize) -> Self {
+        Writer {
+            limit,
+            ..Writer::buf(buf)
+        }
+    }
+
     /// Appends `bytes`.
     #[inline]
     pub fn put(&mut self, bytes: &[u8]) {

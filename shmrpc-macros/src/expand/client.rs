@@ -63,6 +63,18 @@ pub(crate) fn expand(cx: &Cx<'_>) -> (TokenStream, TokenStream) {
                 f.debug_struct(#debug_name).field("name", &self.inner.name()).finish_non_exhaustive()
             }
         }
+
+        impl #krate::remote::RemoteClient for #client {
+            fn with_transport(
+                name: &str,
+                transport: #private::std::sync::Arc<dyn #krate::remote::Transport>,
+                timeout: #private::core::time::Duration,
+            ) -> Self {
+                Self {
+                    inner: #private::Client::with_transport(name, transport, timeout, &#interface),
+                }
+            }
+        }
     };
     let (async_ty, async_imp) = expand_async(cx);
     (quote!(#ty #async_ty), quote!(#imp #async_imp))

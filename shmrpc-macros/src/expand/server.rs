@@ -89,6 +89,19 @@ pub(crate) fn expand(cx: &Cx<'_>) -> (TokenStream, TokenStream) {
             }
         }
 
+        impl<S: #service + #private::core::marker::Send + #private::core::marker::Sync + 'static> #krate::remote::RemoteServer for #server<S> {
+            type Service = S;
+
+            fn remote_service(service: S, max_message: usize) -> #krate::remote::Service {
+                let dispatch: #private::Dispatch = #private::std::sync::Arc::new(
+                    move |#tag: u32, #request: &[u8], #reply: #private::Writer<'_>| {
+                        #dispatch(&service, #tag, #request, #reply)
+                    },
+                );
+                #krate::remote::Service::new(&#interface, dispatch, max_message)
+            }
+        }
+
         impl<S> #private::core::fmt::Debug for #server<S> {
             fn fmt(&self, f: &mut #private::core::fmt::Formatter<'_>) -> #private::core::fmt::Result {
                 f.debug_struct(#debug_name).field("name", &self.inner.name()).finish_non_exhaustive()

@@ -44,6 +44,8 @@ pub struct Client {
     id: u64,
     spin: SpinPolicy,
     state: ForkLocal<State>,
+    /// Calls go through this transport instead (a remote service).
+    remote: Option<crate::remote::Link>,
 }
 
 /// The connection of this process.
@@ -117,7 +119,27 @@ impl Client {
             name,
             options,
             interface,
+            remote: None,
         })
+    }
+
+    /// A client whose calls go through `transport` (see [`crate::remote`]).
+    pub fn with_transport(
+        name: &str,
+        transport: Arc<dyn crate::remote::Transport>,
+        timeout: std::time::Duration,
+        interface: &'static Interface,
+    ) -> Self {
+        let options = ClientOptions::default().timeout(timeout);
+        Client {
+            spin: SpinPolicy::new(options.wait, options.spin_budget),
+            id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
+            state: ForkLocal::new(State::default()),
+            name: ServiceName::label(name),
+            options,
+            interface,
+            remote: Some(crate::remote::Link::new(transport, interface, timeout)),
+        }
     }
 
     /// The service name.
@@ -160,6 +182,12 @@ impl Client {
         deadline: &Deadline,
         method: &'static str,
     ) -> Result<Arc<Connection>, Error> {
+        if self.remote.is_some() {
+            return Err(Error::ServerNotRunning {
+                name: self.name.as_str().to_owned(),
+                detail: "a remote service has no connection on this machine".to_owned(),
+            });
+        }
         let state = self.state.get(State::default);
         let mut current = state.current.lock_anyway();
         loop {
@@ -216,6 +244,9 @@ impl Client {
         encode: impl Fn(&mut Writer<'_>),
         decode: impl FnOnce(&mut Reader<'_>) -> Result<R, Invalid>,
     ) -> Result<R, Error> {
+        if let Some(remote) = &self.remote {
+            return remote.call(self.name.as_str(), tag, method, encode, decode);
+        }
         let trace = crate::trace::Call::client(self.name.as_str(), method);
         #[allow(clippy::let_unit_value)] // `()` without the `tracing` feature
         let _entered = trace.enter();

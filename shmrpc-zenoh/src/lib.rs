@@ -1,0 +1,481 @@
+//! shmrpc services across machines: the trait annotated with `#[shmrpc::shm_service]`, served
+//! and called over [zenoh](https://zenoh.io) rather than this machine's shared memory.
+//!
+//! ```no_run
+//! use shmrpc_zenoh::{ConnectRemote, ServeRemote};
+//! # use shmrpc_examples::{CalculatorClient, CalculatorServer, MyCalc};
+//!
+//! # fn main() -> Result<(), shmrpc::Error> {
+//! // On one machine:
+//! let session = shmrpc_zenoh::open(&["tcp/0.0.0.0:7447"], &[])?;
+//! let serving = CalculatorServer::serve_remote(&session, "shmrpc/calc", MyCalc::default())?;
+//!
+//! // On another (the same generated client type, the same methods and errors):
+//! let session = shmrpc_zenoh::open(&[], &["tcp/10.0.0.1:7447"])?;
+//! let calc = CalculatorClient::connect_remote(&session, "shmrpc/calc")?;
+//! assert_eq!(calc.add(2, 3)?, 5);
+//! # drop(serving);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A call is one zenoh query on the service's key, carrying the same request bytes a local call
+//! writes into its slot, after a header with the interface fingerprint and the method (see
+//! [`shmrpc::remote`]); the answer is one reply. The server validates every request as a local
+//! server does. A server also declares a liveliness token under the key, which is how clients
+//! know it is there (`ServerNotRunning` at once when it is not) and that it died during a call
+//! (`ServerDied`, within milliseconds of its process's end).
+//!
+//! Methods run on the server's own worker threads (`ServerOptions::workers`), never on zenoh's.
+//! [`shmrpc::remote::remote_caller`] tells a method the zenoh id of the session that called.
+//! That id is declared by the caller, not proven: zenoh's peers are not authenticated unless its
+//! TLS or authentication features are configured (both off in this crate's build, and by
+//! default in zenoh). Serve on a network you trust, or enable them.
+//!
+//! The blocking calls must not be made from inside a tokio current-thread runtime (zenoh's
+//! blocking API panics there); an async remote client is not provided yet.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use shmrpc::remote::{Failure, RemoteClient, RemoteServer, Service, Transport};
+use shmrpc::{ClientOptions, Error, ServerOptions};
+use zenoh::key_expr::KeyExpr;
+use zenoh::liveliness::LivelinessToken;
+use zenoh::query::{ConsolidationMode, Query, QueryTarget, Queryable, Reply};
+use zenoh::sample::SampleKind;
+use zenoh::{Session, Wait};
+
+pub use zenoh;
+
+/// The chunk under a service's key where its servers declare their liveliness tokens.
+const LIVE: &str = "_shmrpc_live";
+
+/// How long a worker waits for a request before it looks whether the server stopped.
+const WORKER_POLL: Duration = Duration::from_millis(50);
+
+/// A zenoh configuration that stays off the network except where told: peer mode, no
+/// multicast scouting, listening on exactly `listen` and connecting to exactly `connect`
+/// (endpoints such as `tcp/127.0.0.1:7447`).
+pub fn config(listen: &[&str], connect: &[&str]) -> Result<zenoh::Config, Error> {
+    let mut config = zenoh::Config::default();
+    let json = |endpoints: &[&str]| {
+        let quoted: Vec<String> = endpoints.iter().map(|e| format!("{e:?}")).collect();
+        format!("[{}]", quoted.join(","))
+    };
+    for (key, value) in [
+        ("mode", "\"peer\"".to_owned()),
+        ("scouting/multicast/enabled", "false".to_owned()),
+        ("scouting/gossip/enabled", "true".to_owned()),
+        ("listen/endpoints", json(listen)),
+        ("connect/endpoints", json(connect)),
+    ] {
+        config
+            .insert_json5(key, &value)
+            .map_err(|e| invalid(format!("zenoh configuration `{key}`: {e}")))?;
+    }
+    Ok(config)
+}
+
+/// A zenoh session with [`config`]`(listen, connect)`.
+pub fn open(listen: &[&str], connect: &[&str]) -> Result<Session, Error> {
+    zenoh::open(config(listen, connect)?)
+        .wait()
+        .map_err(|e| zenoh_error("opening a zenoh session".to_owned(), e))
+}
+
+fn invalid(what: String) -> Error {
+    shmrpc::remote::io_error(
+        what,
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid"),
+    )
+}
+
+fn zenoh_error(what: String, e: impl std::fmt::Display) -> Error {
+    shmrpc::remote::io_error(what, std::io::Error::other(e.to_string()))
+}
+
+fn key_expr(key: &str) -> Result<KeyExpr<'static>, Error> {
+    let k = KeyExpr::try_from(key.to_owned()).map_err(|e| {
+        invalid(format!(
+            "`{key}` is not a zenoh key expression ({e}); use a plain key such as `shmrpc/calc`"
+        ))
+    })?;
+    if key.contains(['*', '$', '#', '?']) || key.split('/').any(|c| c == LIVE) {
+        return Err(invalid(format!(
+            "`{key}` names more than one service: use a key without wildcards (and without a \
+             `{LIVE}` chunk)"
+        )));
+    }
+    Ok(k)
+}
+
+/// Serves a generated server's service over zenoh: `CalculatorServer::serve_remote(..)`.
+pub trait ServeRemote: RemoteServer {
+    /// Serves `service` under `key` on `session`, with the default options (one worker).
+    fn serve_remote(
+        session: &Session,
+        key: &str,
+        service: Self::Service,
+    ) -> Result<RemoteServing, Error> {
+        Self::serve_remote_with(session, key, service, ServerOptions::default())
+    }
+
+    /// Serves `service` with `options`: `workers` threads run the methods, and requests and
+    /// responses are limited to `max_message` bytes. (Access rules by user do not apply: see
+    /// the crate's documentation on remote callers.)
+    fn serve_remote_with(
+        session: &Session,
+        key: &str,
+        service: Self::Service,
+        options: ServerOptions,
+    ) -> Result<RemoteServing, Error> {
+        serve(
+            session,
+            key,
+            Self::remote_service(service, options.get_max_message()),
+            options.get_workers(),
+        )
+    }
+}
+
+impl<T: RemoteServer> ServeRemote for T {}
+
+/// A service served over zenoh; dropping it (or [`shutdown`](RemoteServing::shutdown)) stops
+/// serving: the liveliness token goes, calls in flight finish, no new call is taken.
+#[derive(Debug)]
+pub struct RemoteServing {
+    key: String,
+    queryable: Option<Queryable<()>>,
+    token: Option<LivelinessToken>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl RemoteServing {
+    /// The key it serves under.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// Stops serving, and waits for the methods running to return.
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(token) = self.token.take() {
+            let _ = token.undeclare().wait();
+        }
+        if let Some(queryable) = self.queryable.take() {
+            let _ = queryable.undeclare().wait();
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Drop for RemoteServing {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// Tokens of the servers of one process, kept apart.
+static NEXT_SERVER: AtomicU64 = AtomicU64::new(0);
+
+fn serve(
+    session: &Session,
+    key: &str,
+    service: Service,
+    workers: usize,
+) -> Result<RemoteServing, Error> {
+    let key_expr = key_expr(key)?;
+    let (send, receive) = mpsc::channel::<Query>();
+    let receive = Arc::new(Mutex::new(receive));
+    let service = Arc::new(service);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::with_capacity(workers);
+    for _ in 0..workers.max(1) {
+        let (receive, service, stop) = (receive.clone(), service.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("shmrpc-zenoh-{key}"))
+            .spawn(move || work(&receive, &service, &stop))
+            .map_err(|e| shmrpc::remote::io_error("starting a server thread", e))?;
+        threads.push(thread);
+    }
+    let queryable = session
+        .declare_queryable(key_expr.clone())
+        .complete(true)
+        .callback(move |query| {
+            // Methods never run on zenoh's threads: a worker takes it.
+            let _ = send.send(query);
+        })
+        .wait()
+        .map_err(|e| zenoh_error(format!("declaring the queryable `{key}`"), e))?;
+    let token_key = format!(
+        "{key}/{LIVE}/{}-{}-{}",
+        session.zid(),
+        std::process::id(),
+        NEXT_SERVER.fetch_add(1, Ordering::Relaxed)
+    );
+    let token = session
+        .liveliness()
+        .declare_token(token_key)
+        .wait()
+        .map_err(|e| zenoh_error(format!("declaring the liveliness token of `{key}`"), e))?;
+    Ok(RemoteServing {
+        key: key.to_owned(),
+        queryable: Some(queryable),
+        token: Some(token),
+        stop,
+        workers: threads,
+    })
+}
+
+/// A worker: answers requests until the server stops.
+fn work(receive: &Mutex<mpsc::Receiver<Query>>, service: &Service, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let next = receive
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .recv_timeout(WORKER_POLL);
+        let query = match next {
+            Ok(query) => query,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let request = query.payload().map(|p| p.to_bytes()).unwrap_or_default();
+        let caller = query
+            .attachment()
+            .and_then(|a| a.try_to_string().ok().map(|s| s.into_owned()))
+            .unwrap_or_default();
+        let response = service.handle(&request, &caller);
+        // A caller that gave up is gone: nothing to do about a reply nobody takes.
+        let _ = query.reply(query.key_expr().clone(), response).wait();
+    }
+}
+
+/// Connects a generated client over zenoh: `CalculatorClient::connect_remote(..)`.
+pub trait ConnectRemote: RemoteClient {
+    /// A client of the service under `key`, with the default options (timeout 5 s). Fails
+    /// at once with `ServerNotRunning` if no server serves the key.
+    fn connect_remote(session: &Session, key: &str) -> Result<Self, Error> {
+        Self::connect_remote_with(session, key, ClientOptions::default())
+    }
+
+    /// As [`connect_remote`](ConnectRemote::connect_remote), with the options' timeout per call.
+    fn connect_remote_with(
+        session: &Session,
+        key: &str,
+        options: ClientOptions,
+    ) -> Result<Self, Error> {
+        let timeout = options.get_timeout();
+        let transport = ZenohTransport::open(session, key)?;
+        if !transport.live.any() {
+            return Err(
+                Failure::NotRunning(transport.not_running()).into_error(key, "connect", timeout)
+            );
+        }
+        Ok(Self::with_transport(key, Arc::new(transport), timeout))
+    }
+}
+
+impl<T: RemoteClient> ConnectRemote for T {}
+
+/// What a call in flight hears.
+enum Event {
+    Reply(Reply),
+    /// Zenoh let go of the query: every reply (if any) came before.
+    Finished,
+    /// A server's liveliness token went away.
+    ServerGone,
+}
+
+/// The live servers of a key, as their liveliness tokens say, and the calls to tell when one
+/// goes.
+#[derive(Default)]
+struct Liveness {
+    state: Mutex<LiveState>,
+}
+
+#[derive(Default)]
+struct LiveState {
+    tokens: HashSet<String>,
+    in_flight: HashMap<u64, Sender<Event>>,
+    next: u64,
+}
+
+impl Liveness {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LiveState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn any(&self) -> bool {
+        !self.lock().tokens.is_empty()
+    }
+
+    fn changed(&self, token: &str, alive: bool) {
+        let mut state = self.lock();
+        if alive {
+            state.tokens.insert(token.to_owned());
+        } else if state.tokens.remove(token) {
+            for call in state.in_flight.values() {
+                let _ = call.send(Event::ServerGone);
+            }
+        }
+    }
+}
+
+/// Sends `Finished` when zenoh drops the query's callback.
+struct OnFinish(Sender<Event>);
+
+impl Drop for OnFinish {
+    fn drop(&mut self) {
+        let _ = self.0.send(Event::Finished);
+    }
+}
+
+/// One client's way to the servers of a key.
+struct ZenohTransport {
+    session: Session,
+    key: KeyExpr<'static>,
+    caller: String,
+    live: Arc<Liveness>,
+    _watch: zenoh::pubsub::Subscriber<()>,
+}
+
+impl ZenohTransport {
+    fn open(session: &Session, key: &str) -> Result<Self, Error> {
+        let key_expr = key_expr(key)?;
+        let live = Arc::new(Liveness::default());
+        let watch = {
+            let live = live.clone();
+            session
+                .liveliness()
+                .declare_subscriber(format!("{key}/{LIVE}/*"))
+                .history(true)
+                .callback(move |sample| {
+                    live.changed(sample.key_expr().as_str(), sample.kind() == SampleKind::Put)
+                })
+                .wait()
+                .map_err(|e| zenoh_error(format!("watching the servers of `{key}`"), e))?
+        };
+        // The tokens already there: asked for once, so that `connect` knows at once.
+        let replies = session
+            .liveliness()
+            .get(format!("{key}/{LIVE}/*"))
+            .timeout(Duration::from_millis(500))
+            .wait()
+            .map_err(|e| zenoh_error(format!("looking for the servers of `{key}`"), e))?;
+        while let Ok(reply) = replies.recv() {
+            if let Ok(sample) = reply.result() {
+                live.changed(sample.key_expr().as_str(), true);
+            }
+        }
+        Ok(ZenohTransport {
+            session: session.clone(),
+            key: key_expr,
+            caller: session.zid().to_string(),
+            live,
+            _watch: watch,
+        })
+    }
+
+    fn not_running(&self) -> String {
+        format!(
+            "no server's liveliness token is under the zenoh key `{}/{LIVE}` (is the server's \
+             session connected to this one?)",
+            self.key
+        )
+    }
+}
+
+impl Transport for ZenohTransport {
+    fn round_trip(&self, request: Vec<u8>, deadline: Instant) -> Result<Vec<u8>, Failure> {
+        let (send, receive) = mpsc::channel();
+        let id = {
+            let mut state = self.live.lock();
+            if state.tokens.is_empty() {
+                return Err(Failure::NotRunning(self.not_running()));
+            }
+            let id = state.next;
+            state.next += 1;
+            state.in_flight.insert(id, send.clone());
+            id
+        };
+        let result = self.wait(request, deadline, send, &receive);
+        self.live.lock().in_flight.remove(&id);
+        result
+    }
+}
+
+impl ZenohTransport {
+    fn wait(
+        &self,
+        request: Vec<u8>,
+        deadline: Instant,
+        send: Sender<Event>,
+        receive: &mpsc::Receiver<Event>,
+    ) -> Result<Vec<u8>, Failure> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Failure::Timeout);
+        }
+        let finish = OnFinish(send);
+        self.session
+            .get(self.key.clone())
+            .payload(request)
+            .attachment(self.caller.clone())
+            .target(QueryTarget::BestMatching)
+            .consolidation(ConsolidationMode::None)
+            .timeout(left)
+            .callback(move |reply| {
+                let _ = finish.0.send(Event::Reply(reply));
+            })
+            .wait()
+            .map_err(|e| Failure::Io(std::io::Error::other(e.to_string())))?;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match receive.recv_timeout(left) {
+                Ok(Event::Reply(reply)) => match reply.into_result() {
+                    Ok(sample) => return Ok(sample.payload().to_bytes().into_owned()),
+                    // Zenoh's own timeout, or an error reply (never sent by a shmrpc server).
+                    Err(_) if Instant::now() >= deadline => return Err(Failure::Timeout),
+                    Err(e) => {
+                        return Err(Failure::Io(std::io::Error::other(format!(
+                            "the query failed: {}",
+                            e.payload().try_to_string().unwrap_or_default()
+                        ))));
+                    }
+                },
+                Ok(Event::ServerGone) => {
+                    if !self.live.any() {
+                        return Err(Failure::Died);
+                    }
+                    // Another server is still there; ours may be too: wait on.
+                }
+                Ok(Event::Finished) => {
+                    // Zenoh let go of the query without an answer before the deadline: the
+                    // server was there when the call began (its token was), and is gone, or
+                    // its link went down, perhaps after it ran the method. The liveliness
+                    // token's removal may come a moment after; either way the call may have
+                    // taken effect.
+                    return Err(if Instant::now() >= deadline {
+                        Failure::Timeout
+                    } else {
+                        Failure::Died
+                    });
+                }
+                Err(RecvTimeoutError::Timeout) => return Err(Failure::Timeout),
+                Err(RecvTimeoutError::Disconnected) => return Err(Failure::Died),
+            }
+        }
+    }
+}

@@ -1,0 +1,508 @@
+//! The same traits across processes over zenoh, loopback only: every session listens on, or
+//! connects to, `tcp/127.0.0.1:<port>` and nothing else (no multicast scouting).
+//!
+//! Each test starts its server as another process: this test binary again, running only the
+//! `peer` test with `SHMRPC_ZENOH_PEER` set. The client's session listens; the server's connects
+//! to it, so that a restarted server is back at once.
+
+use std::io::{BufRead, BufReader, Write as _};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use shmrpc::{ClientOptions, Error, ServerOptions, shm_service};
+use shmrpc_examples::kv::{CacheClient, CacheServer, MemoryCache};
+use shmrpc_examples::{CalculatorClient, CalculatorServer, MathError, MyCalc};
+use shmrpc_zenoh::{ConnectRemote, ServeRemote};
+use zenoh::{Session, Wait};
+
+/// A service for what the examples' do not do: run long, panic, tell who called.
+#[shm_service]
+pub trait Probe {
+    fn sleep(&self, ms: u32, token: u64) -> u64;
+    fn boom(&self, code: u32) -> u32;
+    fn caller(&self) -> String;
+    fn echo(&self, data: &[u8]) -> Vec<u8>;
+}
+
+struct ProbeImpl;
+
+impl Probe for ProbeImpl {
+    fn sleep(&self, ms: u32, token: u64) -> u64 {
+        std::thread::sleep(Duration::from_millis(ms.into()));
+        token
+    }
+    fn boom(&self, code: u32) -> u32 {
+        panic!("boom {code}");
+    }
+    fn caller(&self) -> String {
+        shmrpc::remote::remote_caller()
+            .map(|c| c.to_string())
+            .unwrap_or_default()
+    }
+    fn echo(&self, data: &[u8]) -> Vec<u8> {
+        data.to_vec()
+    }
+}
+
+/// Another build of the calculator's trait: `add` over `i32`, and a method the server lacks.
+mod other {
+    use shmrpc::shm_service;
+
+    #[shm_service]
+    #[allow(dead_code)] // only its client is used
+    pub trait Calculator {
+        fn add(&self, a: i32, b: i32) -> i32;
+        fn find(&self, key: u64) -> Option<u64>;
+        fn square(&self, x: i64) -> i64;
+    }
+}
+
+const PEER: &str = "SHMRPC_ZENOH_PEER";
+
+/// Not a test: the server process of the others (does nothing unless started as one).
+#[test]
+fn peer() {
+    let Ok(role) = std::env::var(PEER) else {
+        return;
+    };
+    let args: Vec<&str> = role.split(' ').collect();
+    let [connect, prefix] = args[..] else {
+        panic!("bad peer role {role:?}");
+    };
+    let session = zenoh::open(shmrpc_zenoh::config(&[], &[connect]).unwrap())
+        .wait()
+        .unwrap();
+    let _calc =
+        CalculatorServer::serve_remote(&session, &format!("{prefix}/calc"), MyCalc::default())
+            .unwrap();
+    let _kv = CacheServer::serve_remote(&session, &format!("{prefix}/kv"), MemoryCache::default())
+        .unwrap();
+    let _probe = ProbeServer::serve_remote_with(
+        &session,
+        &format!("{prefix}/probe"),
+        ProbeImpl,
+        ServerOptions::default().workers(4).max_message(1 << 20),
+    )
+    .unwrap();
+    println!("ready {}", session.zid());
+    // Until the test closes our standard input (or kills us).
+    let _ = std::io::stdin().read_line(&mut String::new());
+    std::process::exit(0);
+}
+
+/// A free port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn prefix() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "shmrpc-test/{}/{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The client side: a session listening on a port of its own.
+struct Local {
+    session: Session,
+    endpoint: String,
+}
+
+impl Local {
+    fn new() -> Self {
+        let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+        let session = zenoh::open(shmrpc_zenoh::config(&[&endpoint], &[]).unwrap())
+            .wait()
+            .unwrap();
+        Local { session, endpoint }
+    }
+
+    /// A server process connected to this session, serving under `prefix`.
+    fn server(&self, prefix: &str) -> Server {
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "peer", "--nocapture", "--test-threads=1"])
+            .env(PEER, format!("{} {prefix}", self.endpoint))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Killed and waited for on drop, however this ends.
+        let mut server = Server {
+            child,
+            zid: String::new(),
+        };
+        let mut out = BufReader::new(server.child.stdout.take().unwrap());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            assert!(out.read_line(&mut line).unwrap() > 0, "the server exited");
+            // The test harness prints `test peer ... ` before it.
+            if let Some((_, zid)) = line.trim().split_once("ready ") {
+                server.zid = zid.to_owned();
+                return server;
+            }
+        }
+    }
+
+    /// Connects once the server's token reached this session.
+    fn connect<C: ConnectRemote>(&self, key: &str, options: ClientOptions) -> C {
+        let start = Instant::now();
+        loop {
+            match C::connect_remote_with(&self.session, key, options.clone()) {
+                Ok(client) => return client,
+                Err(Error::ServerNotRunning { .. })
+                    if start.elapsed() < Duration::from_secs(10) =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("connecting to {key}: {e}"),
+            }
+        }
+    }
+}
+
+struct Server {
+    child: Child,
+    zid: String,
+}
+
+impl Server {
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            let _ = stdin.write_all(b"\n");
+        }
+        self.kill();
+    }
+}
+
+#[test]
+fn the_calculator_and_the_store_work_across_processes_every_method() {
+    let local = Local::new();
+    let prefix = prefix();
+    let _server = local.server(&prefix);
+    let calc: CalculatorClient = local.connect(&format!("{prefix}/calc"), ClientOptions::default());
+    assert_eq!(calc.add(2, 3).unwrap(), 5);
+    assert_eq!(calc.div(7, 2).unwrap(), Ok(3));
+    assert_eq!(calc.div(1, 0).unwrap(), Err(MathError::DivideByZero));
+    assert_eq!(calc.div(i64::MIN, -1).unwrap(), Err(MathError::Overflow));
+    let mut samples = [0.0; 32];
+    samples[..4].copy_from_slice(&[1.0, 2.0, 3.0, 6.0]);
+    let stats = calc.stats(samples, 4).unwrap();
+    assert_eq!((stats.mean, stats.max, stats.count), (3.0, 6.0, 4));
+    assert_eq!(calc.find(3).unwrap(), None);
+    assert_eq!(calc.find(4).unwrap(), Some(8));
+    calc.reset().unwrap();
+
+    let kv: CacheClient = local.connect(&format!("{prefix}/kv"), ClientOptions::default());
+    assert_eq!(kv.get("a").unwrap(), None);
+    kv.put("a/1", b"one").unwrap().unwrap();
+    kv.put("a/2", &[7; 100_000]).unwrap().unwrap();
+    kv.put("b", b"").unwrap().unwrap();
+    assert!(kv.put("", b"x").unwrap().unwrap_err().contains("keys are"));
+    assert_eq!(kv.get("a/1").unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(kv.get("a/2").unwrap().unwrap(), vec![7; 100_000]);
+    assert_eq!(kv.keys("a/".into()).unwrap(), ["a/1", "a/2"]);
+    assert!(kv.remove("a/1").unwrap());
+    assert!(!kv.remove("a/1").unwrap());
+    assert_eq!(kv.keys(String::new()).unwrap(), ["a/2", "b"]);
+}
+
+#[test]
+fn a_method_learns_the_zenoh_id_of_its_caller_and_panics_are_reported() {
+    let local = Local::new();
+    let prefix = prefix();
+    let server = local.server(&prefix);
+    let probe: ProbeClient = local.connect(&format!("{prefix}/probe"), ClientOptions::default());
+    assert_eq!(probe.caller().unwrap(), local.session.zid().to_string());
+    assert_ne!(probe.caller().unwrap(), server.zid);
+    match probe.boom(7) {
+        Err(Error::HandlerPanicked { message, .. }) => assert!(message.contains("boom 7")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(probe.echo(b"still here").unwrap(), b"still here");
+    // Over the server's max_message (1 MiB): refused there, and said so.
+    match probe.echo(&vec![1; 2 << 20]) {
+        Err(Error::BadRequest { reason, .. }) => assert!(reason.contains("max_message")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn no_server_is_server_not_running_at_once() {
+    let local = Local::new();
+    let start = Instant::now();
+    match CalculatorClient::connect_remote(&local.session, &format!("{}/calc", prefix())) {
+        Err(Error::ServerNotRunning { detail, .. }) => assert!(detail.contains("liveliness")),
+        other => panic!("{other:?}"),
+    }
+    // Nothing answers on an unconnected session: the look-up ends at once.
+    assert!(
+        start.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        start.elapsed()
+    );
+    // A key with a wildcard names no one service.
+    assert!(matches!(
+        CalculatorClient::connect_remote(&local.session, "shmrpc/*"),
+        Err(Error::Io { .. })
+    ));
+}
+
+#[test]
+fn a_slow_call_times_out_at_its_deadline_and_the_client_goes_on() {
+    let local = Local::new();
+    let prefix = prefix();
+    let _server = local.server(&prefix);
+    let probe: ProbeClient = local.connect(
+        &format!("{prefix}/probe"),
+        ClientOptions::default().timeout(Duration::from_millis(200)),
+    );
+    let start = Instant::now();
+    assert!(matches!(probe.sleep(2_000, 1), Err(Error::Timeout { .. })));
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_millis(400),
+        "{took:?}"
+    );
+    assert_eq!(probe.sleep(0, 2).unwrap(), 2);
+}
+
+#[test]
+fn a_server_killed_mid_call_is_server_died_and_a_restarted_one_serves_the_same_client() {
+    let local = Local::new();
+    let prefix = prefix();
+    let mut server = local.server(&prefix);
+    let probe: ProbeClient = local.connect(
+        &format!("{prefix}/probe"),
+        ClientOptions::default().timeout(Duration::from_secs(10)),
+    );
+    assert_eq!(probe.sleep(0, 1).unwrap(), 1);
+    let (result, killed_at) = std::thread::scope(|s| {
+        let call = s.spawn(|| {
+            let r = probe.sleep(5_000, 2);
+            (r, Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let killed = Instant::now();
+        server.kill();
+        let (r, at) = call.join().unwrap();
+        (r, at - killed)
+    });
+    assert!(
+        matches!(result, Err(Error::ServerDied { .. })),
+        "{result:?}"
+    );
+    assert!(killed_at < Duration::from_millis(50), "{killed_at:?}");
+    // No server now: once its liveliness token's removal arrives (milliseconds; a call just
+    // before that fails as the one in flight did), a call fails at once.
+    let start = Instant::now();
+    loop {
+        match probe.sleep(0, 3) {
+            Err(Error::ServerNotRunning { .. }) => break,
+            Err(Error::ServerDied { .. }) if start.elapsed() < Duration::from_millis(100) => {}
+            other => panic!("{other:?} after {:?}", start.elapsed()),
+        }
+    }
+    let start = Instant::now();
+    assert!(matches!(
+        probe.sleep(0, 3),
+        Err(Error::ServerNotRunning { .. })
+    ));
+    assert!(
+        start.elapsed() < Duration::from_millis(5),
+        "{:?}",
+        start.elapsed()
+    );
+    // A new server process: the same client carries on.
+    let _new = local.server(&prefix);
+    let start = Instant::now();
+    loop {
+        match probe.sleep(0, 4) {
+            Ok(4) => break,
+            Err(Error::ServerNotRunning { .. }) if start.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn another_build_of_the_trait_is_refused_per_method() {
+    let local = Local::new();
+    let prefix = prefix();
+    let _server = local.server(&prefix);
+    let other: other::CalculatorClient =
+        local.connect(&format!("{prefix}/calc"), ClientOptions::default());
+    // Same name and types: served, whatever the other methods.
+    assert_eq!(other.find(1).unwrap(), None);
+    match other.add(1, 2) {
+        Err(Error::InterfaceMismatch { difference, .. }) => {
+            assert!(difference.contains("add(i64, i64) -> i64"), "{difference}");
+        }
+        r => panic!("{r:?}"),
+    }
+    match other.square(3) {
+        Err(Error::InterfaceMismatch { difference, .. }) => {
+            assert!(difference.contains("no method `square`"), "{difference}");
+        }
+        r => panic!("{r:?}"),
+    }
+}
+
+/// Sends raw bytes as a request; the response's status and text.
+fn raw(session: &Session, key: &str, request: Vec<u8>) -> (u32, String) {
+    let replies = session
+        .get(key)
+        .payload(request)
+        .timeout(Duration::from_secs(5))
+        .wait()
+        .unwrap();
+    let reply = replies.recv().unwrap();
+    let bytes = reply.result().unwrap().payload().to_bytes().into_owned();
+    assert_eq!(&bytes[..8], b"shmrpcA\x01");
+    let status = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    (status, String::from_utf8_lossy(&bytes[12..]).into_owned())
+}
+
+fn request(fingerprint: u128, hash: u64, tag: u32, name: &str, args: &[u8]) -> Vec<u8> {
+    let mut r = b"shmrpcQ\x01".to_vec();
+    r.extend_from_slice(&fingerprint.to_le_bytes());
+    r.extend_from_slice(&hash.to_le_bytes());
+    r.extend_from_slice(&tag.to_le_bytes());
+    r.extend_from_slice(&(name.len() as u32).to_le_bytes());
+    r.extend_from_slice(name.as_bytes());
+    r.extend_from_slice(args);
+    r
+}
+
+#[test]
+fn hostile_bytes_are_refused_and_the_server_serves_on() {
+    let local = Local::new();
+    let prefix = prefix();
+    let _server = local.server(&prefix);
+    let kv_key = format!("{prefix}/kv");
+    let kv: CacheClient = local.connect(&kv_key, ClientOptions::default());
+    kv.put("k", b"v").unwrap().unwrap();
+    let s = &local.session;
+    const BAD: u32 = 1;
+    const NO_METHOD: u32 = 4;
+    for (what, bytes, status, says) in [
+        ("empty", vec![], BAD, "shorter than its header"),
+        ("not shmrpc", vec![b'x'; 64], BAD, "not a shmrpc request"),
+        (
+            "another version",
+            {
+                let mut r = request(0, 0, 0, "get", &[]);
+                r[7] = 9;
+                r
+            },
+            BAD,
+            "another version",
+        ),
+        (
+            "a name past the end",
+            {
+                let mut r = request(0, 0, 0, "get", &[]);
+                r[36..40].copy_from_slice(&200u32.to_le_bytes());
+                r
+            },
+            BAD,
+            "shorter than its method name",
+        ),
+        (
+            "a name of 4 GiB",
+            {
+                let mut r = request(0, 0, 0, "get", &[]);
+                r[36..40].copy_from_slice(&u32::MAX.to_le_bytes());
+                r
+            },
+            BAD,
+            "too long",
+        ),
+        (
+            "wrong fingerprint and hash",
+            request(1, 2, 0, "get", &[]),
+            NO_METHOD,
+            "other types",
+        ),
+        (
+            "no such method",
+            request(1, 2, 0, "drop_all", &[]),
+            NO_METHOD,
+            "no method `drop_all`",
+        ),
+    ] {
+        let (got, text) = raw(s, &kv_key, bytes);
+        assert_eq!(got, status, "{what}: {text}");
+        assert!(text.contains(says), "{what}: {text}");
+    }
+    // Arguments that do not decode: the header of a real request for `get` (captured as any
+    // peer could capture it), then a string length of 4 GiB, a cut string, no string at all.
+    let header = captured_header(s, &prefix);
+    for args in [
+        &u32::MAX.to_le_bytes()[..],
+        &[1, 0, 0, 0][..],
+        &[5, 0, 0, 0, b'a'][..],
+        &[][..],
+    ] {
+        let mut bytes = header.clone();
+        bytes.extend_from_slice(args);
+        let (got, text) = raw(s, &kv_key, bytes);
+        assert_eq!(got, BAD, "{args:?}: {text}");
+    }
+    let mut good = header;
+    good.extend_from_slice(&[1, 0, 0, 0, b'k']);
+    assert_eq!(raw(s, &kv_key, good).0, 0, "the captured header is right");
+    // The server is alive and its data intact.
+    assert_eq!(kv.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+/// The header (everything before the arguments) of a store client's request for `get`: the
+/// client is pointed at a key where this session pretends to serve (a liveliness token and a
+/// queryable that keeps what it receives and never answers).
+fn captured_header(session: &Session, prefix: &str) -> Vec<u8> {
+    let spy = format!("{prefix}/spy");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let _queryable = {
+        let seen = seen.clone();
+        session
+            .declare_queryable(&spy)
+            .callback(move |q| {
+                *seen.lock().unwrap() = q.payload().unwrap().to_bytes().into_owned();
+            })
+            .wait()
+            .unwrap()
+    };
+    let _token = session
+        .liveliness()
+        .declare_token(format!("{spy}/_shmrpc_live/spy"))
+        .wait()
+        .unwrap();
+    let client = CacheClient::connect_remote_with(
+        session,
+        &spy,
+        ClientOptions::default().timeout(Duration::from_millis(300)),
+    )
+    .unwrap();
+    // The spy lets the query go unanswered: to the client, a server that went away.
+    assert!(matches!(client.get("k"), Err(Error::ServerDied { .. })));
+    let request = seen.lock().unwrap().clone();
+    assert!(request.len() > 45, "{request:?}");
+    // The arguments of get("k"): a length and one byte.
+    request[..request.len() - 5].to_vec()
+}
