@@ -23,6 +23,7 @@ pub trait Probe {
     fn boom(&self, code: u32) -> u32;
     fn caller(&self) -> String;
     fn echo(&self, data: &[u8]) -> Vec<u8>;
+    fn grow(&self, n: u32) -> Vec<u8>;
 }
 
 struct ProbeImpl;
@@ -42,6 +43,9 @@ impl Probe for ProbeImpl {
     }
     fn echo(&self, data: &[u8]) -> Vec<u8> {
         data.to_vec()
+    }
+    fn grow(&self, n: u32) -> Vec<u8> {
+        vec![9; n as usize]
     }
 }
 
@@ -239,6 +243,17 @@ fn a_method_learns_the_zenoh_id_of_its_caller_and_panics_are_reported() {
         Err(Error::BadRequest { reason, .. }) => assert!(reason.contains("max_message")),
         other => panic!("{other:?}"),
     }
+    // A result over it: the method ran, its result was dropped, and the sizes are told.
+    match probe.grow(3 << 20) {
+        Err(Error::TooLarge {
+            size,
+            limit,
+            response: true,
+            ..
+        }) => assert!(size >= 3 << 20 && limit == 1 << 20, "{size} {limit}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(probe.grow(1000).unwrap(), vec![9; 1000]);
 }
 
 #[test]

@@ -30,7 +30,7 @@
 //! | offset | size | what |
 //! |---|---|---|
 //! | 0 | 8 | `shmrpcA\x01`: a response, version 1 |
-//! | 8 | 4 | status: 0 the result follows; 1 invalid request (a reason follows); 2 the method panicked (its message follows); 3 the result is too large (its size follows, u64); 4 no such method here (the reason follows) |
+//! | 8 | 4 | status: 0 the result follows; 1 invalid request (a reason follows); 2 the method panicked (its message follows); 3 the result is too large (its size follows, u64, then the server's limit, u64); 4 no such method here (the reason follows) |
 //! | 12 | rest | as the status says |
 //!
 //! A server checks every request exactly as a local one: a message too short, of another
@@ -247,7 +247,8 @@ impl Service {
         match ran {
             Ok(Ok((written, _))) if written.too_large => {
                 response.extend_from_slice(&(written.len as u64).to_le_bytes());
-                (Status::TooLarge, 8)
+                response.extend_from_slice(&(self.max_message as u64).to_le_bytes());
+                (Status::TooLarge, 16)
             }
             Ok(Ok((written, reply))) => {
                 response.extend_from_slice(&reply);
@@ -458,15 +459,14 @@ impl Link {
                 message: text(),
             }),
             s if s == Status::TooLarge as u32 => {
-                let size = body
-                    .get(..8)
-                    .map(|b| u64::from_le_bytes(b.try_into().expect("8")))
-                    .ok_or_else(|| corrupted("is cut short"))?;
+                let (Some(size), Some(limit)) = (body.get(..8), body.get(8..16)) else {
+                    return Err(corrupted("is cut short"));
+                };
                 Err(Error::TooLarge {
                     name: name.to_owned(),
                     method,
-                    size,
-                    limit: 0,
+                    size: u64::from_le_bytes(size.try_into().expect("8")),
+                    limit: u64::from_le_bytes(limit.try_into().expect("8")),
                     response: true,
                 })
             }
