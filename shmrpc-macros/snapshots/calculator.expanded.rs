@@ -723,7 +723,13 @@ const _: () = {
             + ::shmrpc::__private::core::marker::Sync + 'static,
     > ::shmrpc::remote::RemoteServer for CalculatorServer<S> {
         type Service = S;
-        fn remote_service(service: S, max_message: usize) -> ::shmrpc::remote::Service {
+        fn remote_service(
+            service: S,
+            options: &::shmrpc::ServerOptions,
+        ) -> ::shmrpc::__private::core::result::Result<
+            ::shmrpc::remote::Service,
+            ::shmrpc::Error,
+        > {
             let dispatch: ::shmrpc::__private::Dispatch = ::shmrpc::__private::std::sync::Arc::new(move |
                 __shmrpc_tag: u32,
                 __shmrpc_request: &[u8],
@@ -736,7 +742,7 @@ const _: () = {
                     __shmrpc_reply,
                 )
             });
-            ::shmrpc::remote::Service::new(&__SHMRPC_INTERFACE, dispatch, max_message)
+            ::shmrpc::remote::Service::new(&__SHMRPC_INTERFACE, dispatch, options)
         }
     }
     impl<S> ::shmrpc::__private::core::fmt::Debug for CalculatorServer<S> {

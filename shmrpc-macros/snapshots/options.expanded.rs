@@ -409,7 +409,13 @@ const _: () = {
             + ::rpc::__private::core::marker::Sync + 'static,
     > ::rpc::remote::RemoteServer for RegistryServer<S> {
         type Service = S;
-        fn remote_service(service: S, max_message: usize) -> ::rpc::remote::Service {
+        fn remote_service(
+            service: S,
+            options: &::rpc::ServerOptions,
+        ) -> ::rpc::__private::core::result::Result<
+            ::rpc::remote::Service,
+            ::rpc::Error,
+        > {
             let dispatch: ::rpc::__private::Dispatch = ::rpc::__private::std::sync::Arc::new(move |
                 __shmrpc_tag: u32,
                 __shmrpc_request: &[u8],
@@ -422,7 +428,7 @@ const _: () = {
                     __shmrpc_reply,
                 )
             });
-            ::rpc::remote::Service::new(&__SHMRPC_INTERFACE, dispatch, max_message)
+            ::rpc::remote::Service::new(&__SHMRPC_INTERFACE, dispatch, options)
         }
     }
     impl<S> ::rpc::__private::core::fmt::Debug for RegistryServer<S> {

@@ -674,7 +674,13 @@ const _: () = {
             + ::shmrpc::__private::core::marker::Sync + 'static,
     > ::shmrpc::remote::RemoteServer for StoreServer<S> {
         type Service = S;
-        fn remote_service(service: S, max_message: usize) -> ::shmrpc::remote::Service {
+        fn remote_service(
+            service: S,
+            options: &::shmrpc::ServerOptions,
+        ) -> ::shmrpc::__private::core::result::Result<
+            ::shmrpc::remote::Service,
+            ::shmrpc::Error,
+        > {
             let dispatch: ::shmrpc::__private::Dispatch = ::shmrpc::__private::std::sync::Arc::new(move |
                 __shmrpc_tag: u32,
                 __shmrpc_request: &[u8],
@@ -687,7 +693,7 @@ const _: () = {
                     __shmrpc_reply,
                 )
             });
-            ::shmrpc::remote::Service::new(&__SHMRPC_INTERFACE, dispatch, max_message)
+            ::shmrpc::remote::Service::new(&__SHMRPC_INTERFACE, dispatch, options)
         }
     }
     impl<S> ::shmrpc::__private::core::fmt::Debug for StoreServer<S> {

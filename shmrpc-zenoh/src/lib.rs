@@ -126,20 +126,16 @@ pub trait ServeRemote: RemoteServer {
     }
 
     /// Serves `service` with `options`: `workers` threads run the methods, and requests and
-    /// responses are limited to `max_message` bytes. (Access rules by user do not apply: see
-    /// the crate's documentation on remote callers.)
+    /// responses are limited to `max_message` bytes. Access rules by user (`allow_*`) and
+    /// `stop_on_signals` are refused: they concern local processes (see the crate's
+    /// documentation on remote callers).
     fn serve_remote_with(
         session: &Session,
         key: &str,
         service: Self::Service,
         options: ServerOptions,
     ) -> Result<RemoteServing, Error> {
-        serve(
-            session,
-            key,
-            Self::remote_service(service, options.get_max_message()),
-            options.get_workers(),
-        )
+        serve(session, key, Self::remote_service(service, &options)?)
     }
 }
 
@@ -168,15 +164,21 @@ impl RemoteServing {
     }
 
     fn stop_now(&mut self) {
-        if let Some(token) = self.token.take() {
-            let _ = token.undeclare().wait();
-        }
+        // No new call; the calls taken finish and their answers go out; only then does the
+        // token go, which clients take for the server's end.
         if let Some(queryable) = self.queryable.take() {
             let _ = queryable.undeclare().wait();
         }
         self.stop.store(true, Ordering::Relaxed);
+        let this = std::thread::current().id();
         for worker in self.workers.drain(..) {
-            let _ = worker.join();
+            // Dropped by one of its own methods: that worker ends once the method returns.
+            if worker.thread().id() != this {
+                let _ = worker.join();
+            }
+        }
+        if let Some(token) = self.token.take() {
+            let _ = token.undeclare().wait();
         }
     }
 }
@@ -190,19 +192,17 @@ impl Drop for RemoteServing {
 /// Tokens of the servers of one process, kept apart.
 static NEXT_SERVER: AtomicU64 = AtomicU64::new(0);
 
-fn serve(
-    session: &Session,
-    key: &str,
-    service: Service,
-    workers: usize,
-) -> Result<RemoteServing, Error> {
+/// Requests waiting for a worker, at most: past it, a request is refused at once.
+const QUEUE: usize = 1024;
+
+fn serve(session: &Session, key: &str, service: Service) -> Result<RemoteServing, Error> {
     let key_expr = key_expr(key)?;
-    let (send, receive) = mpsc::channel::<Query>();
+    let (send, receive) = mpsc::sync_channel::<Query>(QUEUE);
     let receive = Arc::new(Mutex::new(receive));
     let service = Arc::new(service);
     let stop = Arc::new(AtomicBool::new(false));
-    let mut threads = Vec::with_capacity(workers);
-    for _ in 0..workers.max(1) {
+    let mut threads = Vec::with_capacity(service.workers());
+    for _ in 0..service.workers() {
         let (receive, service, stop) = (receive.clone(), service.clone(), stop.clone());
         let thread = std::thread::Builder::new()
             .name(format!("shmrpc-zenoh-{key}"))
@@ -210,20 +210,46 @@ fn serve(
             .map_err(|e| shmrpc::remote::io_error("starting a server thread", e))?;
         threads.push(thread);
     }
+    let refuse = service.clone();
     let queryable = session
         .declare_queryable(key_expr.clone())
         .complete(true)
         .callback(move |query| {
-            // Methods never run on zenoh's threads: a worker takes it.
-            let _ = send.send(query);
+            // Methods never run on zenoh's threads: a worker takes the request. One too long
+            // or past a full queue is refused here, at once, and costs no worker anything.
+            let len = query.payload().map_or(0, |p| p.len());
+            let refusal = if len > refuse.max_message().saturating_add(4096) {
+                Some("the request is longer than the server's max_message; nothing ran")
+            } else {
+                None
+            };
+            let query = match refusal {
+                Some(why) => Err((query, why)),
+                None => send.try_send(query).map_err(|e| {
+                    let query = match e {
+                        mpsc::TrySendError::Full(q) | mpsc::TrySendError::Disconnected(q) => q,
+                    };
+                    (
+                        query,
+                        "the server has too many requests waiting; nothing ran: try again later",
+                    )
+                }),
+            };
+            if let Err((query, why)) = query {
+                let _ = query
+                    .reply(query.key_expr().clone(), refuse.refusal(why))
+                    .wait();
+            }
         })
         .wait()
         .map_err(|e| zenoh_error(format!("declaring the queryable `{key}`"), e))?;
+    // The key says the server's limit, so that clients refuse larger requests before sending.
     let token_key = format!(
-        "{key}/{LIVE}/{}-{}-{}",
+        "{key}/{LIVE}/{}-{}-{}-{}",
         session.zid(),
         std::process::id(),
-        NEXT_SERVER.fetch_add(1, Ordering::Relaxed)
+        NEXT_SERVER.fetch_add(1, Ordering::Relaxed),
+        service.max_message()
     );
     let token = session
         .liveliness()
@@ -308,6 +334,10 @@ struct Liveness {
 #[derive(Default)]
 struct LiveState {
     tokens: HashSet<String>,
+    /// Tokens seen to go: a server's token is never declared again (a new server has a new
+    /// one), so a late report of one of these (the look-up at connect racing the removal) is
+    /// not taken for a live server.
+    gone: HashSet<String>,
     in_flight: HashMap<u64, Sender<Event>>,
     next: u64,
 }
@@ -324,12 +354,26 @@ impl Liveness {
     fn changed(&self, token: &str, alive: bool) {
         let mut state = self.lock();
         if alive {
-            state.tokens.insert(token.to_owned());
-        } else if state.tokens.remove(token) {
+            if !state.gone.contains(token) {
+                state.tokens.insert(token.to_owned());
+            }
+            return;
+        }
+        state.gone.insert(token.to_owned());
+        if state.tokens.remove(token) {
             for call in state.in_flight.values() {
                 let _ = call.send(Event::ServerGone);
             }
         }
+    }
+
+    /// The smallest `max_message` of the live servers (their tokens' last field).
+    fn limit(&self) -> Option<usize> {
+        self.lock()
+            .tokens
+            .iter()
+            .filter_map(|t| t.rsplit('-').next()?.parse().ok())
+            .min()
     }
 }
 
@@ -397,7 +441,15 @@ impl ZenohTransport {
     }
 }
 
+// A panic in `round_trip` (none is known) would leave at most an entry of a call in flight, which
+// only ever receives notices nobody reads: nothing a caller could observe as broken.
+impl std::panic::RefUnwindSafe for ZenohTransport {}
+
 impl Transport for ZenohTransport {
+    fn max_request(&self) -> Option<usize> {
+        self.live.limit()
+    }
+
     fn round_trip(&self, request: Vec<u8>, deadline: Instant) -> Result<Vec<u8>, Failure> {
         let (send, receive) = mpsc::channel();
         let id = {
@@ -428,6 +480,10 @@ impl ZenohTransport {
         if left.is_zero() {
             return Err(Failure::Timeout);
         }
+        // After a server's token goes, how long an answer may still come (its last answers
+        // can arrive after the token's removal); a dead server's link ends the query sooner.
+        const GRACE: Duration = Duration::from_millis(500);
+        let mut gone_by: Option<Instant> = None;
         let finish = OnFinish(send);
         self.session
             .get(self.key.clone())
@@ -442,7 +498,8 @@ impl ZenohTransport {
             .wait()
             .map_err(|e| Failure::Io(std::io::Error::other(e.to_string())))?;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let until = gone_by.map_or(deadline, |g| g.min(deadline));
+            let left = until.saturating_duration_since(Instant::now());
             match receive.recv_timeout(left) {
                 Ok(Event::Reply(reply)) => match reply.into_result() {
                     Ok(sample) => return Ok(sample.payload().to_bytes().into_owned()),
@@ -456,10 +513,10 @@ impl ZenohTransport {
                     }
                 },
                 Ok(Event::ServerGone) => {
-                    if !self.live.any() {
-                        return Err(Failure::Died);
+                    // Ours, if no other is left: its answer may still come, or the query end.
+                    if !self.live.any() && gone_by.is_none() {
+                        gone_by = Some(Instant::now() + GRACE);
                     }
-                    // Another server is still there; ours may be too: wait on.
                 }
                 Ok(Event::Finished) => {
                     // Zenoh let go of the query without an answer before the deadline: the
@@ -473,9 +530,34 @@ impl ZenohTransport {
                         Failure::Died
                     });
                 }
+                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                    return Err(Failure::Died);
+                }
                 Err(RecvTimeoutError::Timeout) => return Err(Failure::Timeout),
                 Err(RecvTimeoutError::Disconnected) => return Err(Failure::Died),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_reported_after_its_removal_is_not_taken_for_a_live_server() {
+        let live = Liveness::default();
+        live.changed("k/_shmrpc_live/a-1-0-1024", true);
+        live.changed("k/_shmrpc_live/b-1-0-4096", true);
+        assert_eq!(live.limit(), Some(1024));
+        live.changed("k/_shmrpc_live/a-1-0-1024", false);
+        live.changed("k/_shmrpc_live/a-1-0-1024", true);
+        assert_eq!(live.limit(), Some(4096));
+        live.changed("k/_shmrpc_live/b-1-0-4096", false);
+        assert!(!live.any());
+        // Removed before it was ever seen (the look-up lagging behind the subscriber).
+        live.changed("k/_shmrpc_live/c-1-0-64", false);
+        live.changed("k/_shmrpc_live/c-1-0-64", true);
+        assert!(!live.any());
     }
 }

@@ -77,12 +77,12 @@ fn peer() {
     let session = zenoh::open(shmrpc_zenoh::config(&[], &[connect]).unwrap())
         .wait()
         .unwrap();
-    let _calc =
+    let calc =
         CalculatorServer::serve_remote(&session, &format!("{prefix}/calc"), MyCalc::default())
             .unwrap();
-    let _kv = CacheServer::serve_remote(&session, &format!("{prefix}/kv"), MemoryCache::default())
+    let kv = CacheServer::serve_remote(&session, &format!("{prefix}/kv"), MemoryCache::default())
         .unwrap();
-    let _probe = ProbeServer::serve_remote_with(
+    let probe = ProbeServer::serve_remote_with(
         &session,
         &format!("{prefix}/probe"),
         ProbeImpl,
@@ -90,8 +90,13 @@ fn peer() {
     )
     .unwrap();
     println!("ready {}", session.zid());
-    // Until the test closes our standard input (or kills us).
-    let _ = std::io::stdin().read_line(&mut String::new());
+    // A line: stop serving (gracefully), and say so; then wait for the end of the input.
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).unwrap_or(0) > 0 && line.trim() == "stop" {
+        drop((calc, kv, probe));
+        println!("stopped");
+        let _ = std::io::stdin().read_line(&mut line);
+    }
     std::process::exit(0);
 }
 
@@ -141,6 +146,7 @@ impl Local {
         let mut server = Server {
             child,
             zid: String::new(),
+            out: None,
         };
         let mut out = BufReader::new(server.child.stdout.take().unwrap());
         let mut line = String::new();
@@ -150,6 +156,7 @@ impl Local {
             // The test harness prints `test peer ... ` before it.
             if let Some((_, zid)) = line.trim().split_once("ready ") {
                 server.zid = zid.to_owned();
+                server.out = Some(out);
                 return server;
             }
         }
@@ -175,9 +182,23 @@ impl Local {
 struct Server {
     child: Child,
     zid: String,
+    out: Option<BufReader<std::process::ChildStdout>>,
 }
 
 impl Server {
+    /// Stops serving gracefully (the process stays); returns once it did.
+    fn stop(&mut self) {
+        self.child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(b"stop\n")
+            .unwrap();
+        let mut line = String::new();
+        self.out.as_mut().unwrap().read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "stopped");
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -238,9 +259,15 @@ fn a_method_learns_the_zenoh_id_of_its_caller_and_panics_are_reported() {
         other => panic!("{other:?}"),
     }
     assert_eq!(probe.echo(b"still here").unwrap(), b"still here");
-    // Over the server's max_message (1 MiB): refused there, and said so.
+    // Over the server's max_message (1 MiB, which its liveliness token tells): refused by the
+    // client, nothing sent.
     match probe.echo(&vec![1; 2 << 20]) {
-        Err(Error::BadRequest { reason, .. }) => assert!(reason.contains("max_message")),
+        Err(Error::TooLarge {
+            size,
+            limit,
+            response: false,
+            ..
+        }) => assert!(size > 2 << 20 && limit == 1 << 20, "{size} {limit}"),
         other => panic!("{other:?}"),
     }
     // A result over it: the method ran, its result was dropped, and the sizes are told.
@@ -483,8 +510,66 @@ fn hostile_bytes_are_refused_and_the_server_serves_on() {
     let mut good = header;
     good.extend_from_slice(&[1, 0, 0, 0, b'k']);
     assert_eq!(raw(s, &kv_key, good).0, 0, "the captured header is right");
+    // Requests over the server's max_message (the probe's: 1 MiB) sent anyway, as a hostile
+    // peer would: refused before any worker sees the bytes, or by the worker, unread.
+    let probe_key = format!("{prefix}/probe");
+    let _probe: ProbeClient = local.connect(&probe_key, ClientOptions::default());
+    for len in [(1 << 20) + 100, 3 << 20] {
+        let (got, text) = raw(s, &probe_key, request(0, 0, 0, "echo", &vec![0; len]));
+        assert_eq!(got, BAD, "{len}: {text}");
+        assert!(text.contains("max_message"), "{len}: {text}");
+    }
     // The server is alive and its data intact.
     assert_eq!(kv.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn a_graceful_stop_answers_the_call_in_flight_then_no_server() {
+    let local = Local::new();
+    let prefix = prefix();
+    let mut server = local.server(&prefix);
+    let probe: ProbeClient = local.connect(&format!("{prefix}/probe"), ClientOptions::default());
+    std::thread::scope(|s| {
+        let call = s.spawn(|| probe.sleep(300, 5));
+        std::thread::sleep(Duration::from_millis(100));
+        server.stop();
+        assert_eq!(call.join().unwrap().unwrap(), 5);
+    });
+    let start = Instant::now();
+    loop {
+        match probe.sleep(0, 6) {
+            Err(Error::ServerNotRunning { .. }) => break,
+            Err(Error::ServerDied { .. }) if start.elapsed() < Duration::from_millis(600) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn options_that_concern_local_processes_are_refused() {
+    let local = Local::new();
+    for (options, says) in [
+        (ServerOptions::default().allow_any_user(), "allow_uid"),
+        (ServerOptions::default().allow_uid(1000), "allow_uid"),
+        (
+            ServerOptions::default().stop_on_signals(),
+            "stop_on_signals",
+        ),
+        (ServerOptions::default().workers(0), "workers(0)"),
+        (ServerOptions::default().max_message(10), "max_message"),
+    ] {
+        match ProbeServer::serve_remote_with(&local.session, &prefix(), ProbeImpl, options) {
+            Err(e @ Error::Io { .. }) => assert!(format!("{e:?}").contains(says), "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn clients_stay_unwind_safe_and_shareable() {
+    fn check<T: Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    check::<CalculatorClient>();
+    check::<ProbeClient>();
 }
 
 /// The header (everything before the arguments) of a store client's request for `get`: the

@@ -18,7 +18,7 @@
 //! | 8 | 16 | the client's interface fingerprint |
 //! | 24 | 8 | the method's signature hash |
 //! | 32 | 4 | the method's tag (its position in the client's trait) |
-//! | 36 | 4 | `n`, the method name's length (1 to 255) |
+//! | 36 | 4 | `n`, the method name's length (1 to 1024) |
 //! | 40 | `n` | the method's name, UTF-8 |
 //! | 40 + `n` | rest | the arguments, as in a slot |
 //!
@@ -42,17 +42,17 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::Error;
 use crate::data::Invalid;
 use crate::interface::{self, Interface};
 use crate::server::Dispatch;
 use crate::wire::{Private, Reader, Writer};
+use crate::{Error, ServerOptions};
 
 const REQUEST_MAGIC: [u8; 8] = *b"shmrpcQ\x01";
 const RESPONSE_MAGIC: [u8; 8] = *b"shmrpcA\x01";
 const REQUEST_HEADER: usize = 40;
 const RESPONSE_HEADER: usize = 12;
-const MAX_METHOD_NAME: usize = 255;
+const MAX_METHOD_NAME: usize = 1024;
 
 /// The status of a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,9 +112,15 @@ pub fn io_error(context: impl Into<String>, source: std::io::Error) -> Error {
 /// Implemented by transport crates; a generated client built on one (with
 /// [`RemoteClient::with_transport`]) calls [`round_trip`](Transport::round_trip) once per call,
 /// from any thread, possibly several at once.
-pub trait Transport: Send + Sync + 'static {
+pub trait Transport: Send + Sync + std::panic::RefUnwindSafe + 'static {
     /// Sends `request` and returns the server's response, or why there is none, by `deadline`.
     fn round_trip(&self, request: Vec<u8>, deadline: Instant) -> Result<Vec<u8>, Failure>;
+
+    /// The largest arguments the server takes (its `max_message`), if the transport knows it:
+    /// a call with larger ones fails with `TooLarge` before anything is sent.
+    fn max_request(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// A generated client (`XxxClient`) that a [`Transport`] can carry.
@@ -128,8 +134,11 @@ pub trait RemoteClient: Sized {
 pub trait RemoteServer {
     /// The type that implements the trait.
     type Service;
-    /// `service`, answering requests handed to [`Service::handle`].
-    fn remote_service(service: Self::Service, max_message: usize) -> Service;
+    /// `service`, answering requests handed to [`Service::handle`], with `options`' workers and
+    /// `max_message`. Fails with `Io` (`InvalidInput`) for options that cannot apply: no
+    /// worker, a `max_message` out of range, access rules (they name local users; a transport
+    /// has its own) or `stop_on_signals`.
+    fn remote_service(service: Self::Service, options: &ServerOptions) -> Result<Service, Error>;
 }
 
 thread_local! {
@@ -148,6 +157,7 @@ pub struct Service {
     interface: &'static Interface,
     dispatch: Dispatch,
     max_message: usize,
+    workers: usize,
 }
 
 impl std::fmt::Debug for Service {
@@ -170,12 +180,66 @@ thread_local! {
 
 impl Service {
     #[doc(hidden)]
-    pub fn new(interface: &'static Interface, dispatch: Dispatch, max_message: usize) -> Self {
-        Service {
+    pub fn new(
+        interface: &'static Interface,
+        dispatch: Dispatch,
+        options: &ServerOptions,
+    ) -> Result<Self, Error> {
+        let invalid = |what: &str| {
+            Err(Error::io(
+                format!("serving `{}` remotely", interface.name),
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, what),
+            ))
+        };
+        if options.workers == 0 {
+            return invalid("ServerOptions::workers(0): a server needs at least one worker");
+        }
+        if !(crate::server::MIN_MESSAGE..=crate::protocol::layout::MAX_CAPACITY)
+            .contains(&options.max_message)
+        {
+            return invalid(
+                "ServerOptions::max_message: the limit must be from 256 bytes to 1 GiB",
+            );
+        }
+        if options.access != crate::options::Access::default() {
+            return invalid(
+                "ServerOptions::allow_uid/allow_gid/allow_any_user name users of this machine, \
+                 who do not call a remote service: leave them out, and restrict remote callers \
+                 with the transport's own authentication",
+            );
+        }
+        if options.stop_on_signals {
+            return invalid(
+                "ServerOptions::stop_on_signals applies to a local server: stop a remote one by \
+                 dropping it (from your own signal handling)",
+            );
+        }
+        Ok(Service {
             interface,
             dispatch,
-            max_message,
-        }
+            max_message: options.max_message,
+            workers: options.workers,
+        })
+    }
+
+    /// How many threads should run its methods (`ServerOptions::workers`).
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The largest arguments or result it takes, in bytes (`ServerOptions::max_message`).
+    pub fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// The response refusing a request without running anything, for a transport that cannot
+    /// take it (`why`: overloaded, say). The caller gets `BadRequest` with `why`.
+    pub fn refusal(&self, why: &str) -> Vec<u8> {
+        let mut response = RESPONSE_MAGIC.to_vec();
+        response.extend_from_slice(&(Status::BadRequest as u32).to_le_bytes());
+        let end = floor_char_boundary(why, self.max_message);
+        response.extend_from_slice(&why.as_bytes()[..end]);
+        response
     }
 
     /// The trait's name.
@@ -213,10 +277,6 @@ impl Service {
             Ok(header) => header,
             Err(why) => return refuse(response, Status::BadRequest, why),
         };
-        let tag = match self.server_tag(&header) {
-            Ok(tag) => tag,
-            Err(why) => return refuse(response, Status::NoMethod, &why),
-        };
         let args = &request[header.args..];
         if args.len() > self.max_message {
             return refuse(
@@ -225,25 +285,30 @@ impl Service {
                 "the request is longer than the server's max_message",
             );
         }
+        let tag = match self.server_tag(&header) {
+            Ok(tag) => tag,
+            Err(why) => return refuse(response, Status::NoMethod, &why),
+        };
         let caller: Arc<str> = Arc::from(caller);
-        let ran = SCRATCH.with_borrow_mut(|scratch| {
-            // An aligned private copy, as a local server's: methods may borrow aligned slices.
-            let copy = scratch.request.bytes(args.len());
-            copy.copy_from_slice(args);
-            let copy = &*copy;
-            let mut reply = Vec::new();
-            let dispatch = &self.dispatch;
-            let previous = REMOTE_CALLER.with_borrow_mut(|c| c.replace(caller));
-            let ran = catch_unwind(AssertUnwindSafe(|| {
-                let writer = Writer::buf_limited(&mut reply, self.max_message);
-                dispatch(tag, copy, writer)
-            }));
-            REMOTE_CALLER.with_borrow_mut(|c| *c = previous);
-            if scratch.request.capacity() > KEEP_REQUEST {
-                scratch.request = Private::default();
-            }
-            ran.map(|r| r.map(|written| (written, reply)))
-        });
+        // Out of the thread-local for the call: a method may call another service through
+        // an in-process transport, which comes back here on this thread.
+        let mut scratch = SCRATCH.with_borrow_mut(std::mem::take);
+        // An aligned private copy, as a local server's: methods may borrow aligned slices.
+        let copy = scratch.request.bytes(args.len());
+        copy.copy_from_slice(args);
+        let copy = &*copy;
+        let mut reply = Vec::new();
+        let dispatch = &self.dispatch;
+        let previous = REMOTE_CALLER.with_borrow_mut(|c| c.replace(caller));
+        let ran = catch_unwind(AssertUnwindSafe(|| {
+            let writer = Writer::buf_limited(&mut reply, self.max_message);
+            dispatch(tag, copy, writer)
+        }));
+        REMOTE_CALLER.with_borrow_mut(|c| *c = previous);
+        if scratch.request.capacity() <= KEEP_REQUEST {
+            SCRATCH.with_borrow_mut(|kept| *kept = scratch);
+        }
+        let ran = ran.map(|r| r.map(|written| (written, reply)));
         match ran {
             Ok(Ok((written, _))) if written.too_large => {
                 response.extend_from_slice(&(written.len as u64).to_le_bytes());
@@ -418,6 +483,17 @@ impl Link {
                 method,
                 size: w.len() as u64,
                 limit: u32::MAX as u64,
+                response: false,
+            });
+        }
+        if let Some(limit) = self.transport.max_request()
+            && args.len() > limit
+        {
+            return Err(Error::TooLarge {
+                name: name.to_owned(),
+                method,
+                size: args.len() as u64,
+                limit: limit as u64,
                 response: false,
             });
         }

@@ -92,13 +92,16 @@ pub(crate) fn expand(cx: &Cx<'_>) -> (TokenStream, TokenStream) {
         impl<S: #service + #private::core::marker::Send + #private::core::marker::Sync + 'static> #krate::remote::RemoteServer for #server<S> {
             type Service = S;
 
-            fn remote_service(service: S, max_message: usize) -> #krate::remote::Service {
+            fn remote_service(
+                service: S,
+                options: &#krate::ServerOptions,
+            ) -> #private::core::result::Result<#krate::remote::Service, #krate::Error> {
                 let dispatch: #private::Dispatch = #private::std::sync::Arc::new(
                     move |#tag: u32, #request: &[u8], #reply: #private::Writer<'_>| {
                         #dispatch(&service, #tag, #request, #reply)
                     },
                 );
-                #krate::remote::Service::new(&#interface, dispatch, max_message)
+                #krate::remote::Service::new(&#interface, dispatch, options)
             }
         }
 

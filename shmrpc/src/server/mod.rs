@@ -59,7 +59,7 @@ use slot::ServerSlot;
 pub type Dispatch = Arc<dyn Fn(u32, &[u8], Writer<'_>) -> Result<Written, Invalid> + Send + Sync>;
 
 /// Smallest `max_message`, so that panic messages and refusals fit.
-const MIN_MESSAGE: usize = 256;
+pub(crate) const MIN_MESSAGE: usize = 256;
 
 /// How long `shutdown` waits for a method that is still running before it returns anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(60);
