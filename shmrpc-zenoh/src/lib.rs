@@ -32,8 +32,9 @@
 //! TLS or authentication features are configured (both off in this crate's build, and by
 //! default in zenoh). Serve on a network you trust, or enable them.
 //!
-//! The blocking calls must not be made from inside a tokio current-thread runtime (zenoh's
-//! blocking API panics there); an async remote client is not provided yet.
+//! Zenoh's blocking API panics inside a tokio current-thread runtime: this crate's functions and
+//! remote calls return an error there instead (`Io`, saying so); call them from a multi-thread
+//! runtime, `spawn_blocking` or a plain thread. An async remote client is not provided yet.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -83,9 +84,30 @@ pub fn config(listen: &[&str], connect: &[&str]) -> Result<zenoh::Config, Error>
 
 /// A zenoh session with [`config`]`(listen, connect)`.
 pub fn open(listen: &[&str], connect: &[&str]) -> Result<Session, Error> {
+    refuse_current_thread("opening a zenoh session")?;
     zenoh::open(config(listen, connect)?)
         .wait()
         .map_err(|e| zenoh_error("opening a zenoh session".to_owned(), e))
+}
+
+/// Zenoh's blocking calls panic inside a tokio current-thread runtime: what to say instead.
+const CURRENT_THREAD: &str = "zenoh's blocking calls cannot run inside a tokio current-thread \
+    runtime; make remote calls from a multi-thread runtime, `tokio::task::spawn_blocking` or a \
+    thread of your own";
+
+fn in_current_thread_runtime() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
+}
+
+fn refuse_current_thread(what: &str) -> Result<(), Error> {
+    if in_current_thread_runtime() {
+        return Err(shmrpc::remote::io_error(
+            what,
+            std::io::Error::other(CURRENT_THREAD),
+        ));
+    }
+    Ok(())
 }
 
 fn invalid(what: String) -> Error {
@@ -196,6 +218,7 @@ static NEXT_SERVER: AtomicU64 = AtomicU64::new(0);
 const QUEUE: usize = 1024;
 
 fn serve(session: &Session, key: &str, service: Service) -> Result<RemoteServing, Error> {
+    refuse_current_thread(&format!("serving `{key}`"))?;
     let key_expr = key_expr(key)?;
     let (send, receive) = mpsc::sync_channel::<Query>(QUEUE);
     let receive = Arc::new(Mutex::new(receive));
@@ -397,6 +420,7 @@ struct ZenohTransport {
 
 impl ZenohTransport {
     fn open(session: &Session, key: &str) -> Result<Self, Error> {
+        refuse_current_thread(&format!("connecting to `{key}`"))?;
         let key_expr = key_expr(key)?;
         let live = Arc::new(Liveness::default());
         let watch = {
@@ -451,6 +475,9 @@ impl Transport for ZenohTransport {
     }
 
     fn round_trip(&self, request: Vec<u8>, deadline: Instant) -> Result<Vec<u8>, Failure> {
+        if in_current_thread_runtime() {
+            return Err(Failure::Io(std::io::Error::other(CURRENT_THREAD)));
+        }
         let (send, receive) = mpsc::channel();
         let id = {
             let mut state = self.live.lock();

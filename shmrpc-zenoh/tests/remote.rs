@@ -606,3 +606,27 @@ fn captured_header(session: &Session, prefix: &str) -> Vec<u8> {
     // The arguments of get("k"): a length and one byte.
     request[..request.len() - 5].to_vec()
 }
+
+#[test]
+fn inside_a_current_thread_runtime_calls_fail_with_a_reason_rather_than_panic() {
+    let local = Local::new();
+    let prefix = prefix();
+    let _server = local.server(&prefix);
+    let probe: ProbeClient = local.connect(&format!("{prefix}/probe"), ClientOptions::default());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        match probe.sleep(0, 1) {
+            Err(e @ Error::Io { .. }) => assert!(format!("{e:?}").contains("current-thread")),
+            other => panic!("{other:?}"),
+        }
+        match ProbeClient::connect_remote(&local.session, &format!("{prefix}/probe")) {
+            Err(e @ Error::Io { .. }) => assert!(format!("{e:?}").contains("current-thread")),
+            other => panic!("{other:?}"),
+        }
+        assert!(shmrpc_zenoh::open(&[], &[]).is_err());
+    });
+    // Outside it, the same client works.
+    assert_eq!(probe.sleep(0, 2).unwrap(), 2);
+}
