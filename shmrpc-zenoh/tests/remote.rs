@@ -24,6 +24,7 @@ pub trait Probe {
     fn caller(&self) -> String;
     fn echo(&self, data: &[u8]) -> Vec<u8>;
     fn grow(&self, n: u32) -> Vec<u8>;
+    fn shout(&self, n: u32) -> u32;
 }
 
 struct ProbeImpl;
@@ -46,6 +47,9 @@ impl Probe for ProbeImpl {
     }
     fn grow(&self, n: u32) -> Vec<u8> {
         vec![9; n as usize]
+    }
+    fn shout(&self, n: u32) -> u32 {
+        panic!("{}", "é".repeat(n as usize));
     }
 }
 
@@ -281,6 +285,10 @@ fn a_method_learns_the_zenoh_id_of_its_caller_and_panics_are_reported() {
         other => panic!("{other:?}"),
     }
     assert_eq!(probe.grow(1000).unwrap(), vec![9; 1000]);
+    // Exactly max_message each way (a length padded to 64 bytes, then the bytes): sent and
+    // answered.
+    let exact = vec![5; (1 << 20) - 64];
+    assert_eq!(probe.echo(&exact).unwrap(), exact);
 }
 
 #[test]
@@ -629,4 +637,140 @@ fn inside_a_current_thread_runtime_calls_fail_with_a_reason_rather_than_panic() 
     });
     // Outside it, the same client works.
     assert_eq!(probe.sleep(0, 2).unwrap(), 2);
+}
+
+/// The seam without zenoh: a transport that hands each request straight to a service in this
+/// process, on the calling thread.
+struct InProcess(std::sync::Arc<shmrpc::remote::Service>);
+
+impl shmrpc::remote::Transport for InProcess {
+    fn round_trip(
+        &self,
+        request: Vec<u8>,
+        _deadline: Instant,
+    ) -> Result<Vec<u8>, shmrpc::remote::Failure> {
+        Ok(self.0.handle(&request, "in-process"))
+    }
+}
+
+fn in_process<S: shmrpc::remote::RemoteServer, C: shmrpc::remote::RemoteClient>(
+    service: S::Service,
+    options: &ServerOptions,
+) -> C {
+    let service = S::remote_service(service, options).unwrap();
+    C::with_transport(
+        "in-process",
+        std::sync::Arc::new(InProcess(std::sync::Arc::new(service))),
+        Duration::from_secs(1),
+    )
+}
+
+/// A service whose method calls another through the seam, on the same thread.
+#[shm_service]
+pub trait Outer {
+    fn via(&self, n: u32) -> u64;
+}
+
+struct OuterImpl(ProbeClient);
+
+impl Outer for OuterImpl {
+    fn via(&self, n: u32) -> u64 {
+        self.0.grow(n).unwrap().len() as u64
+    }
+}
+
+#[test]
+fn the_seam_carries_calls_without_zenoh_and_a_method_may_call_through_it() {
+    let service = <ProbeServer<ProbeImpl> as shmrpc::remote::RemoteServer>::remote_service(
+        ProbeImpl,
+        &ServerOptions::default().workers(3).max_message(4096),
+    )
+    .unwrap();
+    assert_eq!(service.interface_name(), "Probe");
+    assert!(service.description().contains("grow"), "{}", service.description());
+    assert_eq!((service.workers(), service.max_message()), (3, 4096));
+    let probe: ProbeClient = in_process::<ProbeServer<ProbeImpl>, _>(
+        ProbeImpl,
+        &ServerOptions::default().max_message(4096),
+    );
+    assert_eq!(probe.echo(b"abc").unwrap(), b"abc");
+    assert_eq!(probe.caller().unwrap(), "in-process");
+    // This transport does not know the server's limit: the request goes out, and the server
+    // refuses it.
+    match probe.echo(&[0; 8192]) {
+        Err(Error::BadRequest { reason, .. }) => assert!(reason.contains("max_message")),
+        other => panic!("{other:?}"),
+    }
+    // Exactly max_message (a length padded to 64 bytes, then the bytes) each way is taken; a
+    // byte more is not.
+    let exact = vec![5; 4096 - 64];
+    assert_eq!(probe.echo(&exact).unwrap(), exact);
+    assert!(matches!(
+        probe.echo(&[5; 4096 - 63]),
+        Err(Error::BadRequest { .. })
+    ));
+    // A panic message longer than max_message is cut, on a character's boundary.
+    let small: ProbeClient = in_process::<ProbeServer<ProbeImpl>, _>(
+        ProbeImpl,
+        &ServerOptions::default().max_message(256),
+    );
+    match small.shout(301) {
+        Err(Error::HandlerPanicked { message, .. }) => {
+            assert!(message.len() <= 256 && message.len() >= 250, "{}", message.len());
+            assert!(message.chars().all(|c| c == 'é'));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A method that calls another service in process: the server's per-thread state is not
+    // held across the method.
+    let outer: OuterClient =
+        in_process::<OuterServer<OuterImpl>, _>(OuterImpl(probe), &ServerOptions::default());
+    assert_eq!(outer.via(100).unwrap(), 100);
+}
+
+/// A hostile server: answers every request with the same bytes.
+struct Answers(Vec<u8>);
+
+impl shmrpc::remote::Transport for Answers {
+    fn round_trip(
+        &self,
+        _request: Vec<u8>,
+        _deadline: Instant,
+    ) -> Result<Vec<u8>, shmrpc::remote::Failure> {
+        Ok(self.0.clone())
+    }
+}
+
+#[test]
+fn a_hostile_servers_answers_are_corrupted_never_a_panic_or_a_wrong_value() {
+    use shmrpc::remote::RemoteClient;
+    let response = |status: u32, body: &[u8]| {
+        let mut r = b"shmrpcA\x01".to_vec();
+        r.extend_from_slice(&status.to_le_bytes());
+        r.extend_from_slice(body);
+        r
+    };
+    for (what, bytes) in [
+        ("empty", vec![]),
+        ("short", b"shmrpcA".to_vec()),
+        ("another magic", {
+            let mut r = response(0, &[]);
+            r[7] = 2;
+            r
+        }),
+        ("an unknown status", response(99, b"?")),
+        ("a too-large answer cut short", response(3, &[1, 2, 3])),
+        ("a result cut short", response(0, &[5, 0, 0, 0, 1])),
+        ("a result with bytes after it", response(0, &[1, 0, 0, 0, 7, 8])),
+    ] {
+        let client = ProbeClient::with_transport(
+            "hostile",
+            std::sync::Arc::new(Answers(bytes)),
+            Duration::from_secs(1),
+        );
+        match client.echo(b"x") {
+            Err(Error::Corrupted { .. }) => {}
+            other => panic!("{what}: {other:?}"),
+        }
+    }
 }

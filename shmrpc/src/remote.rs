@@ -160,6 +160,12 @@ pub struct Service {
     workers: usize,
 }
 
+// A method that panics leaves the service as a local server's does: the panic is caught, the
+// caller told, and the service serves on (the documented behaviour of both). So a `Service`
+// may be held across `catch_unwind` as a local server is, by an in-process transport say.
+impl std::panic::RefUnwindSafe for Service {}
+impl std::panic::UnwindSafe for Service {}
+
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Service")
