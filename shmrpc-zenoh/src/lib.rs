@@ -518,7 +518,9 @@ impl ZenohTransport {
             .attachment(self.caller.clone())
             .target(QueryTarget::BestMatching)
             .consolidation(ConsolidationMode::None)
-            .timeout(left)
+            // Zenoh's own timeout a little after the call's: the call's deadline, checked
+            // here, is what ends it (as `Timeout`), never zenoh's error reply racing it.
+            .timeout(left + Duration::from_millis(100))
             .callback(move |reply| {
                 let _ = finish.0.send(Event::Reply(reply));
             })

@@ -541,10 +541,19 @@ fn hostile_bytes_are_refused_and_the_server_serves_on() {
     // peer would: refused before any worker sees the bytes, or by the worker, unread.
     let probe_key = format!("{prefix}/probe");
     let _probe: ProbeClient = local.connect(&probe_key, ClientOptions::default());
-    for len in [(1 << 20) + 100, 3 << 20] {
+    // Up to max_message + 4 KiB of query (here exactly that) is queued for a worker, which
+    // refuses it unread; a longer one is refused at once, on zenoh's thread ("nothing ran").
+    let header = request(0, 0, 0, "echo", &[]).len();
+    for (len, at_once) in [
+        ((1 << 20) + 100, false),
+        ((1 << 20) + 4096 - header, false),
+        ((1 << 20) + 4096 - header + 1, true),
+        (3 << 20, true),
+    ] {
         let (got, text) = raw(s, &probe_key, request(0, 0, 0, "echo", &vec![0; len]));
         assert_eq!(got, BAD, "{len}: {text}");
         assert!(text.contains("max_message"), "{len}: {text}");
+        assert_eq!(text.contains("nothing ran"), at_once, "{len}: {text}");
     }
     // The server is alive and its data intact.
     assert_eq!(kv.get("k").unwrap().as_deref(), Some(&b"v"[..]));
@@ -797,6 +806,184 @@ fn a_hostile_servers_answers_are_corrupted_never_a_panic_or_a_wrong_value() {
         match client.echo(b"x") {
             Err(Error::Corrupted { .. }) => {}
             other => panic!("{what}: {other:?}"),
+        }
+    }
+}
+
+/// Threads of this process whose name starts with `prefix`.
+fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with(prefix))
+        .count()
+}
+
+static SERVING: std::sync::Mutex<Option<shmrpc_zenoh::RemoteServing>> = std::sync::Mutex::new(None);
+
+/// A service whose method stops its own server.
+#[shm_service]
+pub trait Quit {
+    fn quit(&self) -> u32;
+}
+
+struct QuitImpl;
+
+impl Quit for QuitImpl {
+    fn quit(&self) -> u32 {
+        drop(SERVING.lock().unwrap().take());
+        7
+    }
+}
+
+#[test]
+fn stopping_a_server_in_this_process_waits_for_its_methods_and_leaves_no_thread() {
+    // Both sessions in this process: the server's listens, the client's connects to it.
+    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let server_session = shmrpc_zenoh::open(&[&endpoint], &[]).unwrap();
+    let client_session = shmrpc_zenoh::open(&[], &[&endpoint]).unwrap();
+    let local = Local {
+        session: client_session,
+        endpoint,
+    };
+    for graceful in [true, false] {
+        let key = format!("{}/probe", prefix());
+        let serving = ProbeServer::serve_remote_with(
+            &server_session,
+            &key,
+            ProbeImpl,
+            ServerOptions::default().workers(3),
+        )
+        .unwrap();
+        assert_eq!(serving.key(), key);
+        // Each worker names itself once it runs.
+        let start = Instant::now();
+        while threads_named("shmrpc-zenoh") < 3 {
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "the workers did not start"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(threads_named("shmrpc-zenoh"), 3);
+        let probe: ProbeClient = local.connect(&key, ClientOptions::default());
+        std::thread::scope(|s| {
+            let call = s.spawn(|| probe.sleep(300, 9));
+            std::thread::sleep(Duration::from_millis(100));
+            let start = Instant::now();
+            if graceful {
+                serving.shutdown();
+            } else {
+                drop(serving);
+            }
+            // It waited for the method, whose answer went out.
+            assert!(
+                start.elapsed() >= Duration::from_millis(150),
+                "{:?}",
+                start.elapsed()
+            );
+            assert_eq!(call.join().unwrap().unwrap(), 9);
+        });
+        assert_eq!(threads_named("shmrpc-zenoh"), 0);
+    }
+    // A method may stop its own server: it returns, and its answer goes out.
+    let key = format!("{}/quit", prefix());
+    *SERVING.lock().unwrap() = Some(
+        QuitServer::serve_remote_with(
+            &server_session,
+            &key,
+            QuitImpl,
+            ServerOptions::default().workers(2),
+        )
+        .unwrap(),
+    );
+    let quit: QuitClient = local.connect(&key, ClientOptions::default());
+    assert_eq!(quit.quit().unwrap(), 7);
+    let start = Instant::now();
+    while threads_named("shmrpc-zenoh") > 0 {
+        assert!(start.elapsed() < Duration::from_secs(1), "a worker is left");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A server that lets its liveliness token go 50 ms into a call, then answers 100 ms later
+/// (`answer`), or never (holding the query, so that zenoh does not end it either).
+#[test]
+fn after_a_servers_token_goes_an_answer_on_its_way_is_taken_and_silence_is_server_died() {
+    use shmrpc::remote::RemoteServer;
+    use std::sync::{Arc, Mutex};
+    let endpoint = format!("tcp/127.0.0.1:{}", free_port());
+    let server_session = shmrpc_zenoh::open(&[&endpoint], &[]).unwrap();
+    let local = Local {
+        session: shmrpc_zenoh::open(&[], &[&endpoint]).unwrap(),
+        endpoint,
+    };
+    let service = Arc::new(
+        <ProbeServer<ProbeImpl> as RemoteServer>::remote_service(
+            ProbeImpl,
+            &ServerOptions::default(),
+        )
+        .unwrap(),
+    );
+    let held = Arc::new(Mutex::new(Vec::new()));
+    for answer in [true, false] {
+        let key = format!("{}/odd", prefix());
+        // Declared (below) after the queryable, as a server does: a client that sees the token
+        // reaches the queryable.
+        let token = Arc::new(Mutex::new(None::<zenoh::liveliness::LivelinessToken>));
+        let _queryable = {
+            let (service, token, held) = (service.clone(), token.clone(), held.clone());
+            server_session
+                .declare_queryable(&key)
+                .callback(move |query| {
+                    let (service, token, held) = (service.clone(), token.clone(), held.clone());
+                    std::thread::spawn(move || {
+                        std::thread::sleep(Duration::from_millis(50));
+                        if let Some(token) = token.lock().unwrap().take() {
+                            token.undeclare().wait().unwrap();
+                        }
+                        if answer {
+                            std::thread::sleep(Duration::from_millis(100));
+                            let request = query.payload().unwrap().to_bytes().into_owned();
+                            let response = service.handle(&request, "odd");
+                            query
+                                .reply(query.key_expr().clone(), response)
+                                .wait()
+                                .unwrap();
+                        } else {
+                            held.lock().unwrap().push(query);
+                        }
+                    });
+                })
+                .wait()
+                .unwrap()
+        };
+        *token.lock().unwrap() = Some(
+            server_session
+                .liveliness()
+                .declare_token(format!("{key}/_shmrpc_live/odd-1-0-65536"))
+                .wait()
+                .unwrap(),
+        );
+        let probe: ProbeClient = local.connect(
+            &key,
+            ClientOptions::default().timeout(Duration::from_secs(5)),
+        );
+        let start = Instant::now();
+        let result = probe.sleep(0, 3);
+        let took = start.elapsed();
+        if answer {
+            assert_eq!(result.unwrap(), 3);
+        } else {
+            assert!(
+                matches!(result, Err(Error::ServerDied { .. })),
+                "{result:?}"
+            );
+            // The grace after the token went (500 ms), not the call's 5 s.
+            assert!(
+                took >= Duration::from_millis(500) && took < Duration::from_millis(1500),
+                "{took:?}"
+            );
         }
     }
 }
