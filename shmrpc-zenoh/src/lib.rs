@@ -574,6 +574,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_configuration_stays_off_the_network_but_where_told() {
+        let c = config(&["tcp/127.0.0.1:7447"], &["tcp/127.0.0.1:7448"]).unwrap();
+        let get = |key: &str| c.get_json(key).unwrap().replace(' ', "");
+        assert_eq!(get("mode"), "\"peer\"");
+        assert_eq!(get("scouting/multicast/enabled"), "false");
+        assert!(get("listen/endpoints").contains("tcp/127.0.0.1:7447"));
+        assert!(get("connect/endpoints").contains("tcp/127.0.0.1:7448"));
+        assert!(config(&["not an endpoint"], &[]).is_err());
+    }
+
+    #[test]
     fn a_token_reported_after_its_removal_is_not_taken_for_a_live_server() {
         let live = Liveness::default();
         live.changed("k/_shmrpc_live/a-1-0-1024", true);
