@@ -333,3 +333,60 @@ fn a_client_whose_every_slot_waits_for_a_late_answer_recovers_from_a_server_kill
         assert_eq!(client.add(1, 2).unwrap(), 3, "{slots} slots");
     }
 }
+
+/// A call's deadline of a few milliseconds does not make `connect` fail on a loaded machine:
+/// `connect` gives a server that holds the name at least `CONNECT_PATIENCE` to answer, and
+/// reports a stopped one as `Timeout` after exactly that, saying how long it waited.
+#[test]
+fn connect_gives_a_slow_server_at_least_its_patience_whatever_the_call_timeout() {
+    let name = unique_name("connect-patience");
+    let server = Peer::start(&["server", "work", &name]);
+    let pid = server.pid() as libc::pid_t;
+    let quick = ClientOptions::default().timeout(Duration::from_millis(2));
+    // Stopped for 20 ms (a fifth of the patience): the client connects once it runs again.
+    // SAFETY: `pid` is our own child, which we have not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    wait_stopped(server.pid());
+    let resume = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    });
+    let start = Instant::now();
+    let client = WorkClient::connect_with(&name, quick.clone()).expect("connect while stopped");
+    let took = start.elapsed();
+    resume.join().unwrap();
+    assert!(
+        took >= Duration::from_millis(20),
+        "connected to a stopped server: {took:?}"
+    );
+    assert_eq!(client.add(1, 2).unwrap(), 3);
+    // Stopped for good: `Timeout` once the patience is over, not before, and soon after.
+    server.signal("STOP");
+    let start = Instant::now();
+    let err = WorkClient::connect_with(&name, quick).unwrap_err();
+    let took = start.elapsed();
+    eprintln!("a stopped server: {err} after {took:?}");
+    match &err {
+        Error::Timeout {
+            method, timeout, ..
+        } => {
+            assert_eq!(*method, "connect");
+            assert_eq!(*timeout, shmrpc::CONNECT_PATIENCE);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("100ms"), "{err}");
+    assert!(took >= shmrpc::CONNECT_PATIENCE, "{took:?}");
+    assert!(took < shmrpc::CONNECT_PATIENCE + BOUND, "{took:?}");
+    // A connected client's calls keep their own deadline: 2 ms, not the patience.
+    let start = Instant::now();
+    let err = client.add(2, 2).unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(
+        start.elapsed() < shmrpc::CONNECT_PATIENCE,
+        "{:?}",
+        start.elapsed()
+    );
+    server.signal("CONT");
+}

@@ -234,8 +234,16 @@ fn storm(
         l(&tally.wrong),
         l(&tally.other)
     );
-    // The client still works.
-    assert_eq!(client.ping().unwrap(), 42);
+    // The client still works: a ping gets its answer (a deadline of a few milliseconds may
+    // pass on a loaded machine, so a timeout is tried again; any other error is a failure).
+    let start = std::time::Instant::now();
+    loop {
+        match client.ping() {
+            Ok(v) => break assert_eq!(v, 42),
+            Err(Error::Timeout { .. }) if start.elapsed() < Duration::from_secs(10) => {}
+            Err(e) => panic!("after the storm: {e}"),
+        }
+    }
     tally
 }
 

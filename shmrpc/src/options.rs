@@ -38,6 +38,11 @@ pub const DEFAULT_SERVER_SPIN_BUDGET: Duration = Duration::from_millis(1);
 /// client call in parallel up to this many, then take turns.
 pub const DEFAULT_MAX_SLOTS: usize = 16;
 
+/// The least time `connect` gives a server that holds the name to answer, whatever the
+/// client's [`timeout`](ClientOptions::timeout): a live server answers in well under a
+/// millisecond, but on a loaded machine its first answer can wait for the scheduler.
+pub const CONNECT_PATIENCE: Duration = Duration::from_millis(100);
+
 /// Options of a client: [`ClientOptions::default()`] then the setters.
 ///
 /// ```
@@ -78,7 +83,10 @@ impl Default for ClientOptions {
 impl ClientOptions {
     /// Bounds each whole call: waiting for a free slot, sending, the server's work and the
     /// answer. A call not done by then returns [`Error::Timeout`](crate::Error::Timeout).
-    /// Also bounds `connect`'s exchange with a server that holds the name but does not answer.
+    /// Also bounds `connect`'s exchange with a server that holds the name but does not answer,
+    /// though never to less than [`CONNECT_PATIENCE`](crate::CONNECT_PATIENCE): a deadline of a
+    /// few milliseconds is meant for calls, and a loaded machine can take longer than that to
+    /// schedule a live server's first answer.
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;

@@ -618,6 +618,30 @@ pub fn slot_mappings() -> usize {
         .count()
 }
 
+/// Waits until every thread of process `pid` has stopped. `SIGSTOP` takes a while: the thread
+/// the kernel picks has to run to begin the stop, and the others go on until they are told to,
+/// long enough on a loaded machine to answer a few calls.
+pub fn wait_stopped(pid: u32) {
+    let start = std::time::Instant::now();
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the process's threads");
+        let running = tasks.flatten().any(|task| {
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+            // The state follows the command's closing parenthesis.
+            let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+            !matches!(state, Some(Some('T' | 't')) | None)
+        });
+        if !running {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "process {pid} did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+}
+
 /// The `peer` program: next to the test executable's `deps` folder.
 pub fn peer_program() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("current exe");
@@ -726,6 +750,9 @@ impl Peer {
             .status()
             .expect("run kill");
         assert!(ok.success(), "kill -{signal} {}", self.pid());
+        if signal == "STOP" {
+            wait_stopped(self.pid());
+        }
     }
 
     /// Waits for the process to exit by itself, at most `limit`; its exit code.

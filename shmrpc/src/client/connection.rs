@@ -116,7 +116,7 @@ pub(crate) struct Connection {
     /// The fork epoch this connection was made in: a forked child must not end it.
     epoch: u64,
     /// The client's timeout (for messages).
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     /// How this client's methods map to the server's, if their interfaces differ (`None`: the
     /// same interface, the same tags).
     methods: Option<MethodMap>,

@@ -100,12 +100,18 @@ impl Client {
         interface: &'static Interface,
     ) -> Result<Self, Error> {
         let name = ServiceName::new(name)?;
+        let patience = options.timeout.max(crate::CONNECT_PATIENCE);
         let within = Within {
-            give_up: crate::wait::after(options.wait_for_server + options.timeout),
+            give_up: crate::wait::after(options.wait_for_server + patience),
             method: "connect",
         };
         let wait = options.wait_for_server;
-        let connection = Connection::open(&name, &options, wait, interface, within)?;
+        let opening = ClientOptions {
+            timeout: patience,
+            ..options.clone()
+        };
+        let mut connection = Connection::open(&name, &opening, wait, interface, within)?;
+        connection.timeout = options.timeout;
         Ok(Client {
             spin: SpinPolicy::new(options.wait, options.spin_budget),
             id: NEXT_CLIENT_ID.fetch_add(1, Ordering::Relaxed),
