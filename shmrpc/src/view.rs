@@ -313,11 +313,10 @@ unsafe fn bulk_copy(_dst: *mut u8, _src: *const u8, _len: usize) -> bool {
 mod tests {
     use super::*;
 
-    /// A page of a fresh memfd, mapped.
+    /// A page of fresh shared memory, mapped.
     fn page() -> View {
-        let fd = rustix::fs::memfd_create("view-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-        rustix::fs::ftruncate(&fd, 4096).unwrap();
-        View::new(Mapping::new(&fd, 4096).unwrap())
+        let memory = crate::sys::create_sealed("view-test", 4096).unwrap();
+        View::new(Mapping::new(&memory, 4096).unwrap())
     }
 
     #[test]

@@ -1040,9 +1040,8 @@ mod tests {
 
     /// Shared memory of 64 KiB, mapped.
     fn segment() -> View {
-        let fd = rustix::fs::memfd_create("wire-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-        rustix::fs::ftruncate(&fd, 65536).unwrap();
-        View::new(crate::sys::Mapping::new(&fd, 65536).unwrap())
+        let memory = crate::sys::create_sealed("wire-test", 65536).unwrap();
+        View::new(crate::sys::Mapping::new(&memory, 65536).unwrap())
     }
 
     /// Through private memory, and through shared memory at an odd offset: written piece by

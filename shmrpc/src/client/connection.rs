@@ -7,8 +7,8 @@
 //! beyond it waits for one to be free. A slot whose call timed out after the server took it
 //! stays out of use until that late answer arrives, so the answer never meets a later call.
 
+use crate::sys::Owned;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::task;
@@ -313,9 +313,9 @@ impl Connection {
     /// Checks and maps a slot the server sent. Descriptors it does not keep are closed on a
     /// thread of their own (the last close of some can block for as long as their sender
     /// chose).
-    fn map_slot(&self, index: u32, fds: Vec<OwnedFd>) -> Result<ClientSlot, Error> {
+    fn map_slot(&self, index: u32, fds: Vec<Owned>) -> Result<ClientSlot, Error> {
         let count = fds.len();
-        let [memfd, bell]: [OwnedFd; 2] = fds.try_into().map_err(|fds: Vec<OwnedFd>| {
+        let [memfd, bell]: [Owned; 2] = fds.try_into().map_err(|fds: Vec<Owned>| {
             sys::dispose(fds);
             self.corrupted(format!("a slot came with {count} descriptors instead of 2"))
         })?;
@@ -330,7 +330,7 @@ impl Connection {
     }
 
     /// Sends `message` and waits for the answer. The caller holds the `control` lock.
-    fn request(&self, message: &Message, within: Within) -> Result<(Message, Vec<OwnedFd>), Error> {
+    fn request(&self, message: &Message, within: Within) -> Result<(Message, Vec<Owned>), Error> {
         self.stream
             .send(&message.encode(), &[])
             .map_err(|e| self.gone_or(e))?;
@@ -338,7 +338,7 @@ impl Connection {
     }
 
     /// Waits for the server's next message.
-    fn receive(&self, within: Within) -> Result<(Message, Vec<OwnedFd>), Error> {
+    fn receive(&self, within: Within) -> Result<(Message, Vec<Owned>), Error> {
         let give_up = within.give_up;
         let mut buf = vec![0u8; MAX_MESSAGE];
         let mut fds = Vec::new();

@@ -1,7 +1,7 @@
 //! A slot as the server sees it: the shared memory, the bell that wakes its client, and the
 //! server's private record of it.
 
-use std::os::fd::OwnedFd;
+use crate::sys::Owned;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::Caller;
@@ -43,7 +43,7 @@ impl ServerSlot {
         geometry: Geometry,
         index: u32,
         caller: Caller,
-    ) -> std::io::Result<(Self, [OwnedFd; 2])> {
+    ) -> std::io::Result<(Self, [Owned; 2])> {
         let (memory, memfd) = SlotMemory::create(geometry, index)?;
         let (bell, their_bell) = Bell::pair()?;
         let slot = ServerSlot {

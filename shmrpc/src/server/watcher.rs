@@ -12,7 +12,6 @@
 //! costs nobody else anything.
 
 use std::collections::HashMap;
-use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -23,7 +22,6 @@ use super::slot::ServerSlot;
 use crate::protocol::messages::{MAX_CLIENT_MESSAGE, Message, RefusedCode};
 use crate::sys::{self, Listener, Poller, ProcessHandle, Ready, Stream, Waker};
 use crate::{Caller, MutexExt, fault};
-use std::os::fd::OwnedFd;
 
 /// Most slots one connection may open.
 pub(crate) const MAX_SLOTS: usize = 64;
@@ -57,7 +55,7 @@ pub(crate) struct Connections {
     /// A descriptor kept for the moment the process has no other free: closed, it lets the
     /// server accept a waiting connection and refuse it with a reason, rather than leave it
     /// waiting for ever.
-    reserve: Option<OwnedFd>,
+    reserve: Option<sys::Owned>,
     budget: Budget,
     /// Connections closed while the lock was held, to be let go of once it is released
     /// ([`Connections::retired`]): shutting a socket down, closing descriptors and unmapping
@@ -179,10 +177,11 @@ impl Connections {
                 None => return,
             };
             match accepted {
-                Ok(Some(stream)) if shared.stopping() => drop(stream),
+                // Dropped here, unwelcomed: the client sees the connection close.
+                Ok(Some(_)) if shared.stopping() => {}
                 Ok(Some(stream)) => self.welcome(shared, stream),
                 Ok(None) => break,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                Err(e) if sys::out_of_descriptors(&e) => {
                     if !self.refuse_one_for_lack_of_descriptors(shared, index) {
                         break;
                     }
@@ -284,7 +283,10 @@ impl Connections {
             max_slots: MAX_SLOTS as u32,
         };
         if stream
-            .send(&welcome.encode(), &[memfd.as_fd(), bell.as_fd()])
+            .send(
+                &welcome.encode(),
+                &[sys::borrow(&memfd), sys::borrow(&bell)],
+            )
             .is_err()
         {
             return false;
@@ -380,9 +382,10 @@ impl Connections {
                     index: index as u32,
                     slot_len: shared.geometry.total_len() as u64,
                 };
-                let sent = connection
-                    .stream
-                    .send(&message.encode(), &[memfd.as_fd(), bell.as_fd()]);
+                let sent = connection.stream.send(
+                    &message.encode(),
+                    &[sys::borrow(&memfd), sys::borrow(&bell)],
+                );
                 connection.slots.push(Arc::new(slot));
                 connection.cost = connection.cost.add(Cost::SLOT);
                 sent
@@ -439,7 +442,7 @@ const OUT_OF_DESCRIPTORS: &str =
 
 /// Why the server could not make a slot, in the words a client shows its user.
 fn lacking(e: &std::io::Error) -> String {
-    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+    if sys::out_of_descriptors(e) {
         OUT_OF_DESCRIPTORS.to_owned()
     } else {
         format!("the server could not create shared memory for the connection: {e}")

@@ -6,7 +6,7 @@ pub(crate) mod rendezvous;
 pub(crate) mod slot;
 
 /// What a hostile client gets from an honest handshake: the raw descriptors, to attack with.
-#[cfg(feature = "fault-injection")]
+#[cfg(all(feature = "fault-injection", target_os = "linux"))]
 pub mod testing {
     use std::os::fd::OwnedFd;
 

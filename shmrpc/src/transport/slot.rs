@@ -6,7 +6,6 @@
 //! copied in and out.
 
 use std::io;
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use crate::protocol::exchange::Words;
@@ -25,7 +24,7 @@ pub(crate) struct SlotMemory {
 
 impl SlotMemory {
     /// Server: a new slot; the descriptor is for the client (the server keeps only the mapping).
-    pub(crate) fn create(geometry: Geometry, index: u32) -> io::Result<(Self, OwnedFd)> {
+    pub(crate) fn create(geometry: Geometry, index: u32) -> io::Result<(Self, sys::Owned)> {
         let len = geometry.total_len();
         let fd = sys::create_sealed("shmrpc-slot", len)?;
         let view = View::new(Mapping::new(&fd, len)?);
@@ -42,7 +41,7 @@ impl SlotMemory {
 
     /// Client: maps slot `index` received from the server, after checking that it is sealed,
     /// of the announced length, and carries the header the server announced.
-    pub(crate) fn open(fd: &OwnedFd, geometry: Geometry, index: u32) -> Result<Self, String> {
+    pub(crate) fn open(fd: &sys::Owned, geometry: Geometry, index: u32) -> Result<Self, String> {
         let len = geometry.total_len();
         sys::check_sealed(fd, len).map_err(|e| e.to_string())?;
         let view = View::new(Mapping::new(fd, len).map_err(|e| format!("mapping it: {e}"))?);

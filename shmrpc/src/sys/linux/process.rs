@@ -181,6 +181,12 @@ pub(crate) fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
+/// Whether `e` says this process (`EMFILE`) or the system (`ENFILE`) has no descriptor to
+/// spare.
+pub(crate) fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
 /// Raises this process's soft limit on open descriptors to its hard limit: a server holds a few
 /// per connection, and the usual soft limit (1024) would cap it at a few hundred clients.
 pub(crate) fn raise_fd_limit() {
