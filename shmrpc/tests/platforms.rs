@@ -44,6 +44,7 @@ pub trait Everything {
     fn entries(&self, keys: Vec<String>) -> Vec<Entry>;
     fn sum(&self, values: &[f64]) -> f64;
     fn boom(&self, what: String);
+    fn nap(&self, ms: u32) -> u32;
 }
 
 struct Impl;
@@ -86,6 +87,10 @@ impl Everything for Impl {
     }
     fn boom(&self, what: String) {
         panic!("{what}")
+    }
+    fn nap(&self, ms: u32) -> u32 {
+        std::thread::sleep(Duration::from_millis(ms.into()));
+        ms
     }
 }
 
@@ -153,10 +158,10 @@ fn every_kind_of_value_errors_and_panics_cross_the_seam() {
     assert_eq!(c.add(1, 1).unwrap(), 2);
 }
 
-/// The local transport, where it is built: a round trip between threads of this process.
-#[cfg(target_os = "linux")]
+/// The local transport: a server and a client in this process (the behaviour suite, in
+/// `tests/`, runs them in processes of their own on Linux).
 #[test]
-fn the_local_transport_serves_a_call() {
+fn the_local_transport_serves_calls() {
     let name = format!("platforms-{}", std::process::id());
     let server = EverythingServer::bind(&name, Impl)
         .unwrap()
@@ -164,23 +169,164 @@ fn the_local_transport_serves_a_call() {
         .unwrap();
     let client = EverythingClient::connect(&name).unwrap();
     assert_eq!(client.upper("shm").unwrap(), "SHM");
+    assert_eq!(client.div(7, 0).unwrap(), Err(MathError::DivideByZero));
+    let big: Vec<f64> = (0..100_000).map(f64::from).collect();
+    assert_eq!(client.sum(&big).unwrap(), 4_999_950_000.0);
+    match client.boom("on purpose".into()) {
+        Err(Error::HandlerPanicked { message, .. }) => assert_eq!(message, "on purpose"),
+        other => panic!("{other:?}"),
+    }
+    // Threads of one client call in parallel, each on a slot of its own.
+    std::thread::scope(|s| {
+        for t in 0..4i64 {
+            let client = &client;
+            s.spawn(move || {
+                for i in 0..200 {
+                    assert_eq!(client.add(t, i).unwrap(), t + i);
+                }
+            });
+        }
+    });
+    // A second server cannot take the name.
+    assert!(matches!(
+        EverythingServer::bind(&name, Impl),
+        Err(Error::AlreadyRunning { .. })
+    ));
     server.shutdown().unwrap();
+    match client.add(1, 1) {
+        Err(Error::ServerNotRunning { .. }) => {}
+        other => panic!("after the shutdown: {other:?}"),
+    }
+    // The name is free again.
+    let again = EverythingServer::bind(&name, Impl)
+        .unwrap()
+        .spawn()
+        .unwrap();
+    assert_eq!(client.add(2, 2).unwrap(), 4);
+    again.shutdown().unwrap();
 }
 
-/// Where the local transport is not built yet, `bind` and `connect` say so, and nothing else
-/// breaks.
-#[cfg(windows)]
+/// Set in a copy of this test program that serves `name` for the test below.
+const SERVE: &str = "SHMRPC_PLATFORMS_SERVE";
+
+/// The server's side of the test below: serves until killed.
 #[test]
-fn the_local_transport_says_it_is_not_built_yet() {
-    let name = format!("platforms-{}", std::process::id());
-    for err in [
-        EverythingServer::bind(&name, Impl).map(drop).unwrap_err(),
-        EverythingClient::connect(&name).map(drop).unwrap_err(),
-    ] {
-        assert!(matches!(err, Error::Io { .. }), "{err:?}");
-        assert!(
-            err.to_string().contains("not built for Windows yet"),
-            "{err}"
+fn serve_for_another_process() {
+    let Ok(name) = std::env::var(SERVE) else {
+        return;
+    };
+    let server = EverythingServer::bind(&name, Impl).unwrap();
+    println!("ready");
+    server.run().unwrap();
+}
+
+fn start_server(name: &str) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "serve_for_another_process", "--nocapture"])
+        .env(SERVE, name)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while line.trim_end() != "ready" {
+        line.clear();
+        assert_ne!(
+            out.read_line(&mut line).unwrap(),
+            0,
+            "the server ended early"
         );
     }
+    child
+}
+
+#[test]
+fn a_server_in_another_process_serves_dies_mid_call_and_is_replaced() {
+    if std::env::var_os(SERVE).is_some() {
+        return;
+    }
+    let name = format!("platforms-x-{}", std::process::id());
+    let mut server = start_server(&name);
+    let client = EverythingClient::connect(&name).unwrap();
+    assert_eq!(client.upper("across").unwrap(), "ACROSS");
+    assert_eq!(client.nap(1).unwrap(), 1);
+    // Killed while it runs a method: the call fails at once, as `ServerDied`.
+    std::thread::scope(|s| {
+        let call = s.spawn(|| {
+            let start = Instant::now();
+            (client.nap(5_000), start.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let killed = Instant::now();
+        server.kill().unwrap();
+        let (result, took) = call.join().unwrap();
+        let after_kill = killed.elapsed();
+        assert!(
+            matches!(result, Err(Error::ServerDied { .. })),
+            "{result:?}"
+        );
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        eprintln!("ServerDied {after_kill:?} after the kill");
+        assert!(after_kill < Duration::from_millis(250), "{after_kill:?}");
+    });
+    let _ = server.wait();
+    assert!(matches!(
+        client.add(1, 2),
+        Err(Error::ServerNotRunning { .. })
+    ));
+    // A new server under the name: the same client uses it.
+    let mut again = start_server(&name);
+    assert_eq!(client.add(1, 2).unwrap(), 3);
+    again.kill().unwrap();
+    let _ = again.wait();
+}
+
+/// Runs a future to its end on this thread (the test needs no executor crate).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn async_calls_sleep_wake_and_time_out() {
+    let name = format!("platforms-async-{}", std::process::id());
+    let server = EverythingServer::bind(&name, Impl)
+        .unwrap()
+        .spawn()
+        .unwrap();
+    block_on(async {
+        let client = EverythingAsyncClient::connect(&name).await.unwrap();
+        assert_eq!(client.upper("async").await.unwrap(), "ASYNC");
+        // Long enough to sleep (past the spin budget), then woken by the answer.
+        assert_eq!(client.nap(30).await.unwrap(), 30);
+        let quick = EverythingAsyncClient::connect_with(
+            &name,
+            shmrpc::ClientOptions::default().timeout(Duration::from_millis(50)),
+        )
+        .await
+        .unwrap();
+        let start = Instant::now();
+        match quick.nap(500).await {
+            Err(Error::Timeout { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(50), "{took:?}");
+        assert!(took < Duration::from_millis(300), "{took:?}");
+    });
+    server.shutdown().unwrap();
 }

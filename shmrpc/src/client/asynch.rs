@@ -487,7 +487,7 @@ impl<'a> Sleeper<'a> {
                 set,
                 token,
             } => {
-                reactor.arm(set.fd(), *token, cx.waker())?;
+                reactor.arm(set, *token, cx.waker())?;
                 Poll::Pending
             }
             #[cfg(feature = "tokio")]

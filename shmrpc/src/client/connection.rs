@@ -607,18 +607,19 @@ impl Connection {
         if ready & 1 != 0 {
             slot.bell.drain();
         }
-        ready & 0b110 != 0
+        ready & 0b100 != 0 || (ready & 0b010 != 0 && self.stream.is_closed())
     }
 
     /// Whether the server is gone, without waiting.
     pub(crate) fn server_gone(&self) -> bool {
-        wait_any(
+        let ready = wait_any(
             &[
                 (self.stream.fd(), Interest::Hangup),
                 (self.server.fd(), Interest::Readable),
             ],
             Some(Duration::ZERO),
-        ) != 0
+        );
+        ready & 0b10 != 0 || (ready & 1 != 0 && self.stream.is_closed())
     }
 
     /// Ends the connection: the server sees it closed at once, even if a forked child holds a

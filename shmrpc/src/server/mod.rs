@@ -209,8 +209,18 @@ impl Shared {
     /// current call is answered.
     fn begin_stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.listeners.lock_anyway().clear();
+        self.release_name();
         self.stop_bell.wake();
+    }
+
+    /// Frees the service's name: stops watching the listeners, then closes them (on Windows,
+    /// closing a handle the poller still waits on is undefined).
+    fn release_name(&self) {
+        let mut listeners = self.listeners.lock_anyway();
+        for listener in listeners.iter() {
+            self.poller.remove(listener.fd());
+        }
+        listeners.clear();
     }
 
     /// Counts a thread out. The last one out of a stopped server ends every connection: every
@@ -410,7 +420,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
-            shared.listeners.lock_anyway().clear();
+            shared.release_name();
         }
     }
 }

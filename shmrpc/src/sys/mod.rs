@@ -4,21 +4,18 @@
 //!
 //! | role | type | Linux | Windows |
 //! |---|---|---|---|
-//! | the rendezvous: a name that one server holds and clients connect to | [`Listener`] | abstract Unix socket (`SOCK_SEQPACKET`) | not yet |
-//! | a connection's control channel: messages, descriptors, who is at the other end | [`Stream`] | the accepted or connected socket, `SO_PEERCRED`, `SO_PEERPIDFD`, `SCM_RIGHTS` | not yet |
+//! | the rendezvous: a name that one server holds and clients connect to | [`Listener`] | abstract Unix socket (`SOCK_SEQPACKET`) | a named pipe, the name held by a named mutex |
+//! | a connection's control channel: messages, descriptors, who is at the other end | [`Stream`] | the accepted or connected socket, `SO_PEERCRED`, `SO_PEERPIDFD`, `SCM_RIGHTS` | the pipe instance (message mode, overlapped I/O), the pipe's process ids and their tokens, handles duplicated into the client |
 //! | a slot's memory, created by the server and mapped by both sides | [`create_sealed`], [`Mapping`] | `memfd_create` sealed against shrinking and growing, `mmap` | a pagefile-backed section (no process can resize it), `MapViewOfFile` |
-//! | waking a sleeping process: a client on its answer, a server thread on queued work | [`Bell`], [`Waker`] | a datagram socket pair (each side's end is its own), `eventfd` (in-process only) | -, a manual-reset event |
-//! | sleeping until one of several things happens | [`Poller`], [`wait_any`] | `epoll`, `poll` | -, `WaitForMultipleObjects` |
+//! | waking a sleeping process: a client on its answer, a server thread on queued work | [`Bell`], [`Waker`] | a datagram socket pair (each side's end is its own), `eventfd` (in-process only) | an auto-reset event (a handle per side), a manual-reset event |
+//! | sleeping until one of several things happens | [`Poller`], [`wait_any`], [`WaitSet`] | `epoll`, `poll`, an epoll set with a timerfd | the thread pool's waits, `WaitForMultipleObjects`, thread pool waits and a waitable timer |
 //! | a live process, never mistaken for another that reused its pid | [`ProcessHandle`] | pidfd | process handle |
 //! | a process that `fork`s | [`fork_epoch`] | `pthread_atfork` | (no `fork`) |
 //!
 //! What the OS hands out for these is an [`Owned`] descriptor (a file descriptor on Linux, a
-//! handle on Windows), lent as a [`Borrowed`] one.
-//!
-//! On Windows the local transport is not built yet (the rows marked "not yet"): binding or
-//! connecting a name fails with an error that says so, and everything else (the data layer,
-//! interfaces, the remote seam) works. A macOS port would use a Unix socket in a private
-//! directory, POSIX shared memory and a pipe for wake-ups.
+//! handle on Windows), lent as a [`Borrowed`] one. What Windows lacks yet is listed in its
+//! module. A macOS port would use a Unix socket in a private directory, POSIX shared memory and
+//! a pipe for wake-ups.
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -36,8 +33,8 @@ pub(crate) use windows::*;
 
 #[cfg(not(any(target_os = "linux", windows)))]
 compile_error!(
-    "shmrpc supports Linux (and, partly, Windows) for now; the OS layer (src/sys) is where a \
-     port would start"
+    "shmrpc supports Linux and Windows for now; the OS layer (src/sys) is where a port would \
+     start"
 );
 
 /// Lends `owned`.

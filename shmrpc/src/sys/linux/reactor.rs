@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task;
@@ -20,7 +20,7 @@ use std::time::Instant;
 use rustix::event::epoll;
 use rustix::io::Errno;
 
-use super::{Waker, fork_epoch};
+use super::{WaitSet, Waker, fork_epoch};
 
 /// The reactor's own token: its interrupt eventfd.
 const INTERRUPT: u64 = 0;
@@ -93,14 +93,10 @@ impl Reactor {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Wakes `waker` once `fd` is readable (or hung up), once. `token` names the descriptor:
-    /// one token per descriptor, for as long as it is open.
-    pub(crate) fn arm(
-        &self,
-        fd: BorrowedFd<'_>,
-        token: u64,
-        waker: &task::Waker,
-    ) -> io::Result<()> {
+    /// Wakes `waker` once `set` is readable (one of its descriptors is ready, or its timer
+    /// expired), once. `token` names the set: one token per set, for as long as it exists.
+    pub(crate) fn arm(&self, set: &WaitSet, token: u64, waker: &task::Waker) -> io::Result<()> {
+        let fd = set.fd();
         self.inner().armed.insert(token, waker.clone());
         let data = epoll::EventData::new_u64(token);
         let flags = epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::ONESHOT;

@@ -274,6 +274,16 @@ impl Stream {
         Ok(Some(msg.bytes))
     }
 
+    /// Whether the other end closed. Where [`Interest::Hangup`](super::Interest::Hangup) is
+    /// exact (here), a wait that reported it has said so already; elsewhere it may also report
+    /// a message waiting.
+    pub(crate) fn is_closed(&self) -> bool {
+        super::wait_any(
+            &[(self.fd(), super::Interest::Hangup)],
+            Some(std::time::Duration::ZERO),
+        ) != 0
+    }
+
     /// Ends the connection for both ends, whatever other processes (a forked child) still hold
     /// a copy of this socket: the other end sees it closed at once.
     pub(crate) fn shutdown(&self) {

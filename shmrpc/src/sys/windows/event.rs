@@ -56,7 +56,8 @@ impl Waker {
 pub(crate) enum Interest {
     /// The handle is signalled (an event set, a process exited).
     Readable,
-    /// Only the other end closing (connections, which Windows does not have yet).
+    /// The other end of a connection closing. A stream's handle is signalled by a message
+    /// waiting too: [`Stream::is_closed`](super::Stream::is_closed) tells which.
     Hangup,
 }
 

@@ -1,30 +1,37 @@
-//! Windows: pagefile-backed sections, events, process handles.
+//! Windows: a named pipe per service name (held by a named mutex), overlapped pipe I/O for
+//! connections, pagefile-backed sections for slots, events for wake-ups, process handles for
+//! liveness, the system's thread pool for waiting on many handles at once.
 //!
-//! The connection transport (a named pipe as the rendezvous, handles duplicated into the
-//! client, a poller over events) is not built yet: [`Listener`], [`Stream`], [`Poller`],
-//! [`WaitSet`], [`Reactor`] and [`SignalBell`] cannot be made, and binding or connecting a name
-//! fails with [`unsupported`]'s error. Everything they would carry (slot memory, wake-ups,
-//! process liveness) is here and tested.
+//! Not built yet: stopping on Ctrl+C ([`SignalBell`]: `stop_on_signals` fails at `bind` with
+//! [`unsupported`]'s error), tokio's own reactor for async calls (they wait in the thread pool),
+//! admitting other users (`allow_any_user`, `allow_uid`, `allow_gid`: the pipe keeps Windows'
+//! default security, which lets only the server's user, administrators and SYSTEM connect), and
+//! supplementary groups of a caller.
 
+mod bell;
 mod event;
 mod memory;
+mod pipe;
+mod poller;
 mod process;
-mod transport;
+mod reactor;
 
+pub(crate) use bell::*;
 pub(crate) use event::*;
 pub(crate) use memory::*;
+pub(crate) use pipe::*;
+pub(crate) use poller::*;
 pub(crate) use process::*;
-pub(crate) use transport::*;
+pub(crate) use reactor::*;
 
 use std::io;
 
-/// The error of everything the Windows transport does not do yet.
+/// The error of what the Windows transport does not do yet.
 pub(crate) fn unsupported() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
-        "shmrpc's local transport is not built for Windows yet (its shared memory, events and \
-         process handles are; connections are not): run the server and its clients on Linux, \
-         or call across machines with shmrpc-zenoh",
+        "stopping a server on Ctrl+C (ServerOptions::stop_on_signals) is not built for Windows \
+         yet: stop it with ServerHandle::shutdown",
     )
 }
 

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use windows_sys::Win32::Foundation::ERROR_INVALID_PARAMETER;
 use windows_sys::Win32::Security::{
-    GetSidSubAuthority, GetSidSubAuthorityCount, GetTokenInformation, TOKEN_QUERY, TOKEN_USER,
-    TokenUser,
+    GetSidSubAuthority, GetSidSubAuthorityCount, GetTokenInformation, TOKEN_PRIMARY_GROUP,
+    TOKEN_QUERY, TOKEN_USER, TokenPrimaryGroup, TokenUser,
 };
 use windows_sys::Win32::System::Threading::{
     GetCurrentProcess, OpenProcess, OpenProcessToken, PROCESS_QUERY_LIMITED_INFORMATION,
@@ -96,43 +96,70 @@ pub(crate) fn fd_limit() -> usize {
 /// identifier, 1000 under Wine. Two users of different domains can share one; the transport
 /// will compare whole identifiers.
 pub(crate) fn euid() -> u32 {
-    user_rid().unwrap_or(u32::MAX)
+    // SAFETY: the pseudo-handle of this process, valid always.
+    token_ids(unsafe { GetCurrentProcess() }).map_or(u32::MAX, |(uid, _)| uid)
 }
 
-fn user_rid() -> io::Result<u32> {
+/// The relative ids of the user and primary group of the process `pid`.
+pub(crate) fn user_of(pid: u32) -> io::Result<(u32, u32)> {
+    // SAFETY: asks for a new handle; no pointers.
+    let process = owned(unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) })?;
+    token_ids(raw(borrow(&process)))
+}
+
+/// The last sub-authority of a SID.
+///
+/// # Safety
+///
+/// `sid` points to a valid SID.
+unsafe fn rid(sid: windows_sys::Win32::Security::PSID) -> io::Result<u32> {
+    // SAFETY: `sid` is valid (the caller says so); a SID's count says how many sub-authorities
+    // follow.
+    unsafe {
+        let count = *GetSidSubAuthorityCount(sid);
+        if count == 0 {
+            return Err(io::Error::other("a SID without sub-authorities"));
+        }
+        Ok(*GetSidSubAuthority(sid, u32::from(count) - 1))
+    }
+}
+
+/// The relative ids of the user and primary group of the process `process` runs as.
+fn token_ids(process: windows_sys::Win32::Foundation::HANDLE) -> io::Result<(u32, u32)> {
     let mut token = std::ptr::null_mut();
-    // SAFETY: `token` receives a new handle, owned right after.
-    if unsafe { OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &mut token) } == 0 {
+    // SAFETY: `process` is a live process handle; `token` receives a new handle, owned next.
+    if unsafe { OpenProcessToken(process, TOKEN_QUERY, &mut token) } == 0 {
         return Err(super::last_error());
     }
     let token = owned(token)?;
-    // TOKEN_USER and the SID it points to, in one buffer (8-aligned: u64 words).
-    let mut buf = vec![0u64; 64];
-    let mut len = 0u32;
-    // SAFETY: `buf` is valid for writes of its length in bytes, which is what is passed.
-    let ok = unsafe {
-        GetTokenInformation(
-            raw(borrow(&token)),
-            TokenUser,
-            buf.as_mut_ptr().cast(),
-            (buf.len() * 8) as u32,
-            &mut len,
-        )
-    };
-    if ok == 0 {
-        return Err(super::last_error());
-    }
-    // SAFETY: the call succeeded, so `buf` starts with a TOKEN_USER whose SID pointer points
-    // into `buf`, which lives until the end of this function; a SID has at least one
-    // sub-authority, and the count read says how many.
-    unsafe {
-        let user = &*buf.as_ptr().cast::<TOKEN_USER>();
-        let sid = user.User.Sid;
-        let count = *GetSidSubAuthorityCount(sid);
-        if count == 0 {
-            return Err(io::Error::other("a user SID without sub-authorities"));
+    // A TOKEN_USER or TOKEN_PRIMARY_GROUP and the SID it points to, in one buffer (8-aligned:
+    // u64 words).
+    let query = |class| -> io::Result<Vec<u64>> {
+        let mut buf = vec![0u64; 64];
+        let mut len = 0u32;
+        // SAFETY: `buf` is valid for writes of its length in bytes, which is what is passed.
+        let ok = unsafe {
+            GetTokenInformation(
+                raw(borrow(&token)),
+                class,
+                buf.as_mut_ptr().cast(),
+                (buf.len() * 8) as u32,
+                &mut len,
+            )
+        };
+        if ok == 0 {
+            return Err(super::last_error());
         }
-        Ok(*GetSidSubAuthority(sid, u32::from(count) - 1))
+        Ok(buf)
+    };
+    let user = query(TokenUser)?;
+    let group = query(TokenPrimaryGroup)?;
+    // SAFETY: each query succeeded, so each buffer starts with the structure asked for, whose
+    // SID pointer points into the same buffer, alive here.
+    unsafe {
+        let uid = rid((*user.as_ptr().cast::<TOKEN_USER>()).User.Sid)?;
+        let gid = rid((*group.as_ptr().cast::<TOKEN_PRIMARY_GROUP>()).PrimaryGroup)?;
+        Ok((uid, gid))
     }
 }
 

@@ -1,0 +1,276 @@
+//! The wake-ups of async calls: the system's thread pool waits on the handles a sleeping call
+//! waits for (its slot's bell, its connection, the server's process, its deadline's timer) and
+//! wakes its task; a thread of shmrpc's own keeps the other timers. Any executor works.
+//!
+//! A call's handles are watched once per registration ([`Reactor::arm`]): the first that is
+//! signalled wakes the task that armed them last. A task that wakes re-checks what it waits
+//! for, and arms again if it must sleep on: spurious wake-ups are harmless, lost ones
+//! impossible (arming a handle that is signalled already wakes the task at once).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task;
+use std::time::Instant;
+
+use windows_sys::Win32::System::Threading::{
+    CreateWaitableTimerW, SetWaitableTimer, WaitForSingleObject,
+};
+
+use super::{Interest, PoolWait, owned, raw};
+use crate::sys::{Borrowed, Owned, borrow};
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The handles an async call sleeps on, and a timer for its deadline.
+#[derive(Debug)]
+pub(crate) struct WaitSet {
+    /// Copies of the handles (the same objects), so that the set owns what it waits on.
+    members: Vec<Owned>,
+    /// A synchronization (auto-reset) timer: a wait that sees it expire takes the expiry.
+    timer: Owned,
+    /// When the timer is set to expire, if it is set and its expiry was not taken yet.
+    armed: Mutex<Option<Instant>>,
+}
+
+impl WaitSet {
+    pub(crate) fn new(handles: &[(Borrowed<'_>, Interest)]) -> io::Result<Self> {
+        let members = handles
+            .iter()
+            .map(|(handle, _)| handle.try_clone_to_owned())
+            .collect::<io::Result<Vec<_>>>()?;
+        // SAFETY: no attributes, no name: a fresh unnamed synchronization timer.
+        let timer = owned(unsafe { CreateWaitableTimerW(std::ptr::null(), 0, std::ptr::null()) })?;
+        Ok(WaitSet {
+            members,
+            timer,
+            armed: Mutex::new(None),
+        })
+    }
+
+    fn handles(&self) -> impl Iterator<Item = Borrowed<'_>> {
+        self.members.iter().chain([&self.timer]).map(borrow)
+    }
+
+    /// Makes the set wake its task at `at` at the latest. A timer set to expire before `at` is
+    /// left as it is (deadlines come in increasing order), and wakes the task early, once; the
+    /// task then takes the expiry and sets it again.
+    pub(crate) fn wake_by(&self, at: Instant) -> io::Result<()> {
+        let mut armed = lock(&self.armed);
+        if armed.is_some_and(|set| set <= at) {
+            return Ok(());
+        }
+        // Relative due times are negative, in 100 ns units; 0 would mean "now" too.
+        let after = at.saturating_duration_since(Instant::now());
+        let due = -i64::try_from(after.as_nanos().div_ceil(100))
+            .unwrap_or(i64::MAX)
+            .max(1);
+        // SAFETY: a live timer this set owns; `due` is read; no completion routine.
+        if unsafe { SetWaitableTimer(raw(borrow(&self.timer)), &due, 0, None, std::ptr::null(), 0) }
+            == 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        *armed = Some(at);
+        Ok(())
+    }
+
+    /// Takes the timer's expiry if it is due, so that it no longer wakes the task.
+    pub(crate) fn take_expiry(&self, now: Instant) {
+        let mut armed = lock(&self.armed);
+        if armed.is_some_and(|at| at <= now) {
+            // SAFETY: a live timer; a zero timeout never blocks, and takes a pending expiry.
+            unsafe { WaitForSingleObject(raw(borrow(&self.timer)), 0) };
+            *armed = None;
+        }
+    }
+}
+
+/// Tokens of handles and ids of timers, unique in a process.
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh token for a wait set, or id for a timer.
+pub(crate) fn token() -> u64 {
+    NEXT_TOKEN.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The wake-ups of this process's async calls.
+#[derive(Debug, Default)]
+pub(crate) struct Reactor {
+    /// The waits armed for each token.
+    armed: Mutex<HashMap<u64, Vec<PoolWait>>>,
+    /// Timers: the task to wake at each instant.
+    timers: Mutex<BTreeMap<(Instant, u64), task::Waker>>,
+    /// Wakes the timer thread when a timer is set.
+    changed: Condvar,
+}
+
+/// The reactor of this process, its timer thread started on first use.
+pub(crate) fn reactor() -> io::Result<&'static Reactor> {
+    static CURRENT: OnceLock<&'static Reactor> = OnceLock::new();
+    static STARTING: Mutex<()> = Mutex::new(());
+    if let Some(reactor) = CURRENT.get() {
+        return Ok(reactor);
+    }
+    let _starting = lock(&STARTING);
+    if let Some(reactor) = CURRENT.get() {
+        return Ok(reactor);
+    }
+    let reactor: &'static Reactor = Box::leak(Box::default());
+    std::thread::Builder::new()
+        .name("shmrpc-wakeups".into())
+        .spawn(move || reactor.run_timers())?;
+    let _ = CURRENT.set(reactor);
+    Ok(reactor)
+}
+
+impl Reactor {
+    /// Wakes `waker` once one of `set`'s handles is signalled (or its timer expires), once.
+    /// `token` names the set: one token per set, for as long as it exists.
+    pub(crate) fn arm(&self, set: &WaitSet, token: u64, waker: &task::Waker) -> io::Result<()> {
+        let waits = set
+            .handles()
+            .map(|handle| {
+                let waker = waker.clone();
+                PoolWait::new(handle, Box::new(move || waker.wake_by_ref()))
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        let old = lock(&self.armed).insert(token, waits);
+        // Outside the lock: dropping a wait may wait for its callback.
+        drop(old);
+        Ok(())
+    }
+
+    /// Forgets the waits armed for `token`.
+    pub(crate) fn disarm(&self, token: u64) {
+        let old = lock(&self.armed).remove(&token);
+        drop(old);
+    }
+
+    /// Wakes `waker` at `at`; the timer's id, to [`cancel`](Self::cancel) it.
+    pub(crate) fn timer(&self, at: Instant, waker: &task::Waker) -> u64 {
+        let id = token();
+        lock(&self.timers).insert((at, id), waker.clone());
+        self.changed.notify_one();
+        id
+    }
+
+    /// Cancels the timer set for `at` with id `id`, if it has not fired.
+    pub(crate) fn cancel(&self, at: Instant, id: u64) {
+        lock(&self.timers).remove(&(at, id));
+    }
+
+    fn run_timers(&self) {
+        let mut due = Vec::new();
+        let mut timers = lock(&self.timers);
+        loop {
+            let now = Instant::now();
+            while let Some(entry) = timers.first_entry() {
+                if entry.key().0 > now {
+                    break;
+                }
+                due.push(entry.remove());
+            }
+            if !due.is_empty() {
+                drop(timers);
+                // Outside the lock: a waker may poll its task right here.
+                due.drain(..).for_each(task::Waker::wake);
+                timers = lock(&self.timers);
+                continue;
+            }
+            timers = match timers.keys().next().map(|(at, _)| *at) {
+                Some(at) => {
+                    self.changed
+                        .wait_timeout(timers, at.saturating_duration_since(now))
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+                None => self
+                    .changed
+                    .wait(timers)
+                    .unwrap_or_else(PoisonError::into_inner),
+            };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::Waker;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    /// A task waker that counts its wake-ups.
+    struct Count(AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn eventually(count: &Count, n: usize) {
+        let start = Instant::now();
+        while count.0.load(Ordering::SeqCst) < n {
+            assert!(start.elapsed() < Duration::from_secs(5), "no wake-up");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_member_or_the_deadline_wakes_the_task_once_per_arming() {
+        let reactor = reactor().unwrap();
+        let (a, b) = (Waker::new().unwrap(), Waker::new().unwrap());
+        let set =
+            WaitSet::new(&[(a.fd(), Interest::Readable), (b.fd(), Interest::Readable)]).unwrap();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = task::Waker::from(count.clone());
+        let token = token();
+        reactor.arm(&set, token, &waker).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(count.0.load(Ordering::SeqCst), 0);
+        b.wake();
+        eventually(&count, 1);
+        // Signalled already: arming again wakes at once.
+        reactor.arm(&set, token, &waker).unwrap();
+        eventually(&count, 2);
+        b.drain();
+        // The deadline.
+        let start = Instant::now();
+        set.wake_by(start + Duration::from_millis(30)).unwrap();
+        reactor.arm(&set, token, &waker).unwrap();
+        eventually(&count, 3);
+        assert!(
+            start.elapsed() >= Duration::from_millis(29),
+            "{:?}",
+            start.elapsed()
+        );
+        set.take_expiry(Instant::now());
+        // Disarmed: nothing wakes it.
+        reactor.arm(&set, token, &waker).unwrap();
+        reactor.disarm(token);
+        a.wake();
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(count.0.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn timers_fire_in_order_and_cancelled_ones_do_not() {
+        let reactor = reactor().unwrap();
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = task::Waker::from(count.clone());
+        let now = Instant::now();
+        let cancelled = reactor.timer(now + Duration::from_millis(10), &waker);
+        reactor.timer(now + Duration::from_millis(40), &waker);
+        reactor.cancel(now + Duration::from_millis(10), cancelled);
+        eventually(&count, 1);
+        assert!(now.elapsed() >= Duration::from_millis(39));
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    }
+}
