@@ -243,7 +243,7 @@ fn start_server(name: &str) -> std::process::Child {
 
 #[test]
 fn a_server_in_another_process_serves_dies_mid_call_and_is_replaced() {
-    if std::env::var_os(SERVE).is_some() {
+    if std::env::var_os(SERVE).is_some() || std::env::var_os(CALL).is_some() {
         return;
     }
     let name = format!("platforms-x-{}", std::process::id());
@@ -328,5 +328,136 @@ fn async_calls_sleep_wake_and_time_out() {
         assert!(took >= Duration::from_millis(50), "{took:?}");
         assert!(took < Duration::from_millis(300), "{took:?}");
     });
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_call_times_out_at_its_deadline_and_its_late_answer_is_never_delivered() {
+    let name = format!("platforms-timeout-{}", std::process::id());
+    let server = EverythingServer::bind_with(&name, Impl, ServerOptions::default().workers(2))
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let client = EverythingClient::connect_with(
+        &name,
+        shmrpc::ClientOptions::default()
+            .timeout(Duration::from_millis(100))
+            .max_slots(1),
+    )
+    .unwrap();
+    let start = Instant::now();
+    match client.nap(300) {
+        Err(Error::Timeout { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < Duration::from_millis(250), "{took:?}");
+    // The one slot waits for the late answer, then carries the next call's own.
+    let next = loop {
+        match client.add(20, 22) {
+            Err(Error::Timeout { .. }) => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(next.unwrap(), 42);
+    server.shutdown().unwrap();
+}
+
+/// Set in a copy of this test program that calls `name` and is killed mid-call.
+const CALL: &str = "SHMRPC_PLATFORMS_CALL";
+
+/// The client's side of the test below: calls a long method, says so, and waits in it.
+#[test]
+fn call_for_another_process() {
+    let Ok(name) = std::env::var(CALL) else {
+        return;
+    };
+    let client = EverythingClient::connect(&name).unwrap();
+    assert_eq!(client.add(1, 1).unwrap(), 2);
+    println!("calling");
+    let _ = client.nap(10_000);
+}
+
+#[test]
+fn a_client_killed_mid_call_costs_the_others_nothing() {
+    use std::io::BufRead;
+    if std::env::var_os(CALL).is_some() || std::env::var_os(SERVE).is_some() {
+        return;
+    }
+    let name = format!("platforms-victim-{}", std::process::id());
+    let server = EverythingServer::bind_with(&name, Impl, ServerOptions::default().workers(2))
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let mut victim = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "call_for_another_process", "--nocapture"])
+        .env(CALL, &name)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(victim.stdout.take().unwrap());
+    let mut line = String::new();
+    while line.trim_end() != "calling" {
+        line.clear();
+        assert_ne!(
+            out.read_line(&mut line).unwrap(),
+            0,
+            "the client ended early"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    victim.kill().unwrap();
+    let _ = victim.wait();
+    // The other worker serves the others at once, and the server goes on.
+    let client = EverythingClient::connect(&name).unwrap();
+    let start = Instant::now();
+    for i in 0..100 {
+        assert_eq!(client.add(i, 1).unwrap(), i + 1);
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    server.shutdown().unwrap();
+}
+
+/// The same trait, grown by a method (inserted mid-trait), in another build.
+mod grown {
+    // Only its client is used: the server is the older build's.
+    #[allow(dead_code)]
+    #[shmrpc::shm_service]
+    pub trait Everything {
+        fn add(&self, a: i64, b: i64) -> i64;
+        fn mul(&self, a: i64, b: i64) -> i64;
+        fn upper(&self, text: &str) -> String;
+    }
+}
+
+#[test]
+fn a_client_of_a_grown_interface_gets_interface_mismatch_for_the_new_method_only() {
+    let name = format!("platforms-grown-{}", std::process::id());
+    let server = EverythingServer::bind(&name, Impl)
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let client = grown::EverythingClient::connect(&name).unwrap();
+    assert_eq!(client.add(2, 3).unwrap(), 5);
+    assert_eq!(client.upper("old").unwrap(), "OLD");
+    match client.mul(2, 3) {
+        Err(Error::InterfaceMismatch { difference, .. }) => {
+            assert!(difference.contains("mul"), "{difference}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // An exact client refuses the server at connect.
+    assert!(matches!(
+        grown::EverythingClient::connect_with(
+            &name,
+            shmrpc::ClientOptions::default().exact_interface()
+        ),
+        Err(Error::InterfaceMismatch { .. })
+    ));
     server.shutdown().unwrap();
 }
