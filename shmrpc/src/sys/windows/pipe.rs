@@ -210,19 +210,29 @@ impl Listener {
         // Not signalled until a client comes (an earlier client's connect set it).
         // SAFETY: a live event this listener owns.
         unsafe { ResetEvent(raw(borrow(&self.ready))) };
-        // SAFETY: `ov` stays at its address (boxed) and is not reused until this operation
-        // ends (see `accept` and `drop`).
-        let ok = unsafe { ConnectNamedPipe(raw(borrow(&pipe)), &mut *waiting.ov.0) };
-        if ok == 0 {
-            match last_error_code() {
-                ERROR_IO_PENDING => {}
-                ERROR_PIPE_CONNECTED => {
-                    waiting.connected = true;
-                    // SAFETY: a live event this listener owns.
-                    unsafe { SetEvent(raw(borrow(&self.ready))) };
+        loop {
+            // SAFETY: `ov` stays at its address (boxed) and is not reused until this operation
+            // ends (see `accept` and `drop`).
+            let ok = unsafe { ConnectNamedPipe(raw(borrow(&pipe)), &mut *waiting.ov.0) };
+            if ok == 0 {
+                match last_error_code() {
+                    ERROR_IO_PENDING => {}
+                    ERROR_PIPE_CONNECTED => {
+                        waiting.connected = true;
+                        // SAFETY: a live event this listener owns.
+                        unsafe { SetEvent(raw(borrow(&self.ready))) };
+                    }
+                    ERROR_NO_DATA => {
+                        // A client connected and left before the wait began: free the instance
+                        // for the next one.
+                        // SAFETY: a live pipe handle of this listener.
+                        unsafe { DisconnectNamedPipe(raw(borrow(&pipe))) };
+                        continue;
+                    }
+                    _ => return Err(io::Error::last_os_error()),
                 }
-                _ => return Err(io::Error::last_os_error()),
             }
+            break;
         }
         waiting.pipe = Some(pipe);
         Ok(())
@@ -249,17 +259,25 @@ impl Listener {
                 if last_error_code() == ERROR_IO_INCOMPLETE {
                     return Ok(None);
                 }
-                // The client came and went: wait on a fresh instance.
-                waiting.pipe = None;
-                self.wait_next(&mut waiting, false)?;
+                // The client came and went: wait on a fresh instance, made before the old one
+                // closes (the name never vanishes while the listener lives).
+                let old = waiting.pipe.take();
+                let next = self.wait_next(&mut waiting, false);
+                drop(old);
+                next?;
                 return Ok(None);
             }
         }
         let pipe = waiting.pipe.take().expect("checked above");
         let next = self.wait_next(&mut waiting, false);
-        let stream = Stream::accepted(pipe);
+        let stream = match Stream::accepted(pipe) {
+            Ok(stream) => Some(stream),
+            // The client left already.
+            Err(e) if e.raw_os_error().is_some_and(|code| ended(code as u32)) => None,
+            Err(e) => return Err(e),
+        };
         next?;
-        stream.map(Some)
+        Ok(stream)
     }
 }
 
@@ -480,7 +498,12 @@ impl Stream {
         if handles.len() > MAX_FDS {
             return Err(io::Error::other("too many handles for one message"));
         }
-        let mut frame = Vec::with_capacity(4 + 8 * handles.len() + bytes.len());
+        let len = 4 + 8 * handles.len() + bytes.len();
+        if len > FRAME_MAX {
+            // Checked before any handle is duplicated into the other process.
+            return Err(io::Error::other("a message too long for the pipe"));
+        }
+        let mut frame = Vec::with_capacity(len);
         frame.extend_from_slice(&(handles.len() as u32).to_le_bytes());
         if !handles.is_empty() {
             let target = self.target.as_ref().ok_or_else(|| {
@@ -508,9 +531,6 @@ impl Stream {
             }
         }
         frame.extend_from_slice(bytes);
-        if frame.len() > FRAME_MAX {
-            return Err(io::Error::other("a message too long for the pipe"));
-        }
         let mut ov = lock(&self.writing);
         let pipe = raw(borrow(&self.pipe));
         // SAFETY: `frame` and `ov` outlive the operation: it is over (done, or cancelled and
@@ -591,42 +611,18 @@ impl Stream {
             });
         }
         reading.outstanding = false;
-        let result = self.unframe(&reading.buf[..n as usize], buf, handles);
+        let result = unframe(
+            &reading.buf[..n as usize],
+            buf,
+            handles,
+            self.target.is_none(),
+        );
         if result.is_err() {
             reading.ended = true;
         } else {
             self.start_read(&mut reading);
         }
         result.map(Some)
-    }
-
-    /// Takes a frame apart: the handles (a client's end only), then the bytes, into `buf`.
-    fn unframe(&self, frame: &[u8], buf: &mut [u8], handles: &mut Vec<Owned>) -> io::Result<usize> {
-        use std::os::windows::io::FromRawHandle;
-        let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_owned());
-        let count = frame
-            .get(..4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
-            .ok_or_else(|| bad("a message without its frame"))?;
-        if count > MAX_FDS || frame.len() < 4 + 8 * count {
-            return Err(bad("a message claiming more handles than it holds"));
-        }
-        if count > 0 && self.target.is_some() {
-            // A client's handle values mean nothing in the server's process.
-            return Err(bad("a client sent handles"));
-        }
-        for value in frame[4..4 + 8 * count].chunks_exact(8) {
-            let value = u64::from_le_bytes(value.try_into().expect("8 bytes")) as usize;
-            // SAFETY: the server duplicated this handle into this process for this message;
-            // nothing else owns it.
-            handles.push(unsafe { Owned::from_raw_handle(value as HANDLE) });
-        }
-        let bytes = &frame[4 + 8 * count..];
-        let Some(into) = buf.get_mut(..bytes.len()) else {
-            return Err(bad("a message arrived too long"));
-        };
-        into.copy_from_slice(bytes);
-        Ok(bytes.len())
     }
 
     /// Whether the other end closed. (A wait for [`Interest::Hangup`](super::Interest::Hangup)
@@ -657,6 +653,41 @@ impl Stream {
             unsafe { DisconnectNamedPipe(raw(borrow(&self.pipe))) };
         }
     }
+}
+
+/// Takes a frame apart: the handles (only where `takes_handles`: a client's end), then the
+/// bytes, into `buf`.
+fn unframe(
+    frame: &[u8],
+    buf: &mut [u8],
+    handles: &mut Vec<Owned>,
+    takes_handles: bool,
+) -> io::Result<usize> {
+    use std::os::windows::io::FromRawHandle;
+    let bad = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_owned());
+    let count = frame
+        .get(..4)
+        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize)
+        .ok_or_else(|| bad("a message without its frame"))?;
+    if count > MAX_FDS || frame.len() < 4 + 8 * count {
+        return Err(bad("a message claiming more handles than it holds"));
+    }
+    if count > 0 && !takes_handles {
+        // A client's handle values mean nothing in the server's process.
+        return Err(bad("a client sent handles"));
+    }
+    for value in frame[4..4 + 8 * count].chunks_exact(8) {
+        let value = u64::from_le_bytes(value.try_into().expect("8 bytes")) as usize;
+        // SAFETY: the server duplicated this handle into this process for this message;
+        // nothing else owns it.
+        handles.push(unsafe { Owned::from_raw_handle(value as HANDLE) });
+    }
+    let bytes = &frame[4 + 8 * count..];
+    let Some(into) = buf.get_mut(..bytes.len()) else {
+        return Err(bad("a message arrived too long"));
+    };
+    into.copy_from_slice(bytes);
+    Ok(bytes.len())
 }
 
 impl Drop for Stream {
@@ -782,6 +813,167 @@ mod tests {
         wait_readable(server.fd());
         assert_eq!(server.recv(&mut buf, &mut handles).unwrap(), Some(0));
         assert!(server.send(b"late", &[]).is_err());
+    }
+
+    #[test]
+    fn the_largest_message_crosses_with_the_most_handles_and_a_byte_more_is_refused() {
+        use crate::protocol::messages::MAX_MESSAGE;
+        let n = name("largest");
+        let listener = Listener::bind(&n).unwrap();
+        let client = Stream::connect(&n).unwrap();
+        wait_readable(listener.fd());
+        let server = listener.accept().unwrap().unwrap();
+        let wakers: Vec<Waker> = (0..MAX_FDS).map(|_| Waker::new().unwrap()).collect();
+        let lent: Vec<Borrowed<'_>> = wakers.iter().map(Waker::fd).collect();
+        let big = vec![9u8; MAX_MESSAGE];
+        server.send(&big, &lent).unwrap();
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        let mut handles = Vec::new();
+        wait_readable(client.fd());
+        assert_eq!(
+            client.recv(&mut buf, &mut handles).unwrap(),
+            Some(MAX_MESSAGE)
+        );
+        assert_eq!(buf, big);
+        assert_eq!(handles.len(), MAX_FDS);
+        // Each handle is its own waker's event.
+        for (waker, handle) in wakers.iter().zip(&handles) {
+            waker.wake();
+            assert_eq!(
+                wait_any(
+                    &[(borrow(handle), Interest::Readable)],
+                    Some(Duration::ZERO)
+                ),
+                1
+            );
+            waker.drain();
+        }
+        assert!(server.send(&vec![9u8; MAX_MESSAGE + 1], &lent).is_err());
+        let five: Vec<Borrowed<'_>> = lent.iter().copied().cycle().take(MAX_FDS + 1).collect();
+        assert!(server.send(b"x", &five).is_err());
+        // Nothing half-sent: the next message is whole.
+        server.send(b"next", &[]).unwrap();
+        wait_readable(client.fd());
+        assert_eq!(client.recv(&mut buf, &mut handles).unwrap(), Some(4));
+        assert_eq!(&buf[..4], b"next");
+    }
+
+    /// A frame of `count` claimed handles, `values` given, then `bytes`.
+    fn frame(count: u32, values: &[u64], bytes: &[u8]) -> Vec<u8> {
+        let mut f = count.to_le_bytes().to_vec();
+        values
+            .iter()
+            .for_each(|v| f.extend_from_slice(&v.to_le_bytes()));
+        f.extend_from_slice(bytes);
+        f
+    }
+
+    #[test]
+    fn malformed_frames_are_refused_and_a_server_takes_no_handles() {
+        use std::os::windows::io::IntoRawHandle;
+        let mut buf = [0u8; 16];
+        let mut handles = Vec::new();
+        let mut check =
+            |f: &[u8], takes: bool, handles: &mut Vec<Owned>| unframe(f, &mut buf, handles, takes);
+        assert_eq!(
+            check(&frame(0, &[], b"hi"), false, &mut handles).unwrap(),
+            2
+        );
+        assert_eq!(check(&frame(0, &[], b""), true, &mut handles).unwrap(), 0);
+        for (what, f) in [
+            ("no frame", vec![1, 0]),
+            ("5 handles", frame(5, &[1, 2, 3, 4, 5], b"")),
+            ("a handle claimed, none held", frame(1, &[], b"")),
+            ("2 claimed, 1 held", frame(2, &[7], b"")),
+            ("4 GiB of handles", frame(u32::MAX, &[], b"")),
+            ("too long for the buffer", frame(0, &[], &[0; 17])),
+        ] {
+            let e = check(&f, true, &mut handles).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{what}: {e}");
+        }
+        // A server never takes a client's handle values (they would name its own handles).
+        assert!(check(&frame(1, &[4], b"x"), false, &mut handles).is_err());
+        assert!(handles.is_empty());
+        // A client takes the server's: here, a real handle of this process.
+        let waker = Waker::new().unwrap();
+        let copy = waker.fd().try_clone_to_owned().unwrap().into_raw_handle() as u64;
+        assert_eq!(
+            check(&frame(1, &[copy], b"ok"), true, &mut handles).unwrap(),
+            2
+        );
+        assert_eq!(handles.len(), 1);
+        waker.wake();
+        assert_eq!(
+            wait_any(
+                &[(borrow(&handles[0]), Interest::Readable)],
+                Some(Duration::ZERO)
+            ),
+            1
+        );
+    }
+
+    #[test]
+    fn a_client_finds_every_instance_taken_as_would_block() {
+        let n = name("busy");
+        let listener = Listener::bind(&n).unwrap();
+        // The one waiting instance is taken, and not accepted yet: no instance is free.
+        let _first = Stream::connect(&n).unwrap();
+        assert_eq!(
+            Stream::connect(&n).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock
+        );
+        wait_readable(listener.fd());
+        let _server = listener.accept().unwrap().unwrap();
+        Stream::connect(&n).unwrap();
+    }
+
+    #[test]
+    fn a_listener_polled_with_nothing_waiting_never_lets_its_name_vanish() {
+        let n = name("vanish");
+        let listener = Listener::bind(&n).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Polled far more often than clients come, as a busy server may.
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    drop(listener.accept().unwrap());
+                }
+            });
+            for i in 0..300 {
+                match Stream::connect(&n) {
+                    Ok(client) => drop(client),
+                    Err(e) => assert_eq!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock,
+                        "connect {i} to a live listener: {e}"
+                    ),
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+
+    #[test]
+    fn is_closed_tells_a_live_stream_from_a_closed_one_whatever_the_last_error() {
+        let n = name("closed");
+        let listener = Listener::bind(&n).unwrap();
+        let live = Stream::connect(&n).unwrap();
+        wait_readable(listener.fd());
+        let live_server = listener.accept().unwrap().unwrap();
+        let gone = Stream::connect(&n).unwrap();
+        wait_readable(listener.fd());
+        let gone_server = listener.accept().unwrap().unwrap();
+        gone_server.shutdown();
+        wait_readable(gone.fd());
+        assert!(gone.is_closed());
+        // This thread's last error now says "broken pipe": a live stream is still live, with
+        // or without a message waiting.
+        let mut buf = [0u8; 8];
+        assert_eq!(gone.recv(&mut buf, &mut Vec::new()).unwrap(), Some(0));
+        assert!(!live.is_closed());
+        live_server.send(b"m", &[]).unwrap();
+        wait_readable(live.fd());
+        assert!(!live.is_closed());
     }
 
     #[test]
