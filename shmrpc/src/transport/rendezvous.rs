@@ -1,12 +1,13 @@
 //! A service's name on the machine: how a server takes it, how a client finds the server, and
 //! how each side learns who the other is.
 //!
-//! A server of user `uid` listens on the abstract socket `shmrpc/u<uid>/<name>`, so that two
-//! users may both run a service `calc`. A server whose access rules admit other users also
+//! A server of user `uid` listens on the socket `shmrpc/u<uid>/<name>` (an abstract name on
+//! Linux, a file under `/tmp` on macOS, a named pipe on Windows: see `sys`), so that two users
+//! may both run a service `calc`. A server whose access rules admit other users also
 //! listens on `shmrpc/public/<name>`, where those users look. A client tries its own user's
 //! name first, then the public one.
 //!
-//! Any local user may bind any abstract name, so holding a name proves nothing: a client reads
+//! Any local user may take any name first, so holding a name proves nothing: a client reads
 //! the server's user from the kernel (`SO_PEERCRED`) and refuses one it does not trust (its own
 //! user and root by default), before it sends anything. A server reads each client's user the
 //! same way and applies its access rules.

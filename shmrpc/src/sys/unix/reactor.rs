@@ -1,8 +1,8 @@
 //! The wake-ups of async calls: one thread per process, started by the first async call that
-//! has to sleep, waits in an epoll instance for the descriptors such calls sleep on and for
-//! their timers, and wakes their tasks. It needs nothing of the executor the tasks run on: any
-//! executor works (tokio, smol, `futures::executor`), at the price of one more wake-up (the
-//! thread's, then the task's) than a reactor of the executor's own.
+//! has to sleep, waits in a set of descriptors (epoll, kqueue) for the descriptors such calls
+//! sleep on and for their timers, and wakes their tasks. It needs nothing of the executor the
+//! tasks run on: any executor works (tokio, smol, `futures::executor`), at the price of one
+//! more wake-up (the thread's, then the task's) than a reactor of the executor's own.
 //!
 //! A descriptor is watched once per registration ([`Reactor::arm`]): its event wakes the task
 //! that armed it last, once. A task that wakes re-checks what it waits for, and arms again if
@@ -11,18 +11,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::task;
 use std::time::Instant;
 
-use rustix::event::epoll;
-use rustix::io::Errno;
+use super::{Interest, WaitSet, Waker, fork_epoch, os};
 
-use super::{WaitSet, Waker, fork_epoch};
-
-/// The reactor's own token: its interrupt eventfd.
+/// The reactor's own token: its interrupt waker.
 const INTERRUPT: u64 = 0;
 
 /// Tokens of descriptors and ids of timers, unique in a process (and in its forked children,
@@ -37,7 +33,7 @@ pub(crate) fn token() -> u64 {
 /// The wake-up thread of this process, and what it watches.
 #[derive(Debug)]
 pub(crate) struct Reactor {
-    epoll: OwnedFd,
+    set: os::Set,
     /// Wakes the thread when a timer earlier than the one it sleeps until is set.
     interrupt: Waker,
     inner: Mutex<Inner>,
@@ -74,16 +70,11 @@ pub(crate) fn reactor() -> io::Result<&'static Reactor> {
 
 impl Reactor {
     fn new() -> io::Result<Self> {
-        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let set = os::Set::new()?;
         let interrupt = Waker::new()?;
-        epoll::add(
-            &epoll,
-            interrupt.fd(),
-            epoll::EventData::new_u64(INTERRUPT),
-            epoll::EventFlags::IN,
-        )?;
+        set.add(interrupt.fd(), INTERRUPT, Interest::Readable, false)?;
         Ok(Reactor {
-            epoll,
+            set,
             interrupt,
             inner: Mutex::new(Inner::default()),
         })
@@ -96,17 +87,9 @@ impl Reactor {
     /// Wakes `waker` once `set` is readable (one of its descriptors is ready, or its timer
     /// expired), once. `token` names the set: one token per set, for as long as it exists.
     pub(crate) fn arm(&self, set: &WaitSet, token: u64, waker: &task::Waker) -> io::Result<()> {
-        let fd = set.fd();
         self.inner().armed.insert(token, waker.clone());
-        let data = epoll::EventData::new_u64(token);
-        let flags = epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::ONESHOT;
-        match epoll::modify(&self.epoll, fd, data, flags) {
-            Err(Errno::NOENT) => epoll::add(&self.epoll, fd, data, flags),
-            other => other,
-        }
-        .map_err(|e| {
+        self.set.arm_once(set.fd(), token).inspect_err(|_| {
             self.inner().armed.remove(&token);
-            e.into()
         })
     }
 
@@ -134,37 +117,24 @@ impl Reactor {
     }
 
     fn run(&self) {
-        let mut events: Vec<epoll::Event> = Vec::with_capacity(64);
+        let mut events: Vec<os::Event> = Vec::with_capacity(64);
         let mut due: Vec<task::Waker> = Vec::new();
         loop {
             let timeout = {
                 let mut inner = self.inner();
                 let next = inner.timers.keys().next().map(|(at, _)| *at);
                 inner.sleeping_until = next;
-                next.map(|at| {
-                    let d = at.saturating_duration_since(Instant::now());
-                    rustix::time::Timespec {
-                        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
-                        // Rounded up: waking before a timer is due would spin.
-                        tv_nsec: d.subsec_nanos().into(),
-                    }
-                })
+                next.map(|at| at.saturating_duration_since(Instant::now()))
             };
-            events.clear();
-            match epoll::wait(
-                &self.epoll,
-                rustix::buffer::spare_capacity(&mut events),
-                timeout.as_ref(),
-            ) {
-                Ok(_) | Err(Errno::INTR) => {}
+            if self.set.wait(&mut events, timeout).is_err() {
                 // Nothing sensible to do but wait again, a little later.
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
             {
                 let mut inner = self.inner();
                 inner.sleeping_until = Some(Instant::now());
                 for event in &events {
-                    let token = event.data.u64();
+                    let token = os::token(event);
                     if token == INTERRUPT {
                         self.interrupt.drain();
                     } else if let Some(waker) = inner.armed.remove(&token) {

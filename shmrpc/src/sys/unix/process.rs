@@ -1,39 +1,16 @@
-//! Processes: pidfds, what happens at `fork`, ids and limits.
+//! Processes: handles on them (`os::ProcessHandle`), what happens at `fork`, ids and limits.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Once;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::os::{self, ProcessHandle};
 use super::{Interest, wait_any};
 
-/// A handle on one process (a pidfd): it names that process and no other, even once its pid is
-/// reused, and becomes readable when the process exits.
-#[derive(Debug)]
-pub(crate) struct ProcessHandle(OwnedFd);
-
 impl ProcessHandle {
-    /// A handle on the process with id `pid`, if it exists now. Only a fallback: a handle taken
-    /// from a socket ([`super::Stream::peer_process`]) cannot name the wrong process.
-    pub(crate) fn open(pid: u32) -> io::Result<Self> {
-        let pid = i32::try_from(pid)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
-        let fd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
-        Ok(ProcessHandle(fd))
-    }
-
-    pub(crate) fn from_fd(fd: OwnedFd) -> Self {
-        ProcessHandle(fd)
-    }
-
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
-    }
-
-    /// Whether the process still runs: its pidfd is not readable yet.
+    /// Whether the process still runs: its handle is not readable yet.
     pub(crate) fn is_alive(&self) -> bool {
         wait_any(&[(self.fd(), Interest::Readable)], Some(Duration::ZERO)) == 0
     }
@@ -62,10 +39,9 @@ extern "C" fn in_forked_child() {
     for entry in &LISTENERS {
         let fd = entry.load(Ordering::Relaxed);
         if fd >= 0 {
-            // SAFETY: dup3 is async-signal-safe, as an atfork child handler must be; both
-            // descriptors are open in the child (it inherited the parent's table), and `fd`
-            // keeps its number, so whatever owns it in Rust still owns an open descriptor.
-            unsafe { libc::dup3(placeholder, fd, libc::O_CLOEXEC) };
+            // Async-signal-safe, as an atfork child handler must be; both descriptors are open
+            // in the child (it inherited the parent's table).
+            os::replace_fd(placeholder, fd);
         }
     }
 }
@@ -83,7 +59,7 @@ pub(crate) fn watch_forks() {
             // Kept open for the life of the process: the child handler needs it.
             PLACEHOLDER.store(std::os::fd::IntoRawFd::into_raw_fd(null), Ordering::Relaxed);
         }
-        // SAFETY: registers a handler that only touches atomics and calls dup3, which is
+        // SAFETY: registers a handler that only touches atomics and calls `replace_fd`, which is
         // async-signal-safe as a fork child handler must be; the handler lives for ever.
         unsafe { libc::pthread_atfork(None, None, Some(in_forked_child)) };
     });
@@ -110,9 +86,9 @@ pub(crate) fn register_listener(fd: RawFd) -> Option<usize> {
 pub(crate) fn release_listener(fd: OwnedFd, entry: Option<usize>) {
     let placeholder = PLACEHOLDER.load(Ordering::Relaxed);
     if placeholder >= 0 {
-        // SAFETY: `fd` is owned here and `placeholder` is open for the life of the process;
-        // after the call `fd` refers to `/dev/null`, and is closed below.
-        unsafe { libc::dup3(placeholder, fd.as_raw_fd(), libc::O_CLOEXEC) };
+        // `fd` is owned here and `placeholder` is open for the life of the process; after the
+        // call `fd` refers to `/dev/null`, and is closed below.
+        os::replace_fd(placeholder, fd.as_raw_fd());
     }
     if let Some(entry) = entry {
         LISTENERS[entry].store(-1, Ordering::Release);

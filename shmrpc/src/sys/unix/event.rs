@@ -1,62 +1,30 @@
-//! Waking and sleeping: an eventfd per slot to wake a client that sleeps on its answer, epoll
-//! for the server's watcher thread, poll for a client waiting on one call.
+//! Sleeping: `poll` for a client waiting on one call, a set of descriptors (epoll on Linux,
+//! kqueue on macOS: `os::Set`) for the server's threads and for async calls.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
-use rustix::event::{EventfdFlags, PollFd, PollFlags, epoll};
-use rustix::io::Errno;
+use rustix::event::PollFd;
 
-fn timespec(d: Duration) -> rustix::time::Timespec {
+use super::os;
+
+pub(super) fn timespec(d: Duration) -> rustix::time::Timespec {
     rustix::time::Timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: d.subsec_nanos().into(),
     }
 }
 
-/// An eventfd: one side writes to wake the other, which polls it.
-#[derive(Debug)]
-pub(crate) struct Waker(OwnedFd);
-
-impl Waker {
-    pub(crate) fn new() -> io::Result<Self> {
-        let fd = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK)?;
-        Ok(Waker(fd))
-    }
-
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.0.as_fd()
-    }
-
-    /// Makes the eventfd readable. Never blocks: a counter that is already huge stays readable.
-    pub(crate) fn wake(&self) {
-        let _ = rustix::io::write(&self.0, &1u64.to_ne_bytes());
-    }
-
-    /// Makes the eventfd unreadable again, consuming past wake-ups.
-    pub(crate) fn drain(&self) {
-        let mut buf = [0u8; 8];
-        let _ = rustix::io::read(&self.0, &mut buf);
-    }
-}
-
 /// What to wait for on a descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Interest {
-    /// Data to read (or, for a pidfd, the process exited), or the other end closed.
+    /// Data to read (or, for a process handle, the process exited), or the other end closed.
     Readable,
-    /// Only the other end closing (or an error): data to read does not wake.
+    /// Only the other end closing (or an error): data to read does not wake, on Linux. macOS
+    /// has no such wait: there it is [`Interest::Readable`], and [`super::Stream::is_closed`]
+    /// tells the two apart.
     Hangup,
-}
-
-impl Interest {
-    fn poll_flags(self) -> PollFlags {
-        match self {
-            Interest::Readable => PollFlags::IN | PollFlags::RDHUP,
-            Interest::Hangup => PollFlags::RDHUP,
-        }
-    }
 }
 
 /// Sleeps until one of `fds` (at most 4) is ready or `timeout` passes (`None`: no timeout).
@@ -71,7 +39,7 @@ pub(crate) fn wait_any(fds: &[(BorrowedFd<'_>, Interest)], timeout: Option<Durat
     // Entries past `fds.len()` only fill the array; they are never polled.
     let mut list: [PollFd<'_>; 4] = std::array::from_fn(|i| {
         let (fd, interest) = fds.get(i).unwrap_or(&fds[0]);
-        PollFd::from_borrowed_fd(*fd, interest.poll_flags())
+        PollFd::from_borrowed_fd(*fd, os::poll_flags(*interest))
     });
     let list = &mut list[..fds.len()];
     match rustix::event::poll(list, timeout.map(timespec).as_ref()) {
@@ -87,36 +55,24 @@ fn ready_bits<'a>(fds: impl Iterator<Item = &'a PollFd<'a>>) -> u32 {
 }
 
 /// One descriptor that is readable while any of the descriptors it holds is ready, or its
-/// timer expired (an epoll instance holding them and a timerfd): an async call sleeps on its
-/// slot's, registered with one reactor (the executor's or shmrpc's own), instead of on the
-/// slot's bell, the connection's socket and the server's pidfd each, and on a timer.
+/// timer expired (a [`os::Set`] holding them and a timer): an async call sleeps on its slot's,
+/// registered with one reactor (the executor's or shmrpc's own), instead of on the slot's bell,
+/// the connection's socket and the server's process handle each, and on a timer.
 #[derive(Debug)]
 pub(crate) struct WaitSet {
-    set: OwnedFd,
-    timer: OwnedFd,
+    set: os::Set,
+    timer: os::Timer,
     /// When the timer is set to expire, if it is set and its expiry was not taken yet.
     armed: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl WaitSet {
     pub(crate) fn new(fds: &[(BorrowedFd<'_>, Interest)]) -> io::Result<Self> {
-        use rustix::time::{TimerfdClockId, TimerfdFlags, timerfd_create};
-        let set = epoll::create(epoll::CreateFlags::CLOEXEC)?;
-        let timer = timerfd_create(
-            TimerfdClockId::Monotonic,
-            TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
-        )?;
-        let all = fds
-            .iter()
-            .copied()
-            .chain([(timer.as_fd(), Interest::Readable)]);
-        for (i, (fd, interest)) in all.enumerate() {
-            let flags = match interest {
-                Interest::Readable => epoll::EventFlags::IN | epoll::EventFlags::RDHUP,
-                Interest::Hangup => epoll::EventFlags::RDHUP,
-            };
-            epoll::add(&set, fd, epoll::EventData::new_u64(i as u64), flags)?;
+        let set = os::Set::new()?;
+        for (i, (fd, interest)) in fds.iter().enumerate() {
+            set.add(*fd, i as u64, *interest, false)?;
         }
+        let timer = os::Timer::new(&set, fds.len() as u64)?;
         Ok(WaitSet {
             set,
             timer,
@@ -125,7 +81,7 @@ impl WaitSet {
     }
 
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
-        self.set.as_fd()
+        self.set.fd()
     }
 
     fn armed(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
@@ -138,27 +94,12 @@ impl WaitSet {
     /// as it is (one system call saved per call: deadlines come in increasing order), and makes
     /// the set readable early, once; the waiter then takes the expiry and sets it again.
     pub(crate) fn wake_by(&self, at: std::time::Instant) -> io::Result<()> {
-        use rustix::time::{Itimerspec, TimerfdTimerFlags, timerfd_settime};
         let mut armed = self.armed();
         if armed.is_some_and(|set| set <= at) {
             return Ok(());
         }
-        let zero = rustix::time::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // A zero time would disarm the timer: one nanosecond at least.
-        let after = at
-            .saturating_duration_since(std::time::Instant::now())
-            .max(Duration::from_nanos(1));
-        timerfd_settime(
-            &self.timer,
-            TimerfdTimerFlags::empty(),
-            &Itimerspec {
-                it_interval: zero,
-                it_value: timespec(after),
-            },
-        )?;
+        let after = at.saturating_duration_since(std::time::Instant::now());
+        self.timer.set(&self.set, after)?;
         *armed = Some(at);
         Ok(())
     }
@@ -167,23 +108,22 @@ impl WaitSet {
     pub(crate) fn take_expiry(&self, now: std::time::Instant) {
         let mut armed = self.armed();
         if armed.is_some_and(|at| at <= now) {
-            let mut buf = [0u8; 8];
-            let _ = rustix::io::read(&self.timer, &mut buf);
+            self.timer.take(&self.set);
             *armed = None;
         }
     }
 }
 
-/// An epoll instance shared by the server's threads: each idle thread sleeps in it, and one
+/// A set of descriptors shared by the server's threads: each idle thread sleeps in it, and one
 /// event wakes one thread.
 #[derive(Debug)]
 pub(crate) struct Poller {
-    epoll: OwnedFd,
+    set: os::Set,
 }
 
 /// A thread's buffer for [`Poller::wait`] (one event at a time: the other events go to other
 /// threads).
-pub(crate) struct Events(Vec<epoll::Event>);
+pub(crate) struct Events(Vec<os::Event>);
 
 impl Default for Events {
     fn default() -> Self {
@@ -208,43 +148,24 @@ pub(crate) struct Ready {
 impl Poller {
     pub(crate) fn new() -> io::Result<Self> {
         Ok(Poller {
-            epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
+            set: os::Set::new()?,
         })
-    }
-
-    fn interest(once: bool) -> epoll::EventFlags {
-        let flags = epoll::EventFlags::IN | epoll::EventFlags::RDHUP;
-        if once {
-            flags | epoll::EventFlags::ONESHOT
-        } else {
-            flags
-        }
     }
 
     /// Watches `fd` for data to read and for its other end closing. `once`: reported to one
     /// thread, then not again until [`Poller::rearm`]; otherwise reported to every waiting
     /// thread, for as long as it is readable.
     pub(crate) fn add(&self, fd: BorrowedFd<'_>, token: u64, once: bool) -> io::Result<()> {
-        Ok(epoll::add(
-            &self.epoll,
-            fd,
-            epoll::EventData::new_u64(token),
-            Self::interest(once),
-        )?)
+        self.set.add(fd, token, Interest::Readable, once)
     }
 
     /// Watches a `once` descriptor again, after its event was handled.
     pub(crate) fn rearm(&self, fd: BorrowedFd<'_>, token: u64) {
-        let _ = epoll::modify(
-            &self.epoll,
-            fd,
-            epoll::EventData::new_u64(token),
-            Self::interest(true),
-        );
+        let _ = self.set.rearm(fd, token);
     }
 
     pub(crate) fn remove(&self, fd: BorrowedFd<'_>) {
-        let _ = epoll::delete(&self.epoll, fd);
+        self.set.remove(fd);
     }
 
     /// Sleeps until a descriptor is ready (or `timeout` passes); the one event this thread got.
@@ -253,24 +174,10 @@ impl Poller {
         events: &mut Events,
         timeout: Option<Duration>,
     ) -> io::Result<Option<Ready>> {
-        let events = &mut events.0;
-        events.clear();
-        match epoll::wait(
-            &self.epoll,
-            rustix::buffer::spare_capacity(events),
-            timeout.map(timespec).as_ref(),
-        ) {
-            Ok(_) | Err(Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-        Ok(events.first().map(|e| {
-            let flags = e.flags;
-            Ready {
-                token: e.data.u64(),
-                hangup: flags.intersects(
-                    epoll::EventFlags::HUP | epoll::EventFlags::RDHUP | epoll::EventFlags::ERR,
-                ),
-            }
+        self.set.wait(&mut events.0, timeout)?;
+        Ok(events.0.first().map(|e| Ready {
+            token: os::token(e),
+            hangup: os::hangup(e),
         }))
     }
 }
@@ -278,6 +185,7 @@ impl Poller {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::Waker;
 
     #[test]
     fn a_waker_wakes_a_poll_and_drains() {
