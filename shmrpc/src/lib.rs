@@ -220,8 +220,8 @@ pub mod __private {
     pub use ::zerocopy;
 
     /// Hooks for the behaviour tests, which attack the protocol from a hostile client's seat.
-    /// Compiled in only with the test-only `fault-injection` feature, on Linux.
-    #[cfg(all(feature = "fault-injection", target_os = "linux"))]
+    /// Compiled in only with the test-only `fault-injection` feature.
+    #[cfg(feature = "fault-injection")]
     pub mod testing {
         pub use crate::transport::testing::*;
     }

@@ -31,6 +31,12 @@ impl View {
         View { map }
     }
 
+    /// Bytes of the segment.
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
     #[inline(always)]
     fn check(&self, offset: usize, len: usize, align: usize) {
         if !(offset
