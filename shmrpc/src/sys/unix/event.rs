@@ -104,10 +104,15 @@ impl WaitSet {
         Ok(())
     }
 
-    /// Takes the timer's expiry if it is due, so that it no longer makes the set readable.
+    /// Takes the timer's expiry if it is due, and whatever else the set reported and keeps
+    /// (a kqueue stays readable until its events are collected), so that only what is still
+    /// ready makes the set readable. Called each time the waiter wakes.
     pub(crate) fn take_expiry(&self, now: std::time::Instant) {
+        let timer_fired = self.set.settle(self.timer.token());
         let mut armed = self.armed();
-        if armed.is_some_and(|at| at <= now) {
+        if timer_fired {
+            *armed = None;
+        } else if armed.is_some_and(|at| at <= now) {
             self.timer.take(&self.set);
             *armed = None;
         }

@@ -363,6 +363,12 @@ impl Set {
         let _ = epoll::delete(&self.0, fd);
     }
 
+    /// Nothing to collect: epoll finds out afresh whether each descriptor is ready, so the set
+    /// is readable only while one is. Never reports `token`.
+    pub(super) fn settle(&self, _token: u64) -> bool {
+        false
+    }
+
     /// Sleeps until a descriptor is ready or `timeout` passes (or a signal came), filling
     /// `events` up to its capacity.
     pub(super) fn wait(
@@ -395,7 +401,7 @@ pub(super) fn hangup(event: &Event) -> bool {
 
 /// A one-shot timer in a [`Set`] (a timerfd in the epoll set).
 #[derive(Debug)]
-pub(super) struct Timer(OwnedFd);
+pub(super) struct Timer(OwnedFd, u64);
 
 impl Timer {
     /// A timer reported by `set` with `token` when it expires.
@@ -406,7 +412,12 @@ impl Timer {
             TimerfdFlags::CLOEXEC | TimerfdFlags::NONBLOCK,
         )?;
         set.add(fd.as_fd(), token, Interest::Readable, false)?;
-        Ok(Timer(fd))
+        Ok(Timer(fd, token))
+    }
+
+    /// The token the set reports it with.
+    pub(super) fn token(&self) -> u64 {
+        self.1
     }
 
     /// Expires `after` from now (at least a nanosecond: zero would disarm it).

@@ -5,10 +5,11 @@
 //! |---|---|
 //! | abstract `SOCK_SEQPACKET` socket, freed with its last descriptor | a stream socket at `/tmp/<address>`, in a directory per user (`0700`) or a shared sticky one; the name held by `flock` on `<address>.lock`, which the kernel drops with the holder's last descriptor, however it died; a socket file left behind is removed by the next server |
 //! | messages kept whole by the kernel | frames: a length and a descriptor count, then the bytes; a receiver reads exactly one frame's bytes, so nothing waits in a buffer of ours while the socket looks idle |
-//! | `SO_PEERCRED`, `SO_PEERGROUPS`, `SO_PEERPIDFD` | `LOCAL_PEERCRED` (user, groups), `LOCAL_PEERPID`; the process handle is opened from the pid, so a pid reused between connecting and opening would be mistaken for the peer |
+//! | `SO_PEERCRED`, `SO_PEERGROUPS`, `SO_PEERPIDFD` | `LOCAL_PEERCRED` (user, groups), `LOCAL_PEERPID` (the last process to use the peer's socket); the process handle is opened from the pid, so a pid reused between connecting and opening would be mistaken for the peer |
 //! | sealed memfd | POSIX shared memory under a random name, unlinked at once; macOS refuses to resize such an object once sized, which is what the seals give on Linux (a client cannot check it, and trusts the server it identified) |
 //! | eventfd, epoll, timerfd | a datagram socket pair, kqueue (`EV_DISPATCH` for once-only events), `EVFILT_TIMER` |
 //! | pidfd | a kqueue watching the process for `NOTE_EXIT` (kqueues are not passed on to a forked child: a child never closes one it inherited) |
+//! | `SO_PEERGROUPS` | the first 16 groups `LOCAL_PEERCRED` reports (the effective group first); groups macOS resolves in user space are not among them, so `allow_gid` may refuse a member |
 //! | `SOCK_CLOEXEC`, `MSG_NOSIGNAL`, `MSG_CMSG_CLOEXEC`, `dup3` | `FD_CLOEXEC` set after the fact (a `fork` and `exec` on another thread in between leaks the descriptor to the child), `SO_NOSIGPIPE`, `dup2` then `FD_CLOEXEC` |
 
 use std::io;
@@ -117,16 +118,41 @@ pub(super) struct Hold {
     lock: Option<OwnedFd>,
     entry: Option<usize>,
     path: PathBuf,
+    /// The fork epoch it was taken in: a forked child leaves the file to its parent.
+    epoch: u64,
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
         // While the lock is held: a server that takes the name next makes a file of its own.
-        let _ = rustix::fs::unlink(&self.path);
+        if self.epoch == super::fork_epoch() {
+            let _ = rustix::fs::unlink(&self.path);
+        }
         if let Some(lock) = self.lock.take() {
             super::release_listener(lock, self.entry);
         }
     }
+}
+
+/// Opens the lock file beside a socket (`create`: making it if need be), refusing anything
+/// but a regular file (a FIFO put there would block the open, a symbolic link lead elsewhere).
+fn open_lock(path: &std::ffi::OsStr, create: bool) -> io::Result<OwnedFd> {
+    let mut flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
+    if create {
+        flags |= OFlags::CREATE;
+    }
+    let lock = rustix::fs::open(path, flags, Mode::from_raw_mode(0o444))?;
+    let kind = rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&lock)?.st_mode);
+    if kind != rustix::fs::FileType::RegularFile {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not a regular file: another process put it there; remove it",
+                std::path::Path::new(path).display()
+            ),
+        ));
+    }
+    Ok(lock)
 }
 
 /// A socket holding the name `name`, listening; `AddrInUse` if a live socket holds it.
@@ -136,11 +162,7 @@ pub(super) fn listen(name: &[u8]) -> io::Result<(OwnedFd, Hold)> {
     lock_path.push(".lock");
     // Readable by all: whoever comes first takes a name, as with Linux's abstract names; a
     // client checks who holds it.
-    let lock = rustix::fs::open(
-        &lock_path,
-        OFlags::RDONLY | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-        Mode::from_raw_mode(0o444),
-    )?;
+    let lock = open_lock(&lock_path, true)?;
     match rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
         Err(Errno::WOULDBLOCK) => return Err(io::ErrorKind::AddrInUse.into()),
@@ -152,11 +174,27 @@ pub(super) fn listen(name: &[u8]) -> io::Result<(OwnedFd, Hold)> {
         lock: Some(lock),
         entry,
         path,
+        epoch: super::fork_epoch(),
     };
     // A socket file left by a server that died.
-    let _ = rustix::fs::unlink(&hold.path);
+    match rustix::fs::unlink(&hold.path) {
+        Ok(()) | Err(Errno::NOENT) => {}
+        Err(e) => {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} was left by a server that died, and this user cannot remove it ({e}): \
+                     its owner or root must",
+                    hold.path.display()
+                ),
+            ));
+        }
+    }
     let fd = stream_socket()?;
     rustix::net::bind(&fd, &SocketAddrUnix::new(&hold.path)?)?;
+    // Connecting needs write permission on the file, made with the umask's mode: who may
+    // connect is the directory's business (and the server's access rules).
+    rustix::fs::chmod(&hold.path, Mode::from_raw_mode(0o777))?;
     rustix::net::listen(&fd, libc::SOMAXCONN)?;
     Ok((fd, hold))
 }
@@ -172,8 +210,23 @@ pub(super) fn connect(name: &[u8]) -> io::Result<OwnedFd> {
         // Connecting a non-blocking stream socket may complete later: the first send or
         // receive waits for it as for any message.
         Ok(()) | Err(Errno::INPROGRESS) => Ok(fd),
-        // No file, or one left by a server that died.
-        Err(Errno::NOENT | Errno::CONNREFUSED) => Err(io::ErrorKind::ConnectionRefused.into()),
+        Err(Errno::NOENT) => Err(io::ErrorKind::ConnectionRefused.into()),
+        // A file left by a server that died, or a live server's full queue of waiting
+        // connections (macOS refuses rather than asks to retry): the lock tells which.
+        Err(Errno::CONNREFUSED) => {
+            let mut lock_path = path.into_os_string();
+            lock_path.push(".lock");
+            let held = open_lock(&lock_path, false).is_ok_and(|lock| {
+                rustix::fs::flock(&lock, FlockOperation::NonBlockingLockShared)
+                    == Err(Errno::WOULDBLOCK)
+            });
+            Err(if held {
+                io::ErrorKind::WouldBlock
+            } else {
+                io::ErrorKind::ConnectionRefused
+            }
+            .into())
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -181,10 +234,8 @@ pub(super) fn connect(name: &[u8]) -> io::Result<OwnedFd> {
 /// The next waiting connection, if any (never blocks).
 pub(super) fn accept(listener: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
     match rustix::net::accept(listener) {
-        Ok(fd) => {
-            configure(&fd, true)?;
-            Ok(Some(fd))
-        }
+        // A client that closed at once leaves a socket macOS refuses options on: dropped.
+        Ok(fd) => Ok(configure(&fd, true).is_ok().then_some(fd)),
         Err(Errno::AGAIN | Errno::INTR | Errno::CONNABORTED) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -238,39 +289,48 @@ pub(super) fn send(fd: &OwnedFd, bytes: &[u8], fds: &[BorrowedFd<'_>]) -> io::Re
 }
 
 /// Receives one message (see [`super::Stream::recv`]): reads exactly what its frame still
-/// lacks, so that a socket that looks idle has nothing of a message waiting here.
+/// lacks, so that a socket that looks idle has nothing of a message waiting here. Descriptors
+/// that came go to `fds` with the message, or with the error.
 pub(super) fn recv(
     fd: &OwnedFd,
     inbox: &Inbox,
     buf: &mut [u8],
     fds: &mut Vec<OwnedFd>,
 ) -> io::Result<Option<usize>> {
-    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
     let mut partial = inbox.0.lock().unwrap_or_else(PoisonError::into_inner);
+    let result = frame(fd, &mut partial, buf);
+    if !matches!(result, Ok(None)) {
+        fds.append(&mut partial.fds);
+        partial.bytes.clear();
+    }
+    result
+}
+
+/// Reads towards the frame `partial` holds the start of: `Ok(None)` while it is not whole.
+fn frame(fd: &OwnedFd, partial: &mut Partial, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
     loop {
         let have = partial.bytes.len();
         let want = if have < HEADER {
             HEADER
         } else {
-            let len = u32::from_le_bytes(partial.bytes[..4].try_into().expect("4 bytes")) as usize;
-            let count = u32::from_le_bytes(partial.bytes[4..8].try_into().expect("4 bytes"));
-            if len > buf.len() || count as usize > MAX_FDS {
+            let word = |at: usize| {
+                u32::from_le_bytes(partial.bytes[at..at + 4].try_into().expect("4 bytes")) as usize
+            };
+            let (len, count) = (word(0), word(4));
+            if len > buf.len() || count > MAX_FDS {
                 return Err(invalid(
                     "a message arrived too long, or with too many descriptors",
                 ));
             }
             if have == HEADER + len {
-                if partial.fds.len() != count as usize {
-                    fds.append(&mut partial.fds);
-                    partial.bytes.clear();
+                if partial.fds.len() != count {
                     return Err(invalid(
                         "a message arrived without all its descriptors (is this process out of \
                          file descriptors?)",
                     ));
                 }
                 buf[..len].copy_from_slice(&partial.bytes[HEADER..]);
-                fds.append(&mut partial.fds);
-                partial.bytes.clear();
                 return Ok(Some(len));
             }
             HEADER + len
@@ -284,16 +344,14 @@ pub(super) fn recv(
             &mut control,
             RecvFlags::DONTWAIT,
         );
-        let mut received: Vec<OwnedFd> = Vec::new();
         for message in control.drain() {
             if let RecvAncillaryMessage::ScmRights(fds) = message {
-                received.extend(fds);
+                for fd in fds {
+                    let _ = rustix::io::fcntl_setfd(&fd, FdFlags::CLOEXEC);
+                    partial.fds.push(fd);
+                }
             }
         }
-        for fd in &received {
-            let _ = rustix::io::fcntl_setfd(fd, FdFlags::CLOEXEC);
-        }
-        partial.fds.append(&mut received);
         let msg = match result {
             Ok(msg) => msg,
             Err(e) => {
@@ -307,7 +365,6 @@ pub(super) fn recv(
         };
         partial.bytes.truncate(have + msg.bytes);
         if msg.flags.contains(ReturnFlags::CTRUNC) {
-            fds.append(&mut partial.fds);
             return Err(invalid(
                 "a message arrived without all its descriptors (is this process out of file \
                  descriptors?)",
@@ -323,8 +380,21 @@ pub(super) fn recv(
     }
 }
 
-/// Whether the other end of a connection closed: a peek finds its end of file.
+/// Whether the other end of a connection closed: `poll` reports a hang-up (macOS does from the
+/// end of file even with data still queued), or a peek finds the end of file.
 pub(super) fn is_closed(fd: &OwnedFd) -> bool {
+    let mut poll = [rustix::event::PollFd::new(fd, PollFlags::IN)];
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    if rustix::event::poll(&mut poll, Some(&zero)).is_ok()
+        && poll[0]
+            .revents()
+            .intersects(PollFlags::HUP | PollFlags::ERR)
+    {
+        return true;
+    }
     let mut byte = [0u8; 1];
     match rustix::net::recv(fd, &mut byte, RecvFlags::PEEK | RecvFlags::DONTWAIT) {
         Ok((0, _)) => true,
@@ -539,6 +609,30 @@ impl Set {
         let _ = self.change(EventFilter::Read(fd.as_raw_fd()), EventFlags::DELETE, 0);
     }
 
+    /// Collects the events the set holds: a kqueue keeps an event queued (and itself readable)
+    /// until a `kevent` call collects it, even once its descriptor is no longer ready, and one
+    /// nested in another kqueue (or tokio's, which watches it edge-triggered) signals again
+    /// only once its queue was empty. Whether `token` was among them.
+    pub(super) fn settle(&self, token: u64) -> bool {
+        let mut seen = false;
+        loop {
+            let mut buf = [MaybeUninit::<Event>::uninit(); 8];
+            // SAFETY: as in `change`: no change is made here, events are only read.
+            let got = match unsafe {
+                kqueue::kevent(self.0.fd(), &[], &mut buf[..], Some(Duration::ZERO))
+            } {
+                Ok((events, _)) => {
+                    seen |= events.iter().any(|e| self::token(e) == token);
+                    events.len()
+                }
+                Err(_) => 0,
+            };
+            if got < buf.len() {
+                return seen;
+            }
+        }
+    }
+
     /// Sleeps until a descriptor is ready or `timeout` passes (or a signal came), filling
     /// `events` up to its capacity.
     pub(super) fn wait(
@@ -584,11 +678,21 @@ impl Timer {
         Ok(Timer(token))
     }
 
-    /// Expires `after` from now (at least a nanosecond).
+    /// The token the set reports it with.
+    pub(super) fn token(&self) -> u64 {
+        self.0
+    }
+
+    /// Expires `after` from now, rounded up to a whole millisecond (at least one): rustix
+    /// passes a duration with no whole milliseconds past the second as whole seconds, which
+    /// would drop a fraction of a second and fire early.
     pub(super) fn set(&self, set: &Set, after: Duration) -> io::Result<()> {
+        let ms = u64::try_from(after.as_nanos().div_ceil(1_000_000))
+            .unwrap_or(u64::MAX)
+            .max(1);
         let timer = EventFilter::Timer {
             ident: 0,
-            timer: Some(after.max(Duration::from_nanos(1))),
+            timer: Some(Duration::from_millis(ms)),
         };
         set.change(timer, EventFlags::ADD | EventFlags::ONESHOT, self.0)
     }
@@ -676,13 +780,16 @@ pub(crate) fn create_sealed(_: &str, len: usize) -> io::Result<OwnedFd> {
     }
 }
 
-/// Checks that `fd` holds at least `len` bytes (macOS reports a shared-memory object's size
-/// rounded up to whole pages).
+/// Checks that `fd` holds `len` bytes, as macOS reports a shared-memory object's size: rounded
+/// up to whole pages of the process that sized it (16 KiB on Apple silicon, also for an
+/// x86_64 process under Rosetta talking to a native one; 4 KiB on Intel).
 pub(crate) fn check_sealed(fd: &OwnedFd, len: usize) -> io::Result<()> {
-    let page = rustix::param::page_size();
     let size = rustix::fs::fstat(fd)?.st_size;
-    let rounded = len.div_ceil(page) * page;
-    if size == rounded as i64 {
+    let pages = [rustix::param::page_size(), 4096, 16384];
+    if pages
+        .iter()
+        .any(|page| size == (len.div_ceil(*page) * page) as i64)
+    {
         Ok(())
     } else {
         super::check_size(fd, len)
