@@ -38,3 +38,31 @@ fn a_client_waiting_for_a_slow_method_sleeps() {
         "the waiting client used {used} ticks of CPU in 900 ms"
     );
 }
+
+/// An async call that must wait sleeps in the reactor, also on a slot whose last call timed out
+/// (the deadline's timer expired there): a timer expiry left untaken would keep the slot's wait
+/// set readable, and every later wait on it would spin through its reactor.
+#[test]
+fn an_async_call_sleeps_also_after_a_timeout_on_its_slot() {
+    let name = unique_name("async-waiting");
+    let _server = Peer::start(&["server", "work", &name, "workers=2"]);
+    futures::executor::block_on(async {
+        let options = shmrpc::ClientOptions::default().timeout(Duration::from_millis(200));
+        let client = WorkAsyncClient::connect_with(&name, options).await.unwrap();
+        assert_eq!(client.sleep(1, 1).await.unwrap(), 1);
+        let err = client.sleep(400, 2).await.unwrap_err();
+        assert_eq!(kind(&err), "Timeout", "{err:?}");
+        // The late answer lands; the slot is free again.
+        std::thread::sleep(Duration::from_millis(300));
+        let before = cpu_ticks(std::process::id());
+        for token in 3..6 {
+            assert_eq!(client.sleep(150, token).await.unwrap(), token);
+        }
+        let used = cpu_ticks(std::process::id()) - before;
+        // 450 ms of waiting; clock ticks are 10 ms.
+        assert!(
+            used <= 6,
+            "the waiting async client used {used} ticks of CPU in 450 ms"
+        );
+    });
+}
