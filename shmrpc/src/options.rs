@@ -250,6 +250,10 @@ impl ServerOptions {
     /// at once. Once no server of the process stops on signals, they do what they did before
     /// (killing the process, or nothing if ignored; a handler of the application's own still
     /// runs). Off by default: the process's own signal handling is left alone.
+    ///
+    /// On Windows, Ctrl+C, Ctrl+Break and the console's closing play the part of the signals
+    /// (a console control handler); for the closing, which Windows follows by ending the
+    /// process, the handler waits up to 4 s for the servers to stop.
     #[must_use]
     pub fn stop_on_signals(mut self) -> Self {
         self.stop_on_signals = true;

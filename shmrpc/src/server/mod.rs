@@ -321,7 +321,8 @@ impl Server {
             let bell = sys::SignalBell::new().map_err(|e| {
                 Error::io(
                     format!(
-                        "installing the SIGINT and SIGTERM handlers of `{}`",
+                        "installing the SIGINT and SIGTERM (on Windows: console event) \
+                         handlers of `{}`",
                         name.as_str()
                     ),
                     e,

@@ -1,7 +1,7 @@
-//! Wake-up bells (auto-reset events), and what Windows lacks yet: stopping servers on Ctrl+C
-//! (`stop_on_signals`), and async calls waiting in tokio's own reactor. Each type below that has
-//! no constructor holds a [`Never`], so code reached only through one is unreachable, and the
-//! compiler says so.
+//! Wake-up bells (auto-reset events), the bell of console events (Ctrl+C) that stops servers
+//! (`stop_on_signals`), and what Windows lacks yet: async calls waiting in tokio's own reactor.
+//! A type below that has no constructor holds a [`Never`], so code reached only through one is
+//! unreachable, and the compiler says so.
 
 use std::io;
 #[cfg(feature = "tokio")]
@@ -9,9 +9,15 @@ use std::task::{Context, Poll};
 #[cfg(test)]
 use std::time::Duration;
 
-use windows_sys::Win32::System::Threading::{CreateEventW, SetEvent, WaitForSingleObject};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::{owned, raw, unsupported};
+use windows_sys::Win32::System::Console::{
+    CTRL_BREAK_EVENT, CTRL_C_EVENT, CTRL_CLOSE_EVENT, SetConsoleCtrlHandler,
+};
+use windows_sys::Win32::System::Threading::{CreateEventW, SetEvent, WaitForSingleObject};
+use windows_sys::core::BOOL;
+
+use super::{owned, raw};
 use crate::sys::{Borrowed, Owned, borrow};
 
 /// A value that cannot exist.
@@ -59,19 +65,100 @@ impl Bell {
     }
 }
 
-/// Would be set when Ctrl+C or a console close arrives (with `SetConsoleCtrlHandler`): not
-/// built yet, so `ServerOptions::stop_on_signals` fails at `bind` on Windows.
+/// Set when Ctrl+C, Ctrl+Break or the console's closing arrives (`ServerOptions::
+/// stop_on_signals`): a manual-reset event the server's threads watch, never reset (the stop is
+/// for good).
+///
+/// One console control handler per process (`SetConsoleCtrlHandler`, installed by the first
+/// bell) sets every bell of the process at the first such event while servers stop on them:
+/// they stop gracefully (the calls in progress finish, then `run()` returns). Another event
+/// while they stop, or any when none does, goes on to the handlers installed before shmrpc's:
+/// by default, the process ends at once. For the console's closing, after which Windows ends
+/// the process as soon as the handler returns, the handler waits (up to 4 s of the 5 s Windows
+/// allows) for the servers to let go of their bells.
 #[derive(Debug)]
-pub(crate) struct SignalBell(Never);
+pub(crate) struct SignalBell {
+    event: Owned,
+    id: u64,
+}
+
+/// The bells of the servers that stop on console events now, by id.
+static BELLS: std::sync::Mutex<Vec<(u64, Owned)>> = std::sync::Mutex::new(Vec::new());
+/// A console event came while servers stopped on them: they are stopping.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+fn bells() -> std::sync::MutexGuard<'static, Vec<(u64, Owned)>> {
+    BELLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 impl SignalBell {
     pub(crate) fn new() -> io::Result<Self> {
-        Err(unsupported())
+        static INSTALLED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+        let mut installed = INSTALLED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !*installed {
+            // SAFETY: installs a handler that lives for ever (a function), called by the
+            // system on a thread of its own.
+            if unsafe { SetConsoleCtrlHandler(Some(on_console_event), 1) } == 0 {
+                return Err(io::Error::last_os_error());
+            }
+            *installed = true;
+        }
+        drop(installed);
+        // SAFETY: no attributes, no name: a fresh unnamed manual-reset event.
+        let event = owned(unsafe { CreateEventW(std::ptr::null(), 1, 0, std::ptr::null()) })?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let mut bells = bells();
+        if bells.is_empty() {
+            STOPPING.store(false, Ordering::SeqCst);
+        }
+        bells.push((id, event.try_clone()?));
+        Ok(SignalBell { event, id })
     }
 
     pub(crate) fn fd(&self) -> Borrowed<'_> {
-        match self.0 {}
+        borrow(&self.event)
     }
+}
+
+impl Drop for SignalBell {
+    fn drop(&mut self) {
+        bells().retain(|(id, _)| *id != self.id);
+    }
+}
+
+/// The console control handler: the first Ctrl+C, Ctrl+Break or close while servers stop on
+/// them sets their bells (handled: `TRUE`); anything else goes to the next handler (`FALSE`).
+unsafe extern "system" fn on_console_event(kind: u32) -> BOOL {
+    BOOL::from(console_event(kind))
+}
+
+/// What [`on_console_event`] does: whether the event was this handler's.
+fn console_event(kind: u32) -> bool {
+    if !matches!(kind, CTRL_C_EVENT | CTRL_BREAK_EVENT | CTRL_CLOSE_EVENT) {
+        return false;
+    }
+    {
+        let bells = bells();
+        if bells.is_empty() || STOPPING.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        for (_, event) in bells.iter() {
+            // SAFETY: a live event handle the list owns.
+            unsafe { SetEvent(raw(borrow(event))) };
+        }
+    }
+    if kind == CTRL_CLOSE_EVENT {
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(4);
+        while !bells().is_empty() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    true
 }
 
 /// A wait set registered with a tokio runtime: none on Windows yet (async calls sleep in the
@@ -125,11 +212,61 @@ mod tests {
         });
     }
 
+    /// The handler is called as the system would: Wine delivers no console event to a process
+    /// without a real console (`GenerateConsoleCtrlEvent` fails with `ERROR_INVALID_ACCESS`
+    /// there, and `AllocConsole` waits for a display). What a set bell does to a server is the
+    /// same as on Linux (`tests/signals.rs`).
     #[test]
-    fn stopping_on_signals_says_it_is_not_built_yet() {
-        let e = SignalBell::new().unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
-        assert!(e.to_string().contains("not built for Windows yet"), "{e}");
-        assert!(e.to_string().contains("ServerHandle::shutdown"), "{e}");
+    fn the_first_console_event_sets_every_bell_and_the_next_goes_on() {
+        let ready = |bell: &SignalBell| {
+            wait_any(&[(bell.fd(), Interest::Readable)], Some(Duration::ZERO)) != 0
+        };
+        // No server stops on console events: Ctrl+C is the next handler's (by default, the end).
+        // SAFETY: the handler has no preconditions; the system would call it the same way.
+        assert_eq!(unsafe { on_console_event(CTRL_C_EVENT) }, 0);
+        let (first, second) = (SignalBell::new().unwrap(), SignalBell::new().unwrap());
+        assert!(!ready(&first) && !ready(&second));
+        // Not a stop event (a log-off): the next handler's.
+        // SAFETY: as above.
+        assert_eq!(unsafe { on_console_event(5) }, 0);
+        assert!(!ready(&first));
+        // SAFETY: as above.
+        assert_eq!(unsafe { on_console_event(CTRL_C_EVENT) }, 1);
+        assert!(ready(&first) && ready(&second), "both servers stop");
+        // A second Ctrl+C while they stop does what it did before shmrpc's handler.
+        // SAFETY: as above.
+        assert_eq!(unsafe { on_console_event(CTRL_BREAK_EVENT) }, 0);
+        drop((first, second));
+        // No server stops on console events: every one goes on.
+        // SAFETY: as above.
+        assert_eq!(unsafe { on_console_event(CTRL_C_EVENT) }, 0);
+        // New servers stop on the next one again, also when one of them is gone already.
+        let (third, fourth) = (SignalBell::new().unwrap(), SignalBell::new().unwrap());
+        drop(third);
+        let start = std::time::Instant::now();
+        // SAFETY: as above.
+        assert_eq!(unsafe { on_console_event(CTRL_C_EVENT) }, 1);
+        assert!(ready(&fourth));
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "Ctrl+C does not wait"
+        );
+        drop(fourth);
+        // The console's closing: Windows ends the process once the handler returns, so the
+        // handler waits for the servers to let go of their bells (here: 200 ms), no longer.
+        let fifth = SignalBell::new().unwrap();
+        let start = std::time::Instant::now();
+        let stopping = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(fifth);
+        });
+        // SAFETY: as above.
+        assert_eq!(unsafe { on_console_event(CTRL_CLOSE_EVENT) }, 1);
+        let waited = start.elapsed();
+        stopping.join().unwrap();
+        assert!(
+            waited >= Duration::from_millis(200) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
     }
 }

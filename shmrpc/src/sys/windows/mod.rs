@@ -2,8 +2,7 @@
 //! connections, pagefile-backed sections for slots, events for wake-ups, process handles for
 //! liveness, the system's thread pool for waiting on many handles at once.
 //!
-//! Not built yet: stopping on Ctrl+C ([`SignalBell`]: `stop_on_signals` fails at `bind` with
-//! [`unsupported`]'s error), tokio's own reactor for async calls (they wait in the thread pool),
+//! Not built yet: tokio's own reactor for async calls (they wait in the thread pool),
 //! admitting other users (`allow_any_user`, `allow_uid`, `allow_gid`: the pipe keeps Windows'
 //! default security, which lets only the server's user, administrators and SYSTEM connect), and
 //! supplementary groups of a caller.
@@ -25,15 +24,6 @@ pub(crate) use process::*;
 pub(crate) use reactor::*;
 
 use std::io;
-
-/// The error of what the Windows transport does not do yet.
-pub(crate) fn unsupported() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        "stopping a server on Ctrl+C (ServerOptions::stop_on_signals) is not built for Windows \
-         yet: stop it with ServerHandle::shutdown",
-    )
-}
 
 /// The error a Windows call that returned failure left in `GetLastError`.
 fn last_error() -> io::Error {
