@@ -154,3 +154,8 @@ impl Reactor {
         }
     }
 }
+
+/// The same tests as the Windows reactor's.
+#[cfg(test)]
+#[path = "../reactor_tests.rs"]
+mod tests;

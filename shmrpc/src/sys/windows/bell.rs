@@ -21,6 +21,7 @@ use super::{owned, raw};
 use crate::sys::{Borrowed, Owned, borrow};
 
 /// A value that cannot exist.
+#[cfg(feature = "tokio")]
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Never {}
 

@@ -1,0 +1,95 @@
+//! The async wake-ups (`Reactor`), on every platform: included as `reactor::tests` by each
+//! OS's reactor module.
+
+use super::*;
+use crate::sys::Waker;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+/// A task waker that counts its wake-ups.
+struct Count(AtomicUsize);
+
+impl std::task::Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn eventually(count: &Count, n: usize) {
+    let start = Instant::now();
+    while count.0.load(Ordering::SeqCst) < n {
+        assert!(start.elapsed() < Duration::from_secs(5), "no wake-up");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_member_or_the_deadline_wakes_the_task_once_per_arming() {
+    let reactor = reactor().unwrap();
+    let (a, b) = (Waker::new().unwrap(), Waker::new().unwrap());
+    let set = WaitSet::new(&[(a.fd(), Interest::Readable), (b.fd(), Interest::Readable)]).unwrap();
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = task::Waker::from(count.clone());
+    let token = token();
+    reactor.arm(&set, token, &waker).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(count.0.load(Ordering::SeqCst), 0);
+    b.wake();
+    eventually(&count, 1);
+    // Signalled already: arming again wakes at once.
+    reactor.arm(&set, token, &waker).unwrap();
+    eventually(&count, 2);
+    b.drain();
+    // The deadline.
+    let start = Instant::now();
+    set.wake_by(start + Duration::from_millis(30)).unwrap();
+    reactor.arm(&set, token, &waker).unwrap();
+    eventually(&count, 3);
+    assert!(
+        start.elapsed() >= Duration::from_millis(29),
+        "{:?}",
+        start.elapsed()
+    );
+    set.take_expiry(Instant::now());
+    // Disarmed: nothing wakes it.
+    reactor.arm(&set, token, &waker).unwrap();
+    reactor.disarm(token);
+    a.wake();
+    std::thread::sleep(Duration::from_millis(30));
+    assert_eq!(count.0.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn timers_fire_in_order_and_cancelled_ones_do_not() {
+    let reactor = reactor().unwrap();
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = task::Waker::from(count.clone());
+    let now = Instant::now();
+    let cancelled = reactor.timer(now + Duration::from_millis(10), &waker);
+    reactor.timer(now + Duration::from_millis(40), &waker);
+    reactor.cancel(now + Duration::from_millis(10), cancelled);
+    eventually(&count, 1);
+    assert!(now.elapsed() >= Duration::from_millis(39));
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(count.0.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn an_earlier_timer_wakes_a_reactor_that_sleeps_until_a_later_one() {
+    let reactor = reactor().unwrap();
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = task::Waker::from(count.clone());
+    let now = Instant::now();
+    let late = reactor.timer(now + Duration::from_secs(2), &waker);
+    // The reactor's thread sleeps until the late timer by now.
+    std::thread::sleep(Duration::from_millis(20));
+    reactor.timer(now + Duration::from_millis(40), &waker);
+    eventually(&count, 1);
+    let took = now.elapsed();
+    assert!(
+        took >= Duration::from_millis(39) && took < Duration::from_millis(1000),
+        "{took:?}"
+    );
+    reactor.cancel(now + Duration::from_secs(2), late);
+}
