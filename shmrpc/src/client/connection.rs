@@ -605,7 +605,9 @@ impl Connection {
             timeout,
         );
         if ready & 1 != 0 {
-            slot.bell.drain();
+            // One ring per sleep; a stale one (a sleep that ended otherwise) wakes a later
+            // sleep once, which looks and sleeps again.
+            slot.bell.take_one();
         }
         ready & 0b100 != 0 || (ready & 0b010 != 0 && self.stream.is_closed())
     }

@@ -25,9 +25,8 @@ use crate::{Caller, MutexExt, fault};
 
 /// Most slots one connection may open.
 pub(crate) const MAX_SLOTS: usize = 64;
-/// Most messages read from one connection per wake-up, so that a chatty client cannot keep the
-/// watcher from the others.
-const MESSAGES_PER_TURN: usize = 64;
+/// Most messages discarded at once from a connection being refused.
+const DISCARDED_AT_ONCE: usize = 64;
 /// Most connections accepted per wake-up.
 const ACCEPTS_PER_TURN: usize = 64;
 
@@ -312,49 +311,47 @@ impl Connections {
         true
     }
 
-    /// Reads what a client sent.
+    /// Reads one message a client sent. One per wake-up: the descriptor is watched again right
+    /// after, and reported again at once if more wait, so a lone kick costs one read (not a
+    /// second one to find the socket empty), and a chatty client cannot keep this thread from
+    /// the others.
     fn read(&mut self, shared: &Shared, id: u64) {
         let mut buf = [0u8; MAX_CLIENT_MESSAGE];
         let mut fds = Vec::new();
-        for _ in 0..MESSAGES_PER_TURN {
-            let Some(connection) = self.map.get(&id) else {
-                return;
-            };
-            let received = connection.stream.recv(&mut buf, &mut fds);
-            // A client never sends descriptors (the kernel refuses them where it can): one that
-            // does loses its connection, and what it sent is closed on a thread of its own.
-            let sent_descriptors = !fds.is_empty();
-            sys::dispose(std::mem::take(&mut fds));
-            let message = match received {
-                Ok(None) => return,
-                Ok(Some(n)) if n > 0 && !sent_descriptors => Message::decode(&buf[..n]),
-                // Closed, descriptors, a message too long: either way the end.
-                _ => Err("closed"),
-            };
-            match message {
-                Ok(Message::Kick { index, .. }) => {
-                    if let Some(slot) = connection.slots.get(index as usize) {
-                        shared.enqueue(slot);
-                    }
+        let Some(connection) = self.map.get(&id) else {
+            return;
+        };
+        let received = connection.stream.recv(&mut buf, &mut fds);
+        // A client never sends descriptors (the kernel refuses them where it can): one that
+        // does loses its connection, and what it sent is closed on a thread of its own.
+        let sent_descriptors = !fds.is_empty();
+        sys::dispose(std::mem::take(&mut fds));
+        let message = match received {
+            Ok(None) => return,
+            Ok(Some(n)) if n > 0 && !sent_descriptors => Message::decode(&buf[..n]),
+            // Closed, descriptors, a message too long: either way the end.
+            _ => Err("closed"),
+        };
+        match message {
+            Ok(Message::Kick { index, .. }) => {
+                if let Some(slot) = connection.slots.get(index as usize) {
+                    shared.enqueue(slot);
                 }
-                Ok(Message::OpenSlot) => self.open_slot(shared, id),
-                Ok(Message::Describe) => {
-                    let description = Message::Description(shared.description.clone());
-                    if connection.stream.send(&description.encode(), &[]).is_err() {
-                        return self.close(shared, id);
-                    }
-                }
-                Ok(Message::GetStats) => {
-                    let stats = Message::Stats(super::stats::encode(shared, self.map.len()));
-                    let Some(connection) = self.map.get(&id) else {
-                        return;
-                    };
-                    if connection.stream.send(&stats.encode(), &[]).is_err() {
-                        return self.close(shared, id);
-                    }
-                }
-                _ => return self.close(shared, id),
             }
+            Ok(Message::OpenSlot) => self.open_slot(shared, id),
+            Ok(Message::Describe) => {
+                let description = Message::Description(shared.description.clone());
+                if connection.stream.send(&description.encode(), &[]).is_err() {
+                    self.close(shared, id);
+                }
+            }
+            Ok(Message::GetStats) => {
+                let stats = Message::Stats(super::stats::encode(shared, self.map.len()));
+                if connection.stream.send(&stats.encode(), &[]).is_err() {
+                    self.close(shared, id);
+                }
+            }
+            _ => self.close(shared, id),
         }
     }
 
@@ -462,7 +459,7 @@ fn refuse(shared: &Shared, stream: &Stream, code: RefusedCode, reason: String) {
 fn discard_pending(stream: &Stream) {
     let mut buf = [0u8; MAX_CLIENT_MESSAGE];
     let mut fds = Vec::new();
-    for _ in 0..MESSAGES_PER_TURN {
+    for _ in 0..DISCARDED_AT_ONCE {
         let more = matches!(stream.recv(&mut buf, &mut fds), Ok(Some(n)) if n > 0);
         sys::dispose(std::mem::take(&mut fds));
         if !more {

@@ -207,17 +207,6 @@ impl Bell {
         let mut buf = [0u8; 16];
         let _ = rustix::net::recv(&self.0, &mut buf, RecvFlags::DONTWAIT);
     }
-
-    /// Takes every pending ring, so that the end is not readable any more.
-    pub(crate) fn drain(&self) {
-        let mut buf = [0u8; 16];
-        for _ in 0..64 {
-            match rustix::net::recv(&self.0, &mut buf, RecvFlags::DONTWAIT) {
-                Ok(_) => {}
-                Err(_) => return,
-            }
-        }
-    }
 }
 
 #[cfg(test)]
