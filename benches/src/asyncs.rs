@@ -125,19 +125,33 @@ pub async fn closed_loop<T>(
     h
 }
 
-/// `calls` calls `gap` apart, the task asleep (in the runtime) between them.
-pub async fn sporadic<T>(
-    t: &mut T,
+/// `calls` calls of each of the three `gap` apart, taking turns call by call (so that every one
+/// sees the same machine: a host's noise changes within milliseconds), the task asleep in the
+/// runtime between them. Each contender thus rests `3 * gap` between two of its own calls.
+pub async fn sporadic_interleaved<A, B, C>(
+    (a, b, c): (&mut A, &mut B, &mut C),
     calls: usize,
     gap: Duration,
-    mut call: impl AsyncFnMut(&mut T),
-) -> Histogram {
-    let mut h = Histogram::default();
+    (mut call_a, mut call_b, mut call_c): (
+        impl AsyncFnMut(&mut A),
+        impl AsyncFnMut(&mut B),
+        impl AsyncFnMut(&mut C),
+    ),
+) -> [Histogram; 3] {
+    let mut h: [Histogram; 3] = Default::default();
     for _ in 0..calls {
         tokio::time::sleep(gap).await;
         let start = Instant::now();
-        call(t).await;
-        h.record(start.elapsed());
+        call_a(a).await;
+        h[0].record(start.elapsed());
+        tokio::time::sleep(gap).await;
+        let start = Instant::now();
+        call_b(b).await;
+        h[1].record(start.elapsed());
+        tokio::time::sleep(gap).await;
+        let start = Instant::now();
+        call_c(c).await;
+        h[2].record(start.elapsed());
     }
     h
 }
