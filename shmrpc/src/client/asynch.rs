@@ -303,8 +303,7 @@ impl Drop for InFlight {
                 self.slot.abandoned.store(seq, Ordering::Relaxed);
             }
         }
-        self.slot.unlock();
-        self.connection.slot_let_go();
+        self.connection.let_go(&self.slot);
     }
 }
 

@@ -2,14 +2,14 @@
 //! server's death.
 //!
 //! The connection holds the socket, a pidfd of the server and the slots the server sent. Each
-//! slot is used by one thread at a time, through an in-process lock (`busy`); a thread that
+//! slot is used by one thread at a time, through an in-process lock (`lock`); a thread that
 //! finds every slot busy asks the server for another, up to the bound both sides allow, and
 //! beyond it waits for one to be free. A slot whose call timed out after the server took it
 //! stays out of use until that late answer arrives, so the answer never meets a later call.
 
 use crate::sys::Owned;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::task;
 use std::time::{Duration, Instant};
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::interface::{self, Interface, MethodMap};
 use crate::name::ServiceName;
 use crate::options::ClientOptions;
+use crate::protocol::exchange::{self, Std};
 use crate::protocol::layout::{Geometry, MAX_CAPACITY};
 use crate::protocol::messages::{self, MAX_MESSAGE, Message, RefusedCode};
 use crate::sys::{self, Bell, Interest, ProcessHandle, Stream, WaitSet, wait_any};
@@ -37,9 +38,9 @@ pub(crate) struct ClientSlot {
     pub(crate) memory: SlotMemory,
     /// Readable when the server woke this slot's sleeping client.
     pub(crate) bell: Bell,
-    /// The in-process lock: one call at a time.
-    busy: AtomicBool,
-    /// The last sequence number used here (only touched by the thread holding `busy`).
+    /// The in-process lock: one call at a time (1: taken).
+    lock: AtomicU32,
+    /// The last sequence number used here (only touched by the thread holding `lock`).
     pub(crate) last_seq: AtomicU64,
     /// A request given up on after the server took it, whose answer has not come yet (0: none).
     pub(crate) abandoned: AtomicU64,
@@ -55,7 +56,7 @@ impl ClientSlot {
         ClientSlot {
             memory,
             bell,
-            busy: AtomicBool::new(false),
+            lock: AtomicU32::new(0),
             last_seq: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
             wait_set: OnceLock::new(),
@@ -66,11 +67,7 @@ impl ClientSlot {
     /// Takes the slot for one call, if no other thread has it and no late answer is due.
     #[inline]
     pub(crate) fn try_lock(&self) -> bool {
-        if self
-            .busy
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        if !exchange::try_lock(&self.lock) {
             return false;
         }
         let abandoned = self.abandoned.load(Ordering::Relaxed);
@@ -81,13 +78,9 @@ impl ClientSlot {
             self.abandoned.store(0, Ordering::Relaxed);
             return true;
         }
-        self.busy.store(false, Ordering::Release);
+        // Resting: no use to a caller waiting for a slot, which looks again now and then.
+        self.lock.store(0, Ordering::Release);
         false
-    }
-
-    #[inline]
-    pub(crate) fn unlock(&self) {
-        self.busy.store(false, Ordering::Release);
     }
 }
 
@@ -105,7 +98,7 @@ pub(crate) struct Connection {
     /// Signalled when a slot is let go and a thread waits for one.
     slot_freed: Condvar,
     /// Threads and async calls waiting for a slot.
-    waiting: AtomicUsize,
+    waiters: AtomicU32,
     /// The async calls waiting for a slot, in arrival order (by id): one is woken per slot let
     /// go.
     slot_wakers: Mutex<std::collections::VecDeque<(u64, task::Waker)>>,
@@ -131,8 +124,7 @@ pub(crate) struct Taken<'a> {
 
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
-        self.slot.unlock();
-        self.connection.slot_let_go();
+        self.connection.let_go(self.slot);
     }
 }
 
@@ -164,7 +156,7 @@ impl Connection {
             max_slots: AtomicUsize::new(1),
             slots: Mutex::new(Vec::new()),
             slot_freed: Condvar::new(),
-            waiting: AtomicUsize::new(0),
+            waiters: AtomicU32::new(0),
             slot_wakers: Mutex::new(std::collections::VecDeque::new()),
             control: Mutex::new(()),
             dead: AtomicBool::new(false),
@@ -425,7 +417,8 @@ impl Connection {
             Some((_, old)) => old.clone_from(waker),
             None => {
                 wakers.push_back((id, waker.clone()));
-                self.waiting.fetch_add(1, Ordering::SeqCst);
+                // Before the caller looks for a free slot (again).
+                exchange::start_waiting::<Std>(&self.waiters);
             }
         }
     }
@@ -435,7 +428,7 @@ impl Connection {
         let mut wakers = self.slot_wakers.lock_anyway();
         if let Some(at) = wakers.iter().position(|(waiter, _)| *waiter == id) {
             wakers.remove(at);
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            exchange::stop_waiting::<Std>(&self.waiters);
         }
     }
 
@@ -443,7 +436,7 @@ impl Connection {
     pub(crate) fn wake_slot_waiter(&self) {
         let next = self.slot_wakers.lock_anyway().pop_front();
         if let Some((_, waker)) = next {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            exchange::stop_waiting::<Std>(&self.waiters);
             waker.wake();
         }
     }
@@ -483,7 +476,14 @@ impl Connection {
             if now >= within.give_up {
                 return Ok(None);
             }
-            self.waiting.fetch_add(1, Ordering::SeqCst);
+            // Counted among the waiters, then one more look: a slot let go from now on is
+            // found, or signalled (under the lock of `slots`, which this thread holds until it
+            // waits: the signal cannot come in between).
+            exchange::start_waiting::<Std>(&self.waiters);
+            if let Some(slot) = slots.iter().find(|s| s.try_lock()) {
+                exchange::stop_waiting::<Std>(&self.waiters);
+                return Ok(Some(slot.clone()));
+            }
             // In short slices: a slot whose late answer arrives frees itself without a signal.
             let slice = (within.give_up - now).min(Duration::from_millis(1));
             drop(
@@ -491,14 +491,15 @@ impl Connection {
                     .wait_timeout(slots, slice)
                     .unwrap_or_else(PoisonError::into_inner),
             );
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            exchange::stop_waiting::<Std>(&self.waiters);
         }
     }
 
-    /// Signals a thread waiting for a slot, if any.
+    /// Lets go of `slot`, which this thread held for a call, and signals a caller waiting for a
+    /// slot, if any.
     #[inline]
-    pub(crate) fn slot_let_go(&self) {
-        if self.waiting.load(Ordering::SeqCst) > 0 {
+    pub(crate) fn let_go(&self, slot: &ClientSlot) {
+        if exchange::let_go::<Std>(&slot.lock, &self.waiters) {
             let slots = self.slots.lock_anyway();
             self.slot_freed.notify_one();
             drop(slots);

@@ -10,6 +10,13 @@
 //! | publish vs. unwatch | client: request number, watched flag | server: flag cleared, request number | the server sees the request, or the client kicks |
 //! | withdraw vs. take | client: withdrawn number, taken number | server: taken number, withdrawn number | a request is run, or withdrawn, never both; when both see each other the server answers "withdrawn" |
 //!
+//! A fifth, in one client process: a slot let go vs. a caller about to wait for one. The
+//! caller counts itself among the waiters, then looks for a free slot; the client letting go
+//! clears the slot's lock word, then looks for waiters, and signals one if there are. With a
+//! fence between each side's write and its read, the caller finds the slot free or is
+//! signalled (without it, a slot let go as a caller starts to wait could leave that caller
+//! asleep until its deadline).
+//!
 //! The fourth, the done bell, is a counter: the server adds 2 after publishing an answer, a
 //! client that is about to sleep sets bit 0 with a compare-and-swap against the value it read
 //! before looking for its answer. An answer published in between changes the counter, so the
@@ -231,6 +238,33 @@ impl<M: Memory> Words<'_, M> {
     }
 }
 
+/// Client: lets go of a slot it held (its lock word back to 0). Whether a caller may wait for a
+/// slot: the one letting go must then signal it.
+#[inline]
+pub(crate) fn let_go<M: Memory>(lock: &M::U32, waiters: &M::U32) -> bool {
+    lock.store(0, Ordering::Release);
+    M::fence(Ordering::SeqCst);
+    waiters.load(Ordering::Relaxed) != 0
+}
+
+/// Client: counts a caller among those waiting for a slot, before it looks for a free one: a
+/// slot let go from then on is either found free or signalled. Undone by [`stop_waiting`].
+pub(crate) fn start_waiting<M: Memory>(waiters: &M::U32) {
+    waiters.fetch_add(1, Ordering::Relaxed);
+    M::fence(Ordering::SeqCst);
+}
+
+/// Client: a caller no longer waits for a slot.
+pub(crate) fn stop_waiting<M: Memory>(waiters: &M::U32) {
+    waiters.fetch_add(u32::MAX, Ordering::Relaxed);
+}
+
+/// Client: takes a slot's lock word, if it is free.
+#[inline]
+pub(crate) fn try_lock<W: Word32 + ?Sized>(lock: &W) -> bool {
+    lock.compare_exchange(0, 1).is_ok()
+}
+
 /// Server: runs `serve` on one slot for a worker that wants to, one worker at a time, never
 /// missing a request. A worker that finds another at the slot leaves a mark (adds one to
 /// `serving`) and goes; the other, before it lets go, sees the mark and serves once more, which
@@ -412,6 +446,25 @@ mod loom_tests {
             first.join().unwrap();
             assert_eq!(seen.load(Ordering::Relaxed), 2, "request 2 was dropped");
             assert_eq!(serving.load(Ordering::Relaxed), 0);
+        });
+    }
+
+    #[test]
+    fn a_slot_let_go_as_a_caller_starts_waiting_is_found_or_signalled() {
+        loom::model(|| {
+            let lock = Arc::new(LU32::new(1));
+            let waiters = Arc::new(LU32::new(0));
+            let holder = {
+                let (lock, waiters) = (lock.clone(), waiters.clone());
+                loom::thread::spawn(move || let_go::<Loom>(&lock, &waiters))
+            };
+            start_waiting::<Loom>(&waiters);
+            let found = try_lock(&*lock);
+            let signalled = holder.join().unwrap();
+            assert!(
+                found || signalled,
+                "a free slot, and a caller asleep for it"
+            );
         });
     }
 

@@ -59,11 +59,6 @@ impl Bell {
         // SAFETY: as above; a zero timeout never blocks.
         unsafe { WaitForSingleObject(raw(self.fd()), 0) };
     }
-
-    /// Takes every pending ring: an event holds one at most.
-    pub(crate) fn drain(&self) {
-        self.take_one();
-    }
 }
 
 /// Set when Ctrl+C, Ctrl+Break or the console's closing arrives (`ServerOptions::
@@ -201,7 +196,7 @@ mod tests {
         assert_eq!(both(&theirs, 1000), 1);
         assert_eq!(both(&theirs, 5), 0);
         mine.ring();
-        theirs.drain();
+        theirs.take_one();
         assert_eq!(both(&theirs, 5), 0);
         // Rung from another thread while the other end sleeps.
         std::thread::scope(|s| {
