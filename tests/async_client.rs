@@ -427,3 +427,38 @@ fn a_client_outlives_the_runtime_it_first_slept_in() {
         "and outside any runtime"
     );
 }
+
+/// One client's calls take turns between two current-thread runtimes, both alive, each idle
+/// (nobody drives its reactor) while the other runs: a call must sleep in the reactor of the
+/// runtime it runs in, not in the one its slot's wait set was registered with last.
+#[test]
+fn calls_taking_turns_between_two_live_runtimes_each_wake_in_their_own() {
+    let name = unique_name("async-two-runtimes");
+    let _server = Peer::start(&["server", "work", &name, "workers=2"]);
+    let options = ClientOptions::default()
+        .wait(shmrpc::WaitStrategy::ParkOnly)
+        .timeout(Duration::from_secs(2));
+    let (a, b) = (current_thread(), current_thread());
+    let client = a
+        .block_on(WorkAsyncClient::connect_with(&name, options))
+        .unwrap();
+    for token in 0..20 {
+        let rt = if token % 2 == 0 { &a } else { &b };
+        // A call asleep in the other runtime's reactor would never wake, not even at its
+        // deadline (its timer is in the same wait set): this runtime's own timer ends the wait
+        // (and, polling the call once more, finds its answer, late).
+        let started = Instant::now();
+        let call = client.sleep(5, token);
+        let answer =
+            rt.block_on(async { tokio::time::timeout(Duration::from_millis(300), call).await });
+        assert!(
+            matches!(answer, Ok(Ok(t)) if t == token),
+            "call {token}: {answer:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(150),
+            "call {token} (a 5 ms method) took {:?}: it was not woken by its answer",
+            started.elapsed()
+        );
+    }
+}

@@ -60,6 +60,10 @@ fn ready_bits<'a>(fds: impl Iterator<Item = &'a PollFd<'a>>) -> u32 {
 /// the connection's socket and the server's process handle each, and on a timer.
 #[derive(Debug)]
 pub(crate) struct WaitSet {
+    /// Its registration with a tokio runtime's reactor, kept between calls. Declared first:
+    /// fields drop in order, and the registration must go before the descriptor it names.
+    #[cfg(feature = "tokio")]
+    registration: std::sync::Mutex<Option<super::tokio_wait::Registration>>,
     set: os::Set,
     timer: os::Timer,
     /// When the timer is set to expire, if it is set and its expiry was not taken yet.
@@ -74,6 +78,8 @@ impl WaitSet {
         }
         let timer = os::Timer::new(&set, fds.len() as u64)?;
         Ok(WaitSet {
+            #[cfg(feature = "tokio")]
+            registration: std::sync::Mutex::new(None),
             set,
             timer,
             armed: std::sync::Mutex::new(None),
@@ -82,6 +88,15 @@ impl WaitSet {
 
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         self.set.fd()
+    }
+
+    #[cfg(feature = "tokio")]
+    pub(super) fn registration(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Option<super::tokio_wait::Registration>> {
+        self.registration
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn armed(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
