@@ -273,12 +273,14 @@ struct Waiting<'a> {
 }
 
 impl Drop for Waiting<'_> {
-    /// Leaves the queue. A call that leaves without a slot (dropped, timed out, or failed
-    /// because the server is gone) may have been woken for one: it passes the wake-up on to the
-    /// next, so that no slot let go waits for nobody (at worst the next wakes for nothing).
+    /// Leaves the queue. A wake-up that found this call gone is passed on to the next, so that
+    /// no slot let go waits for nobody (at worst the next wakes for nothing): a call that
+    /// leaves without a slot (dropped, timed out, or failed because the server is gone) may
+    /// have been woken for one, and a call that found a slot by itself may have been taken off
+    /// the queue by another slot let go meanwhile.
     fn drop(&mut self) {
-        self.connection.stop_waiting_for_slot(self.id);
-        if !self.served {
+        let was_queued = self.connection.stop_waiting_for_slot(self.id);
+        if !self.served || !was_queued {
             self.connection.wake_slot_waiter();
         }
     }

@@ -423,13 +423,16 @@ impl Connection {
         }
     }
 
-    /// Takes waiter `id` off the queue, if it is on it.
-    pub(crate) fn stop_waiting_for_slot(&self, id: u64) {
+    /// Takes waiter `id` off the queue. Whether it was on it (if not, a slot let go took it
+    /// off, to wake it).
+    pub(crate) fn stop_waiting_for_slot(&self, id: u64) -> bool {
         let mut wakers = self.slot_wakers.lock_anyway();
-        if let Some(at) = wakers.iter().position(|(waiter, _)| *waiter == id) {
-            wakers.remove(at);
-            exchange::stop_waiting::<Std>(&self.waiters);
-        }
+        let Some(at) = wakers.iter().position(|(waiter, _)| *waiter == id) else {
+            return false;
+        };
+        wakers.remove(at);
+        exchange::stop_waiting::<Std>(&self.waiters);
+        true
     }
 
     /// Wakes the async call that has waited longest for a slot, if any.

@@ -270,7 +270,10 @@ pub(crate) fn try_lock<W: Word32 + ?Sized>(lock: &W) -> bool {
 /// `serving`) and goes; the other, before it lets go, sees the mark and serves once more, which
 /// covers every request published before the mark. Whether this worker ran `serve`.
 pub(crate) fn serve_exclusively<W: Word32 + ?Sized>(serving: &W, mut serve: impl FnMut()) -> bool {
-    if serving.fetch_add(1, Ordering::AcqRel) != 0 {
+    // Sequentially consistent: a server stopping sets its stop flag, then closes the
+    // connections no worker serves; a worker marks the slot, then looks at the stop flag. One
+    // of the two sees the other (it costs nothing more on x86, where every such add is locked).
+    if serving.fetch_add(1, Ordering::SeqCst) != 0 {
         return false;
     }
     loop {

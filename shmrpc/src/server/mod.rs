@@ -148,7 +148,9 @@ impl Shared {
             let mut ready = self.ready.lock_anyway();
             let slot = ready.pop_front()?;
             self.ready_len.store(ready.len(), Ordering::SeqCst);
-            slot.queued.store(false, Ordering::SeqCst);
+            // A read-modify-write: it reads the mark of a kick that found the slot queued
+            // already (and left it to this pop), and so sees the request that kick was for.
+            slot.queued.swap(false, Ordering::SeqCst);
             (slot, ready.len())
         };
         if left > 0 {
