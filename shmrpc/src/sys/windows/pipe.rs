@@ -311,7 +311,10 @@ pub(crate) struct Stream {
     written: Owned,
     /// The process at the other end.
     peer_pid: u32,
-    /// On a server's end: the client's process, to duplicate handles into.
+    /// A server's end (accepted), not a client's: it never takes handles from its peer.
+    server: bool,
+    /// On a server's end: the client's process, to duplicate handles into, if it could be
+    /// opened (a client may deny it: it then gets no slot).
     target: Option<Owned>,
 }
 
@@ -348,7 +351,7 @@ fn ended(code: u32) -> bool {
 }
 
 impl Stream {
-    fn new(pipe: Owned, peer_pid: u32, target: Option<Owned>) -> io::Result<Self> {
+    fn new(pipe: Owned, peer_pid: u32, server: bool, target: Option<Owned>) -> io::Result<Self> {
         let readable = event()?;
         let written = event()?;
         let stream = Stream {
@@ -363,6 +366,7 @@ impl Stream {
             readable,
             written,
             peer_pid,
+            server,
             target,
         };
         stream.start_read(&mut lock(&stream.reading));
@@ -385,7 +389,7 @@ impl Stream {
             )
         })
         .ok();
-        Stream::new(pipe, pid, target)
+        Stream::new(pipe, pid, true, target)
     }
 
     /// Connects to the pipe of `name`. `ConnectionRefused` if nobody serves it; `WouldBlock`
@@ -433,7 +437,7 @@ impl Stream {
         if unsafe { GetNamedPipeServerProcessId(raw(borrow(&pipe)), &mut pid) } == 0 {
             return Err(io::Error::last_os_error());
         }
-        Stream::new(pipe, pid, None)
+        Stream::new(pipe, pid, false, None)
     }
 
     /// Starts the next read, unless the connection ended.
@@ -615,7 +619,9 @@ impl Stream {
             &reading.buf[..n as usize],
             buf,
             handles,
-            self.target.is_none(),
+            // By the stream's role, never by whether the client's process could be opened:
+            // a hostile client denies that, then sends handle values of the server's own.
+            !self.server,
         );
         if result.is_err() {
             reading.ended = true;
@@ -648,7 +654,7 @@ impl Stream {
 
     /// Ends the connection for both ends (a server's end; a client ends its own by dropping it).
     pub(crate) fn shutdown(&self) {
-        if self.target.is_some() {
+        if self.server {
             // SAFETY: a live pipe handle of this server.
             unsafe { DisconnectNamedPipe(raw(borrow(&self.pipe))) };
         }
@@ -910,6 +916,32 @@ mod tests {
             ),
             1
         );
+    }
+
+    /// A server's end whose client's process could not be opened (a hostile client can deny
+    /// it) still never takes handle values from the client: they would name the server's own
+    /// handles, which it would then close.
+    #[test]
+    fn a_server_end_takes_no_handles_even_without_its_clients_process() {
+        let n = name("no-target");
+        let listener = Listener::bind(&n).unwrap();
+        let mut client = Stream::connect(&n).unwrap();
+        wait_readable(listener.fd());
+        let mut server = listener.accept().unwrap().expect("a client waits");
+        server.target = None;
+        // The client frames handles as a server would: duplicated into "its peer", here this
+        // very process.
+        // SAFETY: asks for a new handle to this process; no pointers.
+        client.target =
+            Some(owned(unsafe { OpenProcess(PROCESS_DUP_HANDLE, 0, std::process::id()) }).unwrap());
+        let waker = Waker::new().unwrap();
+        client.send(b"x", &[waker.fd()]).unwrap();
+        wait_readable(server.fd());
+        let mut buf = [0u8; 16];
+        let mut handles = Vec::new();
+        let e = server.recv(&mut buf, &mut handles).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
+        assert!(handles.is_empty());
     }
 
     #[test]

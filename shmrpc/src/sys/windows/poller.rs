@@ -184,12 +184,16 @@ impl Poller {
 
     /// Watches a `once` handle again, after its event was handled.
     pub(crate) fn rearm(&self, handle: Borrowed<'_>, token: u64) {
-        // The old wait fired and ended: unregister it (outside the map's lock: it may wait for
-        // its callback), then wait again.
-        let old = self.registered().remove(&key(handle));
-        drop(old);
+        // The old wait fired and ended: unregister it, then wait again, all under the map's
+        // lock. Two threads may rearm one handle at once (the work bell, rearmed without the
+        // connections' lock): the new wait can fire at once, and the thread it wakes rearm
+        // before this one stores it; in separate steps, this one's store would then replace
+        // (and unregister) that thread's live wait, and nothing would watch the handle any
+        // more. Unregistering under the lock is safe: callbacks take only the queue's lock.
+        let mut registered = self.registered();
+        drop(registered.remove(&key(handle)));
         if let Ok(registration) = watch(&self.shared, handle, token, true) {
-            self.registered().insert(key(handle), registration);
+            registered.insert(key(handle), registration);
         }
     }
 
@@ -251,6 +255,51 @@ impl Drop for Poller {
 mod tests {
     use super::*;
     use crate::sys::Waker;
+
+    /// The work bell's pattern: whichever thread it wakes takes the ring and rearms it, without
+    /// a lock of its own, while rings keep coming. A ring right after a take makes the new wait
+    /// fire at once, and a second thread rearm while the first still does: the bell must stay
+    /// watched (each ring below waits for the previous one to be taken).
+    #[test]
+    fn a_handle_rearmed_by_two_threads_at_once_stays_watched() {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        let p = Arc::new(Poller::new().unwrap());
+        let bell = Arc::new(Waker::new().unwrap());
+        p.add(bell.fd(), 1, true).unwrap();
+        let taken = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (p, bell, taken, stop) = (p.clone(), bell.clone(), taken.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut events = Events::default();
+                    while !stop.load(Ordering::Relaxed) {
+                        let ready = p
+                            .wait(&mut events, Some(Duration::from_millis(20)))
+                            .unwrap();
+                        if ready.is_some_and(|r| r.token == 1) {
+                            bell.drain();
+                            taken.fetch_add(1, Ordering::SeqCst);
+                            p.rearm(bell.fd(), 1);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for ring in 0..10_000u64 {
+            let start = std::time::Instant::now();
+            while taken.load(Ordering::SeqCst) < ring {
+                assert!(
+                    start.elapsed() < Duration::from_secs(2),
+                    "ring {ring} was never reported: the bell is no longer watched"
+                );
+                std::hint::spin_loop();
+            }
+            bell.wake();
+        }
+        stop.store(true, Ordering::Relaxed);
+        threads.into_iter().for_each(|t| t.join().unwrap());
+    }
 
     #[test]
     fn the_poller_reports_tokens_and_once_means_once() {
