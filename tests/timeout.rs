@@ -113,3 +113,30 @@ fn a_call_sent_again_to_a_new_server_still_ends_by_its_deadline() {
     let took: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(line.starts_with("Timeout ") && took < 350, "{line}");
 }
+
+/// A request for the server's counters that times out (the server stopped) gives its
+/// connection up: the late answer is never read as the answer to a later request.
+#[test]
+fn a_late_answer_to_a_timed_out_stats_request_is_never_read_as_a_later_ones() {
+    let name = unique_name("late-stats");
+    let server = Peer::start(&["server", "work", &name]);
+    let service = shmrpc::inspect::Service::connect(
+        &name,
+        ClientOptions::default().timeout(Duration::from_millis(100)),
+    )
+    .unwrap();
+    let client = WorkClient::connect(&name).unwrap();
+    server.signal("STOP");
+    let stopped = service.stats();
+    assert!(
+        matches!(stopped, Err(shmrpc::Error::Timeout { .. })),
+        "{stopped:?}"
+    );
+    server.signal("CONT");
+    // The stopped server's late answer (no `add` served yet) comes in the old connection.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(client.add(2, 3).unwrap(), 5);
+    let stats = service.stats().unwrap();
+    let adds = stats.methods.iter().find(|m| m.name == "add").unwrap();
+    assert_eq!(adds.calls, 1, "fresh counters, not the late answer's");
+}

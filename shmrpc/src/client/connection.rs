@@ -348,7 +348,10 @@ impl Connection {
             let now = Instant::now();
             if now >= give_up {
                 // The server holds the name but does not answer: stopped, bound and not yet
-                // serving, or out of descriptors.
+                // serving, out of descriptors, or busy. Its answer may still come: nobody will
+                // wait for it, and a later request would take it for its own. The connection
+                // is given up (the next call makes a new one).
+                self.dead.store(true, Ordering::Relaxed);
                 return Err(Error::Timeout {
                     name: self.name.as_str().to_owned(),
                     method: within.method,
@@ -613,7 +616,31 @@ impl Connection {
             // sleep once, which looks and sleeps again.
             slot.bell.take_one();
         }
-        ready & 0b100 != 0 || (ready & 0b010 != 0 && self.stream.is_closed())
+        ready & 0b100 != 0 || (ready & 0b010 != 0 && self.closed_or_settled())
+    }
+
+    /// Whether the connection's stream, which looked ready, was closed by the server. If not,
+    /// a message waits on it: on a connection given up on, a late answer nobody will read,
+    /// which is read and dropped here (on Windows a stream is signalled while a message waits,
+    /// and would wake every sleep on the connection at once, for as long as it lives).
+    fn closed_or_settled(&self) -> bool {
+        if self.stream.is_closed() {
+            return true;
+        }
+        if self.dead.load(Ordering::Relaxed)
+            && let Ok(_control) = self.control.try_lock()
+        {
+            let mut buf = vec![0u8; MAX_MESSAGE];
+            let mut fds = Vec::new();
+            for _ in 0..8 {
+                let more = matches!(self.stream.recv(&mut buf, &mut fds), Ok(Some(n)) if n > 0);
+                sys::dispose(std::mem::take(&mut fds));
+                if !more {
+                    break;
+                }
+            }
+        }
+        false
     }
 
     /// Whether the server is gone, without waiting.
@@ -625,7 +652,7 @@ impl Connection {
             ],
             Some(Duration::ZERO),
         );
-        ready & 0b10 != 0 || (ready & 1 != 0 && self.stream.is_closed())
+        ready & 0b10 != 0 || (ready & 1 != 0 && self.closed_or_settled())
     }
 
     /// Ends the connection: the server sees it closed at once, even if a forked child holds a

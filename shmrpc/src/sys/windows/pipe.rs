@@ -229,7 +229,15 @@ impl Listener {
                         unsafe { DisconnectNamedPipe(raw(borrow(&pipe))) };
                         continue;
                     }
-                    _ => return Err(io::Error::last_os_error()),
+                    _ => {
+                        let e = io::Error::last_os_error();
+                        // No instance waits now: signalled, so that the next `accept` tries
+                        // again (reset above, nothing else would ever set it, and the name
+                        // would be dead for good).
+                        // SAFETY: a live event this listener owns.
+                        unsafe { SetEvent(raw(borrow(&self.ready))) };
+                        return Err(e);
+                    }
                 }
             }
             break;

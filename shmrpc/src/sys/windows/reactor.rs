@@ -78,14 +78,18 @@ impl WaitSet {
         Ok(())
     }
 
-    /// Takes the timer's expiry if it is due, so that it no longer wakes the task.
+    /// Takes the timer's expiry if it is due, so that it no longer wakes the task. Called each
+    /// time the waiter wakes: the timer counts as unset from then on, and the next
+    /// [`wake_by`](Self::wake_by) sets it again. (The timer's clock is not `Instant`'s: it may
+    /// fire a little before `at`, and the wait that saw it fire took its expiry; kept as set,
+    /// it would never wake the task again, at its deadline or ever.)
     pub(crate) fn take_expiry(&self, now: Instant) {
         let mut armed = lock(&self.armed);
         if armed.is_some_and(|at| at <= now) {
             // SAFETY: a live timer; a zero timeout never blocks, and takes a pending expiry.
             unsafe { WaitForSingleObject(raw(borrow(&self.timer)), 0) };
-            *armed = None;
         }
+        *armed = None;
     }
 }
 
