@@ -286,6 +286,25 @@ pub(crate) fn serve_exclusively<W: Word32 + ?Sized>(serving: &W, mut serve: impl
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_slot_is_not_taken_twice_and_only_a_waiter_is_signalled() {
+        let (lock, waiters) = (AtomicU32::new(0), AtomicU32::new(0));
+        assert!(try_lock(&lock));
+        assert!(!try_lock(&lock), "taken twice");
+        assert!(!let_go::<Std>(&lock, &waiters), "signalled for nobody");
+        assert!(try_lock(&lock), "not let go");
+        start_waiting::<Std>(&waiters);
+        assert!(let_go::<Std>(&lock, &waiters), "a waiter not signalled");
+        stop_waiting::<Std>(&waiters);
+        assert!(try_lock(&lock));
+        assert!(!let_go::<Std>(&lock, &waiters), "signalled for a caller that left");
+    }
+}
+
 // Not on Windows: loom runs each modelled thread on a stack of its own, which unwinding (a
 // model's failure is a panic) cannot cross there; the model is the same on every platform.
 #[cfg(all(test, not(windows)))]
