@@ -301,7 +301,10 @@ mod tests {
         assert!(let_go::<Std>(&lock, &waiters), "a waiter not signalled");
         stop_waiting::<Std>(&waiters);
         assert!(try_lock(&lock));
-        assert!(!let_go::<Std>(&lock, &waiters), "signalled for a caller that left");
+        assert!(
+            !let_go::<Std>(&lock, &waiters),
+            "signalled for a caller that left"
+        );
     }
 }
 

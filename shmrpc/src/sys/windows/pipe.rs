@@ -16,10 +16,11 @@ use std::io;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use windows_sys::Win32::Foundation::{
-    DUPLICATE_SAME_ACCESS, DuplicateHandle, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS,
-    ERROR_BROKEN_PIPE, ERROR_FILE_NOT_FOUND, ERROR_IO_INCOMPLETE, ERROR_IO_PENDING,
-    ERROR_MORE_DATA, ERROR_NO_DATA, ERROR_OPERATION_ABORTED, ERROR_PIPE_BUSY, ERROR_PIPE_CONNECTED,
-    ERROR_PIPE_NOT_CONNECTED, GENERIC_READ, GENERIC_WRITE, GetLastError, HANDLE,
+    DUPLICATE_CLOSE_SOURCE, DUPLICATE_SAME_ACCESS, DuplicateHandle, ERROR_ACCESS_DENIED,
+    ERROR_ALREADY_EXISTS, ERROR_BROKEN_PIPE, ERROR_FILE_NOT_FOUND, ERROR_IO_INCOMPLETE,
+    ERROR_IO_PENDING, ERROR_MORE_DATA, ERROR_NO_DATA, ERROR_OPERATION_ABORTED, ERROR_PIPE_BUSY,
+    ERROR_PIPE_CONNECTED, ERROR_PIPE_NOT_CONNECTED, GENERIC_READ, GENERIC_WRITE, GetLastError,
+    HANDLE,
 };
 use windows_sys::Win32::Storage::FileSystem::{
     CreateFileW, FILE_FLAG_FIRST_PIPE_INSTANCE, FILE_FLAG_OVERLAPPED, OPEN_EXISTING,
@@ -517,6 +518,11 @@ impl Stream {
         }
         let mut frame = Vec::with_capacity(len);
         frame.extend_from_slice(&(handles.len() as u32).to_le_bytes());
+        // The copies made in the other process, closed there unless the message went out.
+        let mut sent = SentHandles {
+            target: self.target.as_ref(),
+            copies: Vec::new(),
+        };
         if !handles.is_empty() {
             let target = self.target.as_ref().ok_or_else(|| {
                 io::Error::other("only a server sends handles, to a client it could open")
@@ -539,6 +545,7 @@ impl Stream {
                 if ok == 0 {
                     return Err(io::Error::last_os_error());
                 }
+                sent.copies.push(theirs);
                 frame.extend_from_slice(&(theirs as usize as u64).to_le_bytes());
             }
         }
@@ -586,6 +593,8 @@ impl Stream {
         if n as usize != frame.len() {
             return Err(io::Error::other("a message was cut short"));
         }
+        // Delivered: the copies are the other process's now.
+        sent.copies.clear();
         Ok(())
     }
 
@@ -702,6 +711,37 @@ fn unframe(
     };
     into.copy_from_slice(bytes);
     Ok(bytes.len())
+}
+
+/// Handles a server duplicated into its client for a message: closed in the client's process
+/// when dropped, unless the message went out (a write that failed, or a later duplication
+/// that did, would otherwise leave them there, costing the client sections and events).
+struct SentHandles<'a> {
+    target: Option<&'a Owned>,
+    copies: Vec<HANDLE>,
+}
+
+impl Drop for SentHandles<'_> {
+    fn drop(&mut self) {
+        let Some(target) = self.target else {
+            return;
+        };
+        for copy in self.copies.drain(..) {
+            // SAFETY: a handle this process made in the target process and never delivered;
+            // DUPLICATE_CLOSE_SOURCE closes it there, and no copy is made.
+            unsafe {
+                DuplicateHandle(
+                    raw(borrow(target)),
+                    copy,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                    0,
+                    0,
+                    DUPLICATE_CLOSE_SOURCE,
+                )
+            };
+        }
+    }
 }
 
 impl Drop for Stream {
@@ -1035,5 +1075,53 @@ mod tests {
         };
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
         assert!(start.elapsed() < Duration::from_secs(2));
+    }
+
+    /// The copies of a message's handles made in the client's process (here, this very
+    /// process) are closed there unless the message went out.
+    #[test]
+    fn handles_of_a_message_that_did_not_go_out_are_closed_in_the_client() {
+        use windows_sys::Win32::Foundation::GetHandleInformation;
+        let is_open = |h: HANDLE| {
+            let mut flags = 0u32;
+            // SAFETY: only asks about a handle value; `flags` is written.
+            unsafe { GetHandleInformation(h, &mut flags) != 0 }
+        };
+        // SAFETY: asks for a new handle to this process; no pointers.
+        let me = owned(unsafe { OpenProcess(PROCESS_DUP_HANDLE, 0, std::process::id()) }).unwrap();
+        let waker = Waker::new().unwrap();
+        let copy = |_| {
+            let mut theirs: HANDLE = std::ptr::null_mut();
+            // SAFETY: live handles; the copy is made in this process.
+            let ok = unsafe {
+                DuplicateHandle(
+                    GetCurrentProcess(),
+                    raw(waker.fd()),
+                    raw(borrow(&me)),
+                    &mut theirs,
+                    0,
+                    0,
+                    DUPLICATE_SAME_ACCESS,
+                )
+            };
+            assert_ne!(ok, 0);
+            theirs
+        };
+        let copies: Vec<HANDLE> = (0..3).map(copy).collect();
+        assert!(copies.iter().all(|&h| is_open(h)));
+        drop(SentHandles {
+            target: Some(&me),
+            copies: copies.clone(),
+        });
+        assert!(copies.iter().all(|&h| !is_open(h)), "copies left open");
+        // Delivered: left alone.
+        let delivered = copy(0);
+        drop(SentHandles {
+            target: Some(&me),
+            copies: Vec::new(),
+        });
+        assert!(is_open(delivered));
+        // SAFETY: the copy made above, owned here.
+        drop(unsafe { <Owned as std::os::windows::io::FromRawHandle>::from_raw_handle(delivered) });
     }
 }
