@@ -1081,11 +1081,15 @@ mod tests {
     /// process) are closed there unless the message went out.
     #[test]
     fn handles_of_a_message_that_did_not_go_out_are_closed_in_the_client() {
-        use windows_sys::Win32::Foundation::GetHandleInformation;
+        use windows_sys::Win32::Foundation::{
+            GetHandleInformation, HANDLE_FLAG_INHERIT, SetHandleInformation,
+        };
+        // Open, and one of this test's copies: marked inheritable below, which no other test's
+        // handles are (tests run in parallel, and a value closed here may be reused at once).
         let is_open = |h: HANDLE| {
             let mut flags = 0u32;
             // SAFETY: only asks about a handle value; `flags` is written.
-            unsafe { GetHandleInformation(h, &mut flags) != 0 }
+            unsafe { GetHandleInformation(h, &mut flags) != 0 && flags & HANDLE_FLAG_INHERIT != 0 }
         };
         // SAFETY: asks for a new handle to this process; no pointers.
         let me = owned(unsafe { OpenProcess(PROCESS_DUP_HANDLE, 0, std::process::id()) }).unwrap();
@@ -1105,6 +1109,10 @@ mod tests {
                 )
             };
             assert_ne!(ok, 0);
+            // SAFETY: the copy just made, in this process.
+            let marked =
+                unsafe { SetHandleInformation(theirs, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT) };
+            assert_ne!(marked, 0);
             theirs
         };
         let copies: Vec<HANDLE> = (0..3).map(copy).collect();
