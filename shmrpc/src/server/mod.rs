@@ -312,12 +312,11 @@ impl Server {
         sys::watch_forks();
         sys::raise_fd_limit();
         let io = |e| Error::io(format!("binding `{}`", name.as_str()), e);
-        let (stop_bell, work_bell, poller) = (
-            Waker::new().map_err(io)?,
-            Waker::new().map_err(io)?,
-            Poller::new().map_err(io)?,
-        );
+        let (stop_bell, work_bell) = (Waker::new().map_err(io)?, Waker::new().map_err(io)?);
         let listeners = crate::transport::rendezvous::bind(&name, options.access.is_shared())?;
+        // Made after what it watches, so that on an error below it goes first (locals drop in
+        // reverse order): no wait of its (a thread-pool wait, on Windows) outlives a handle.
+        let poller = Poller::new().map_err(io)?;
         watcher::watch(&poller, &listeners, &stop_bell, &work_bell).map_err(io)?;
         let signals = if options.stop_on_signals {
             let bell = sys::SignalBell::new().map_err(|e| {
