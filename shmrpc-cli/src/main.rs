@@ -174,42 +174,49 @@ fn list(options: &ClientOptions, as_json: bool) -> Result<(), Failure> {
         kind: "Other",
         message: format!("cannot read the socket table /proc/net/unix: {e}"),
     })?;
-    // Connect to each and read its counters twice, a quarter of a second apart.
-    type Found = Result<(Service, Stats), Error>;
-    let first: Vec<(String, Found)> = names
-        .into_iter()
-        .map(|name| {
-            let found = Service::connect(&name, options.clone())
-                .and_then(|s| s.stats().map(|stats| (s, stats)));
-            (name, found)
-        })
-        .collect();
+    // Read each service's counters twice, a quarter of a second apart, all services at once:
+    // one that does not answer costs the listing its timeout once, not once per service. A
+    // service that ends meanwhile is not listed (it is no longer live); one that fails otherwise
+    // (it refuses this user, or does not answer in time) is a row saying so.
     let window = Duration::from_millis(250);
-    let start = Instant::now();
-    std::thread::sleep(window);
-    let mut rows = Vec::new();
-    for (name, found) in first {
-        let row = match found {
-            Ok((service, before)) => {
-                let after = service.stats()?;
-                let rate = (total_calls(&after).saturating_sub(total_calls(&before))) as f64
-                    / start.elapsed().as_secs_f64();
-                json!({
-                    "name": name,
-                    "pid": after.pid,
-                    "uid": after.uid,
-                    "user": user_name(after.uid),
-                    "trait": service.interface().name,
-                    "methods": service.interface().methods.len(),
-                    // Not counting this one.
-                    "connections": after.connections.saturating_sub(1),
-                    "calls_per_second": rate.round() as u64,
+    let rows: Vec<Value> = std::thread::scope(|s| {
+        let readers: Vec<_> = names
+            .into_iter()
+            .map(|name| {
+                s.spawn(move || {
+                    let read = || -> Result<Value, Error> {
+                        let service = Service::connect(&name, options.clone())?;
+                        let before = service.stats()?;
+                        let start = Instant::now();
+                        std::thread::sleep(window);
+                        let after = service.stats()?;
+                        let calls = total_calls(&after).saturating_sub(total_calls(&before));
+                        let rate = calls as f64 / start.elapsed().as_secs_f64();
+                        Ok(json!({
+                            "name": name,
+                            "pid": after.pid,
+                            "uid": after.uid,
+                            "user": user_name(after.uid),
+                            "trait": service.interface().name,
+                            "methods": service.interface().methods.len(),
+                            // Not counting this one.
+                            "connections": after.connections.saturating_sub(1),
+                            "calls_per_second": rate.round() as u64,
+                        }))
+                    };
+                    match read() {
+                        Ok(row) => Some(row),
+                        Err(Error::ServerNotRunning { .. } | Error::ServerDied { .. }) => None,
+                        Err(e) => Some(json!({ "name": name, "error": e.to_string() })),
+                    }
                 })
-            }
-            Err(e) => json!({ "name": name, "error": e.to_string() }),
-        };
-        rows.push(row);
-    }
+            })
+            .collect();
+        readers
+            .into_iter()
+            .filter_map(|reader| reader.join().expect("a listing thread panicked"))
+            .collect()
+    });
     if as_json {
         println!("{}", json!({ "services": rows }));
         return Ok(());

@@ -302,10 +302,14 @@ fn inspect_shows_the_interface_as_rust() {
 
 #[test]
 fn list_and_top_show_live_services_and_their_calls() {
+    let _listing = listing();
     let name = unique("live");
     let _server = serve(&name);
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
+        // Stops the caller however this scope ends: a failed assertion fails the test, it does
+        // not leave the scope waiting for the caller for ever.
+        let _stop = StopOnDrop(&stop);
         s.spawn(|| {
             let client = EverythingClient::connect(&name).unwrap();
             while !stop.load(Ordering::Relaxed) {
@@ -363,7 +367,6 @@ fn list_and_top_show_live_services_and_their_calls() {
             text.contains("METHOD") && text.contains("CALLS/S") && text.contains("  ints"),
             "{text}"
         );
-        stop.store(true, Ordering::Relaxed);
     });
     // Failed calls count as errors.
     let _ = shmrpc(&["call", &name, "boom"]);
@@ -377,6 +380,70 @@ fn list_and_top_show_live_services_and_their_calls() {
         .unwrap()
         .clone();
     assert_eq!(boom["calls_total"], 1, "{boom}");
+}
+
+/// Held by the tests that run `shmrpc list`, which connects to every service of this user: one
+/// test's listing would count as a connection in another's.
+fn listing() -> std::sync::MutexGuard<'static, ()> {
+    static LISTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LISTING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A service that ends while `list` reads it (the window between its two readings) is left out,
+/// and the others are listed: once, a service of another test ending at that moment made the
+/// whole listing fail.
+#[test]
+fn a_service_ending_while_listed_is_left_out_and_the_others_are_listed() {
+    let _listing = listing();
+    let staying = unique("staying");
+    let _staying = serve(&staying);
+    for round in 0..5 {
+        let leaving = unique("leaving");
+        let server = serve(&leaving);
+        let list = Command::new(env!("CARGO_BIN_EXE_shmrpc"))
+            .args(["list", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Within the listing's quarter of a second, most rounds; before it connects or after
+        // it read, in the others. Every one must list the staying service and succeed.
+        std::thread::sleep(Duration::from_millis(40 * round + 20));
+        drop(server);
+        let out = list.wait_with_output().unwrap();
+        assert!(out.status.success(), "round {round}: {}", stderr(&out));
+        let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let names: Vec<&str> = doc["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&staying.as_str()),
+            "round {round}: {names:?}"
+        );
+        let gone = doc["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == leaving.as_str());
+        // Read before it ended: listed in full; never as an error.
+        assert!(
+            gone.is_none_or(|s| s.get("error").is_none()),
+            "round {round}: {gone:?}"
+        );
+    }
 }
 
 #[test]
