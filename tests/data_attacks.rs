@@ -7,7 +7,6 @@
 //! Servers of services defined here run in a child process: this test executable run again
 //! with `REVIEW_ROLE` set (see `role`), so that every attack crosses real processes.
 
-use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -73,7 +72,7 @@ fn role_env() -> Option<String> {
 }
 
 fn wait_for_stdin_to_close() {
-    for line in std::io::stdin().lock().lines() {
+    for line in std::io::BufRead::lines(std::io::stdin().lock()) {
         if line.is_err() {
             break;
         }
@@ -186,14 +185,8 @@ fn start_role(role: &str, env: &[(&str, &str)]) -> Peer {
         .envs(env.iter().copied())
         .stderr(Stdio::null());
     let mut peer = Peer::spawn(&mut command);
-    loop {
-        let mut line = String::new();
-        let n = peer.stdout.read_line(&mut line).unwrap();
-        assert!(n > 0, "role {role} ended before it was ready");
-        if line.trim_end() == "ready" {
-            return peer;
-        }
-    }
+    peer.skip_to_line("ready");
+    peer
 }
 
 fn status_kib(pid: u32, key: &str) -> u64 {

@@ -11,19 +11,33 @@ use shmrpc_tests::*;
 
 const BOUND: Duration = Duration::from_millis(250);
 
-/// A server that forked a child which sleeps for ever; the child's pid.
-fn forking_server(name: &str, how: &str) -> (Peer, u32) {
+/// A server that forked a child which sleeps for ever; the child.
+fn forking_server(name: &str, how: &str) -> (Peer, Forked) {
     let mut server = Peer::spawn(Command::new(peer_program()).args(["server-fork", name, how]));
     let line = server.line();
     let child = line
         .strip_prefix("ready ")
         .and_then(|pid| pid.parse().ok())
         .unwrap_or_else(|| panic!("server-fork said {line:?}"));
-    (server, child)
+    (server, Forked(child))
 }
 
-fn kill(pid: u32) {
-    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+/// A peer's forked child: killed when the test is done with it, or when the test fails before.
+struct Forked(u32);
+
+impl Forked {
+    /// Kills it now (once: its pid may be reused after).
+    fn kill(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Forked {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", &self.0.to_string()])
+            .status();
+    }
 }
 
 /// Kills the server while a client waits on a 500 ms call; that call's error and how long it
@@ -62,7 +76,7 @@ fn a_server_that_forked_gives_its_name_up_when_it_dies() {
         .unwrap();
     assert_eq!(client.echo(1, 2, 3).unwrap().server_pid, std::process::id());
     handle.shutdown().unwrap();
-    kill(child);
+    child.kill();
 }
 
 #[test]
@@ -103,7 +117,7 @@ fn a_name_held_only_by_a_dead_servers_forked_child_is_reported_as_such() {
         other => panic!("{other:?}"),
     }
     // Once the child is gone, so is the name.
-    kill(child);
+    child.kill();
     let start = Instant::now();
     let handle = loop {
         match WorkServer::bind(&name, WorkImpl::default()) {
@@ -242,17 +256,19 @@ fn a_server_shut_down_while_its_forked_child_lives_ends_its_connections() {
     .unwrap();
     assert_eq!(client.add(1, 1).unwrap(), 2);
     server.send_line("fork");
-    let child: u32 = server
-        .line()
-        .strip_prefix("forked ")
-        .and_then(|pid| pid.parse().ok())
-        .expect("forked <pid>");
+    let child = Forked(
+        server
+            .line()
+            .strip_prefix("forked ")
+            .and_then(|pid| pid.parse().ok())
+            .expect("forked <pid>"),
+    );
     server.close_stdin();
     server.expect_line("shut");
     let start = Instant::now();
     let result = client.add(2, 2);
     let took = start.elapsed();
-    kill(child);
+    child.kill();
     assert!(
         matches!(result, Err(Error::ServerNotRunning { .. })) && took < Duration::from_millis(250),
         "{result:?} after {took:?}"

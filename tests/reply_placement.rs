@@ -2,7 +2,6 @@
 //! late answers of timed-out calls, and TooLarge results. Servers run in a child process (this
 //! executable run again with `REVIEW_ROLE` set).
 
-use std::io::BufRead;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -93,7 +92,7 @@ fn role() {
                 .spawn()
                 .unwrap();
             println!("\nready");
-            for line in std::io::stdin().lock().lines() {
+            for line in std::io::BufRead::lines(std::io::stdin().lock()) {
                 if line.is_err() {
                     break;
                 }
@@ -115,14 +114,8 @@ fn start_server(name: &str, workers: usize, max: usize) -> Peer {
         .env("RUST_BACKTRACE", "0")
         .stderr(Stdio::null());
     let mut peer = Peer::spawn(&mut command);
-    loop {
-        let mut line = String::new();
-        let n = peer.stdout.read_line(&mut line).unwrap();
-        assert!(n > 0, "server ended before it was ready");
-        if line.trim_end() == "ready" {
-            return peer;
-        }
-    }
+    peer.skip_to_line("ready");
+    peer
 }
 
 /// A request payload that names its thread and iteration, of `len` bytes.

@@ -57,7 +57,7 @@ fn a_kill_storm_costs_the_checker_nothing() {
     eprintln!("{calls} checker calls, {kills} clients killed, slowest checker call {slowest:?}");
     for mut client in clients {
         client.kill();
-        let rest = std::io::read_to_string(&mut client.stdout).unwrap_or_default();
+        let rest = client.rest();
         assert!(!rest.contains("crossed"), "{rest}");
     }
     drop(server);

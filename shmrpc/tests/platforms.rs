@@ -220,7 +220,31 @@ fn serve_for_another_process() {
     server.run().unwrap();
 }
 
-fn start_server(name: &str) -> std::process::Child {
+/// Another process of this test program: killed and reaped when dropped, so that a failed test
+/// leaves nothing running.
+struct Other(std::process::Child);
+
+impl std::ops::Deref for Other {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Other {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Other {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(name: &str) -> Other {
     use std::io::BufRead;
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "serve_for_another_process", "--nocapture"])
@@ -238,7 +262,7 @@ fn start_server(name: &str) -> std::process::Child {
             "the server ended early"
         );
     }
-    child
+    Other(child)
 }
 
 #[test]
@@ -293,11 +317,15 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
     let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
     let mut cx = std::task::Context::from_waker(&waker);
     let mut future = std::pin::pin!(future);
+    // Far beyond any call here: a lost wake-up fails the test instead of hanging it.
+    let give_up = Instant::now() + Duration::from_secs(60);
     loop {
         if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
             return out;
         }
-        std::thread::park();
+        let left = give_up.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "a future was never woken");
+        std::thread::park_timeout(left);
     }
 }
 
@@ -354,9 +382,10 @@ fn a_call_times_out_at_its_deadline_and_its_late_answer_is_never_delivered() {
     assert!(took >= Duration::from_millis(100), "{took:?}");
     assert!(took < Duration::from_millis(250), "{took:?}");
     // The one slot waits for the late answer, then carries the next call's own.
+    let give_up = Instant::now() + Duration::from_secs(10);
     let next = loop {
         match client.add(20, 22) {
-            Err(Error::Timeout { .. }) => continue,
+            Err(Error::Timeout { .. }) if Instant::now() < give_up => continue,
             other => break other,
         }
     };
@@ -390,12 +419,14 @@ fn a_client_killed_mid_call_costs_the_others_nothing() {
         .unwrap()
         .spawn()
         .unwrap();
-    let mut victim = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "call_for_another_process", "--nocapture"])
-        .env(CALL, &name)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut victim = Other(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "call_for_another_process", "--nocapture"])
+            .env(CALL, &name)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut out = std::io::BufReader::new(victim.stdout.take().unwrap());
     let mut line = String::new();
     while line.trim_end() != "calling" {

@@ -2,7 +2,7 @@
 //! or client in another process, and helpers to start, watch and kill processes.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -652,11 +652,21 @@ pub fn peer_program() -> std::path::PathBuf {
     dir.join("peer")
 }
 
-/// A child process, killed (SIGKILL) and reaped when dropped.
+/// How long a peer may stay silent when a test waits for its next line: far beyond any step
+/// here (the slowest prints within a few seconds on a loaded machine), so that a peer that
+/// never answers fails its test instead of hanging the suite.
+pub const SILENCE: Duration = Duration::from_secs(60);
+
+/// A child process in a process group of its own: the group (the peer and whatever it
+/// forked) is killed (SIGKILL) and the peer reaped when dropped.
 #[derive(Debug)]
 pub struct Peer {
     pub child: Child,
-    pub stdout: BufReader<ChildStdout>,
+    /// Its output, a line at a time, read by a thread of its own so that waiting for a line
+    /// can have a deadline.
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Whether `child` has been waited for (its pid, and so its group's id, may be reused).
+    reaped: bool,
 }
 
 impl Peer {
@@ -678,13 +688,28 @@ impl Peer {
 
     /// Runs `command` with piped stdin/stdout, not waiting for anything.
     pub fn spawn(command: &mut Command) -> Peer {
+        use std::os::unix::process::CommandExt as _;
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            .process_group(0)
             .spawn()
             .expect("start the peer program");
         let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        Peer { child, stdout }
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Peer {
+            child,
+            lines,
+            reaped: false,
+        }
     }
 
     /// The child's pid.
@@ -703,11 +728,65 @@ impl Peer {
         );
     }
 
-    /// The next line of output, without its newline; empty at end of output.
+    /// The next line of output, without its newline; empty at end of output. Panics if the
+    /// peer says nothing for [`SILENCE`].
     pub fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("read peer output");
-        line.trim_end().to_owned()
+        self.next_line().unwrap_or_default()
+    }
+
+    /// The next line of output, without its newline; `None` at end of output. Panics if the
+    /// peer says nothing for [`SILENCE`].
+    fn next_line(&mut self) -> Option<String> {
+        use std::sync::mpsc::RecvTimeoutError;
+        match self.lines.recv_timeout(SILENCE) {
+            Ok(line) => Some(line.trim_end().to_owned()),
+            Err(RecvTimeoutError::Disconnected) => None,
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "peer {} printed nothing for {SILENCE:?} and did not end",
+                self.pid()
+            ),
+        }
+    }
+
+    /// Reads lines until one equals `wanted`, skipping others; panics if output ends first.
+    pub fn skip_to_line(&mut self, wanted: &str) {
+        while let Some(line) = self.next_line() {
+            if line == wanted {
+                return;
+            }
+        }
+        panic!(
+            "peer {} ended its output before it said {wanted:?}",
+            self.pid()
+        );
+    }
+
+    /// All output until the peer's output ends (it must be ending: killed or exiting).
+    pub fn rest(&mut self) -> String {
+        let mut rest = String::new();
+        loop {
+            match self.lines.recv_timeout(SILENCE) {
+                Ok(line) => {
+                    rest.push_str(&line);
+                    rest.push('\n');
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return rest,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("peer {}'s output did not end", self.pid())
+                }
+            }
+        }
+    }
+
+    /// Whether the process is still running (it is reaped if not).
+    pub fn running(&mut self) -> bool {
+        match self.child.try_wait().expect("try_wait") {
+            Some(_) => {
+                self.reaped = true;
+                false
+            }
+            None => true,
+        }
     }
 
     /// Writes `line` and a newline to the process's stdin.
@@ -723,10 +802,29 @@ impl Peer {
         drop(self.child.stdin.take());
     }
 
-    /// Sends SIGKILL and reaps the process.
+    /// Sends SIGKILL to the process (not to what it forked: dropping the peer does that) and
+    /// reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.reaped = true;
+    }
+
+    /// Whether the process has ended, without reaping it (so that its pid, and the id of the
+    /// group it leads, stay its own).
+    fn ended(&self) -> bool {
+        // SAFETY: `info` is a plain C struct written by the kernel; WNOWAIT leaves the child
+        // to be reaped by `Child::wait`.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                self.pid(),
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            ) == 0
+                && info.si_pid() != 0
+        }
     }
 
     /// Waits for the process to end, at most `limit`; the signal that killed it, if any.
@@ -735,6 +833,7 @@ impl Peer {
         let end = Instant::now() + limit;
         while Instant::now() < end {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.reaped = true;
                 return status.signal();
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -760,6 +859,7 @@ impl Peer {
         let end = Instant::now() + limit;
         while Instant::now() < end {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.reaped = true;
                 return status.code();
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -770,12 +870,20 @@ impl Peer {
 
 impl Drop for Peer {
     /// Closes the peer's stdin (a server then shuts down cleanly and removes its name), gives it
-    /// a moment, then kills it.
+    /// a moment, then kills it and whatever it forked (its process group), and reaps it.
     fn drop(&mut self) {
         drop(self.child.stdin.take());
-        if self.wait(Duration::from_millis(300)).is_none() {
-            self.kill();
+        if self.reaped {
+            return;
         }
+        let end = Instant::now() + Duration::from_millis(300);
+        while !self.ended() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: not reaped yet, so the pid is still this child's and so is the group it
+        // leads; a signal touches no memory of ours.
+        unsafe { libc::kill(-(self.pid() as libc::pid_t), libc::SIGKILL) };
+        let _ = self.child.wait();
     }
 }
 

@@ -1012,7 +1012,16 @@ mod tests {
         let n = name("vanish");
         let listener = Listener::bind(&n).unwrap();
         let stop = std::sync::atomic::AtomicBool::new(false);
+        /// Stops the polling thread however the scope ends: a failed assertion fails the
+        /// test instead of leaving the scope waiting for ever.
+        struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for StopOnDrop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         std::thread::scope(|s| {
+            let _stop = StopOnDrop(&stop);
             s.spawn(|| {
                 // Polled far more often than clients come, as a busy server may.
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -1029,7 +1038,6 @@ mod tests {
                     ),
                 }
             }
-            stop.store(true, std::sync::atomic::Ordering::Relaxed);
         });
     }
 
