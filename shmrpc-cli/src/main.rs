@@ -172,7 +172,7 @@ fn list(options: &ClientOptions, as_json: bool) -> Result<(), Failure> {
     let names = inspect::services().map_err(|e| Failure {
         code: 5,
         kind: "Other",
-        message: format!("cannot read the socket table /proc/net/unix: {e}"),
+        message: format!("cannot list the services of this machine: {e}"),
     })?;
     // Read each service's counters twice, a quarter of a second apart, all services at once:
     // one that does not answer costs the listing its timeout once, not once per service. A
@@ -427,7 +427,7 @@ fn top(
         None => inspect::services().map_err(|e| Failure {
             code: 5,
             kind: "Other",
-            message: format!("cannot read the socket table /proc/net/unix: {e}"),
+            message: format!("cannot list the services of this machine: {e}"),
         })?,
     };
     let mut services: BTreeMap<String, (Service, Sample)> = BTreeMap::new();

@@ -2,6 +2,10 @@
 //! the `Shape`s its interface is made of). Each case must end in an error (exit status 5 for a
 //! reply it cannot read, 2 for arguments that cannot match), never a panic (101), an abort or a
 //! hang. The command runs with its address space limited to 2 GB and a 10 s limit.
+//!
+//! Unix only: the limits are set with `ulimit -v` and `timeout`. What they check, the command's
+//! reading of descriptions and replies, is the same code on every platform.
+#![cfg(unix)]
 
 use std::process::{Command, Output};
 use std::sync::Arc;

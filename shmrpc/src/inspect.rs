@@ -26,32 +26,27 @@ use crate::name::ServiceName;
 use crate::options::ClientOptions;
 use crate::server::stats;
 
-/// The names of the services this user can reach on this machine (in this network namespace):
-/// its own and those served to any user, sorted, each once.
+/// The names of the services this user can reach on this machine (on Linux, in this network
+/// namespace): its own and those served to any user, sorted, each once.
+///
+/// Where they are found: on Linux the kernel's table of Unix sockets (`/proc/net/unix`), on
+/// macOS the socket directories under `/tmp/shmrpc`, on Windows the mutexes that hold names, in
+/// this session's directory of named objects. A name listed may belong to a server that is
+/// ending: connecting tells.
 pub fn services() -> std::io::Result<Vec<String>> {
-    let table = std::fs::read_to_string("/proc/net/unix")?;
-    Ok(listening(&table, crate::sys::euid()))
+    Ok(reachable(crate::sys::listening()?, crate::sys::euid()))
 }
 
-/// The service names in a `/proc/net/unix` table that user `uid` can reach.
-fn listening(table: &str, uid: u32) -> Vec<String> {
-    let own = format!("@shmrpc/u{uid}/");
-    let mut names: Vec<String> = table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            // Num RefCount Protocol Flags Type St Inode Path; a listening socket has
-            // __SO_ACCEPTCON (0x10000) in its flags.
-            let flags = u32::from_str_radix(fields.get(3)?, 16).ok()?;
-            // A path may hold spaces: the rest of the line.
-            let path = fields.get(7..).filter(|p| !p.is_empty())?.join(" ");
-            if flags & 0x10000 == 0 {
-                return None;
-            }
-            let name = path
+/// The service names among listening addresses (`shmrpc/u<uid>/<name>`,
+/// `shmrpc/public/<name>`) that user `uid` can reach.
+fn reachable(addresses: Vec<String>, uid: u32) -> Vec<String> {
+    let own = format!("shmrpc/u{uid}/");
+    let mut names: Vec<String> = addresses
+        .iter()
+        .filter_map(|address| {
+            let name = address
                 .strip_prefix(own.as_str())
-                .or_else(|| path.strip_prefix("@shmrpc/public/"))?;
+                .or_else(|| address.strip_prefix("shmrpc/public/"))?;
             ServiceName::new(name).ok().map(|_| name.to_owned())
         })
         .collect();
@@ -805,18 +800,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_services_are_the_listening_sockets_of_this_user_and_public_ones() {
-        let table = "Num       RefCount Protocol Flags    Type St Inode Path\n\
-            0000000000000000: 00000002 00000000 00010000 0005 01 101 @shmrpc/u1000/calc\n\
-            0000000000000000: 00000002 00000000 00010000 0005 01 102 @shmrpc/public/calc\n\
-            0000000000000000: 00000002 00000000 00010000 0005 01 103 @shmrpc/public/kv\n\
-            0000000000000000: 00000002 00000000 00010000 0005 01 104 @shmrpc/u0/root-only\n\
-            0000000000000000: 00000003 00000000 00000000 0005 03 105 @shmrpc/u1000/connected\n\
-            0000000000000000: 00000002 00000000 00010000 0005 01 106 @shmrpc/u1000/bad name\n\
-            0000000000000000: 00000002 00000000 00010000 0001 01 107 /run/other.sock\n\
-            0000000000000000: 00000002 00000000 00010000 0005 01 108\n";
-        assert_eq!(listening(table, 1000), ["calc", "kv"]);
-        assert_eq!(listening(table, 0), ["calc", "kv", "root-only"]);
+    fn the_services_are_the_addresses_of_this_user_and_public_ones() {
+        let addresses = [
+            "shmrpc/u1000/calc",
+            "shmrpc/public/calc",
+            "shmrpc/public/kv",
+            "shmrpc/u0/root-only",
+            "shmrpc/u1000/bad name",
+            "shmrpc/u10000/other",
+            "shmrpc/u1000",
+            "other/u1000/calc",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        assert_eq!(reachable(addresses.clone(), 1000), ["calc", "kv"]);
+        assert_eq!(reachable(addresses, 0), ["calc", "kv", "root-only"]);
     }
 
     #[test]

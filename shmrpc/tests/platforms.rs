@@ -1,10 +1,9 @@
 //! What works on every platform shmrpc builds for, run on each: on Linux with `cargo test`, on
-//! Windows under Wine (`cargo test --target x86_64-pc-windows-gnu -p shmrpc --features fault-injection`).
+//! Windows under Wine (`cargo test --target x86_64-pc-windows-gnu -p shmrpc -p shmrpc-cli --features shmrpc/fault-injection`).
 //!
 //! A service defined with the macro, its types crossing through the remote seam with an
 //! in-process transport (the data layer, interfaces, errors and panics, exactly as over shared
-//! memory), and the local transport: a round trip where it is built, a clear error where it is
-//! not (Windows, for now).
+//! memory), and the local transport between threads and between processes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -156,6 +155,27 @@ fn every_kind_of_value_errors_and_panics_cross_the_seam() {
     }
     // The service goes on after the panic.
     assert_eq!(c.add(1, 1).unwrap(), 2);
+}
+
+/// A live server is among the services `shmrpc list` finds (on Linux in the socket table, on
+/// Windows among the named pipes), with its interface and counters; gone once it shut down.
+#[test]
+fn a_live_server_is_listed_and_described() {
+    use shmrpc::inspect::{Service, services};
+    let name = format!("platforms-listed-{}", std::process::id());
+    let server = EverythingServer::bind(&name, Impl)
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let found = services().unwrap();
+    assert!(found.contains(&name), "{name} not in {found:?}");
+    let service = Service::connect(&name, shmrpc::ClientOptions::default()).unwrap();
+    assert_eq!(service.interface().name, "Everything");
+    assert_eq!(service.stats().unwrap().pid, std::process::id());
+    drop(service);
+    server.shutdown().unwrap();
+    let found = services().unwrap();
+    assert!(!found.contains(&name), "{name} still in {found:?}");
 }
 
 /// The local transport: a server and a client in this process (the behaviour suite, in

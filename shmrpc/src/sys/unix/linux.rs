@@ -257,6 +257,33 @@ pub(super) fn datagram_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Flags of every send: never block, never raise `SIGPIPE`.
 pub(super) const SEND: SendFlags = SendFlags::DONTWAIT.union(SendFlags::NOSIGNAL);
 
+/// The addresses of the listening sockets of this network namespace whose names start with
+/// `shmrpc/`, from the kernel's table of Unix sockets.
+pub(crate) fn listening() -> io::Result<Vec<String>> {
+    Ok(listening_in(&std::fs::read_to_string("/proc/net/unix")?))
+}
+
+/// The listening `shmrpc/` addresses of a `/proc/net/unix` table.
+fn listening_in(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // Num RefCount Protocol Flags Type St Inode Path; a listening socket has
+            // __SO_ACCEPTCON (0x10000) in its flags.
+            let flags = u32::from_str_radix(fields.get(3)?, 16).ok()?;
+            if flags & 0x10000 == 0 {
+                return None;
+            }
+            // Abstract names start with `@`; a name may hold spaces: the rest of the line.
+            let path = fields.get(7..).filter(|p| !p.is_empty())?.join(" ");
+            path.strip_prefix("@shmrpc/")
+                .map(|rest| format!("shmrpc/{rest}"))
+        })
+        .collect()
+}
+
 // ---- Waking and waiting --------------------------------------------------------------------
 
 /// An eventfd: one side writes to wake the other, which polls it.
@@ -519,6 +546,26 @@ pub(crate) fn check_sealed(fd: &OwnedFd, len: usize) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listening_shmrpc_sockets_are_read_from_the_table() {
+        let table = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 101 @shmrpc/u1000/calc\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 102 @shmrpc/public/calc\n\
+            0000000000000000: 00000003 00000000 00000000 0005 03 105 @shmrpc/u1000/connected\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 106 @shmrpc/u1000/bad name\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 107 /run/other.sock\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 107 /tmp/shmrpc/u1000/x\n\
+            0000000000000000: 00000002 00000000 00010000 0005 01 108\n";
+        assert_eq!(
+            listening_in(table),
+            [
+                "shmrpc/u1000/calc",
+                "shmrpc/public/calc",
+                "shmrpc/u1000/bad name"
+            ]
+        );
+    }
 
     #[test]
     fn a_sealed_object_cannot_be_resized_by_anyone() {

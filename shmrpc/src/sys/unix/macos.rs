@@ -199,6 +199,30 @@ pub(super) fn listen(name: &[u8]) -> io::Result<(OwnedFd, Hold)> {
     Ok((fd, hold))
 }
 
+/// The addresses of the sockets in this user's directory and the public one (a file left by a
+/// server that died is among them until the next server of its name removes it: connecting
+/// tells).
+pub(crate) fn listening() -> io::Result<Vec<String>> {
+    let mut found = Vec::new();
+    for dir in [format!("u{}", super::euid()), "public".to_owned()] {
+        let entries = match std::fs::read_dir(PathBuf::from(ROOT).join("shmrpc").join(&dir)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let entry = entry?;
+            use std::os::unix::fs::FileTypeExt as _;
+            if entry.file_type()?.is_socket()
+                && let Some(name) = entry.file_name().to_str()
+            {
+                found.push(format!("shmrpc/{dir}/{name}"));
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// A new connection to the socket holding `name`: `ConnectionRefused` if none does.
 pub(super) fn connect(name: &[u8]) -> io::Result<OwnedFd> {
     let path = PathBuf::from(ROOT).join(

@@ -29,7 +29,7 @@ use memory::check_size;
 
 pub(crate) use event::*;
 pub(crate) use memory::*;
-pub(crate) use os::{ProcessHandle, Waker, check_sealed, create_sealed};
+pub(crate) use os::{ProcessHandle, Waker, check_sealed, create_sealed, listening};
 pub(crate) use process::*;
 pub(crate) use reactor::{Reactor, reactor, token};
 pub(crate) use signals::SignalBell;

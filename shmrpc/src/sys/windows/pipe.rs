@@ -123,6 +123,120 @@ pub(crate) fn holds_name(name: &[u8]) -> bool {
     lock(&HELD).iter().any(|n| **n == *name)
 }
 
+/// The names held now by servers of this session: the names of the mutexes that hold them
+/// (`shmrpc/u<user>/<name>`, `shmrpc/public/<name>`), read from the session's directory of
+/// named objects. A mutex is gone with its holder's last handle, however it died. (Listing the
+/// pipes, `\\.\pipe\*`, would also list a squatter's; and Wine cannot list them.)
+pub(crate) fn listening() -> io::Result<Vec<String>> {
+    use windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES;
+    use windows_sys::Wdk::Storage::FileSystem::{NtOpenDirectoryObject, NtQueryDirectoryObject};
+    use windows_sys::Wdk::System::SystemServices::DIRECTORY_QUERY;
+    use windows_sys::Win32::Foundation::UNICODE_STRING;
+    use windows_sys::Win32::System::RemoteDesktop::ProcessIdToSessionId;
+    use windows_sys::Win32::System::Threading::GetCurrentProcessId;
+
+    /// One entry of a directory of objects, as `NtQueryDirectoryObject` returns them (a
+    /// documented layout that windows-sys does not declare).
+    #[repr(C)]
+    struct Entry {
+        name: UNICODE_STRING,
+        type_name: UNICODE_STRING,
+    }
+    const NO_MORE_ENTRIES: i32 = 0x8000_001A_u32 as i32;
+    let failed = |what: &str, status: i32| {
+        io::Error::other(format!(
+            "cannot {what} the named objects of this session (NTSTATUS {status:#010x})"
+        ))
+    };
+
+    let mut session = 0u32;
+    // SAFETY: `session` is writable for the call.
+    if unsafe { ProcessIdToSessionId(GetCurrentProcessId(), &mut session) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // `Local\` names live here (in session 0, in the global directory).
+    let path = if session == 0 {
+        r"\BaseNamedObjects".to_owned()
+    } else {
+        format!(r"\Sessions\{session}\BaseNamedObjects")
+    };
+    let mut path: Vec<u16> = path.encode_utf16().collect();
+    let bytes = (path.len() * 2) as u16;
+    let name = UNICODE_STRING {
+        Length: bytes,
+        MaximumLength: bytes,
+        Buffer: path.as_mut_ptr(),
+    };
+    let attributes = OBJECT_ATTRIBUTES {
+        Length: size_of::<OBJECT_ATTRIBUTES>() as u32,
+        RootDirectory: std::ptr::null_mut(),
+        ObjectName: &name,
+        Attributes: 0,
+        SecurityDescriptor: std::ptr::null(),
+        SecurityQualityOfService: std::ptr::null(),
+    };
+    let mut handle: HANDLE = std::ptr::null_mut();
+    // SAFETY: `handle` is writable; `attributes` and the name it points to live for the call.
+    let status = unsafe { NtOpenDirectoryObject(&mut handle, DIRECTORY_QUERY, &attributes) };
+    if status < 0 {
+        return Err(failed("open", status));
+    }
+    let directory = super::owned(handle)?;
+
+    // An entry, then the strings it points to, in this buffer (u64s: aligned for both), large
+    // enough for the longest names (32,767 characters). One entry per call: Wine implements no
+    // other way.
+    let mut buffer = vec![0u64; 9 * 1024];
+    let span = buffer.as_ptr_range();
+    let (start, end) = (span.start as usize, span.end as usize);
+    let mut context = 0u32;
+    let mut found = Vec::new();
+    let mut first = true;
+    loop {
+        let mut returned = 0u32;
+        // SAFETY: `buffer` is writable for its whole length, `context` and `returned` are
+        // writable; the directory handle is open.
+        let status = unsafe {
+            NtQueryDirectoryObject(
+                raw(borrow(&directory)),
+                buffer.as_mut_ptr().cast(),
+                (buffer.len() * 8) as u32,
+                true,
+                first,
+                &mut context,
+                &mut returned,
+            )
+        };
+        first = false;
+        if status == NO_MORE_ENTRIES {
+            return Ok(found);
+        }
+        if status < 0 {
+            return Err(failed("read", status));
+        }
+        // A string the system wrote into the buffer, checked to lie inside it.
+        let text = |s: &UNICODE_STRING| -> Option<String> {
+            let at = s.Buffer as usize;
+            let len = usize::from(s.Length) / 2;
+            if at < start || !at.is_multiple_of(2) || at + len * 2 > end {
+                return None;
+            }
+            // SAFETY: `len` u16s at `at`, inside `buffer`, which nothing else writes now.
+            let units = unsafe { std::slice::from_raw_parts(s.Buffer.cast_const(), len) };
+            String::from_utf16(units).ok()
+        };
+        // SAFETY: the entry is at the start of `buffer`, which is aligned for it and larger;
+        // its fields are plain numbers and pointers, valid for any bits.
+        let entry = unsafe { &*buffer.as_ptr().cast::<Entry>() };
+        if text(&entry.type_name).as_deref() == Some("Mutant")
+            && let Some(name) = text(&entry.name)
+            && name.starts_with("shmrpc/")
+        {
+            found.push(name);
+        }
+    }
+}
+
 /// A service's name, held, and the pipe instance waiting for the next client.
 #[derive(Debug)]
 pub(crate) struct Listener {
