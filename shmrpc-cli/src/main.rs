@@ -174,49 +174,64 @@ fn list(options: &ClientOptions, as_json: bool) -> Result<(), Failure> {
         kind: "Other",
         message: format!("cannot list the services of this machine: {e}"),
     })?;
-    // Read each service's counters twice, a quarter of a second apart, all services at once:
+    // Read each service's counters twice, a quarter of a second apart, many services at once:
     // one that does not answer costs the listing its timeout once, not once per service. A
     // service that ends meanwhile is not listed (it is no longer live); one that fails otherwise
-    // (it refuses this user, or does not answer in time) is a row saying so.
+    // (it refuses this user, does not answer in time, or its name is held by a dead server's
+    // forked child) is a row saying so.
     let window = Duration::from_millis(250);
-    let rows: Vec<Value> = std::thread::scope(|s| {
-        let readers: Vec<_> = names
-            .into_iter()
-            .map(|name| {
-                s.spawn(move || {
-                    let read = || -> Result<Value, Error> {
-                        let service = Service::connect(&name, options.clone())?;
-                        let before = service.stats()?;
-                        let start = Instant::now();
-                        std::thread::sleep(window);
-                        let after = service.stats()?;
-                        let calls = total_calls(&after).saturating_sub(total_calls(&before));
-                        let rate = calls as f64 / start.elapsed().as_secs_f64();
-                        Ok(json!({
-                            "name": name,
-                            "pid": after.pid,
-                            "uid": after.uid,
-                            "user": user_name(after.uid),
-                            "trait": service.interface().name,
-                            "methods": service.interface().methods.len(),
-                            // Not counting this one.
-                            "connections": after.connections.saturating_sub(1),
-                            "calls_per_second": rate.round() as u64,
-                        }))
-                    };
-                    match read() {
-                        Ok(row) => Some(row),
-                        Err(Error::ServerNotRunning { .. } | Error::ServerDied { .. }) => None,
-                        Err(e) => Some(json!({ "name": name, "error": e.to_string() })),
-                    }
+    let read = |name: String| -> Option<Value> {
+        let read = || -> Result<Value, Error> {
+            let service = Service::connect(&name, options.clone())?;
+            let before = service.stats()?;
+            let start = Instant::now();
+            std::thread::sleep(window);
+            let after = service.stats()?;
+            let calls = total_calls(&after).saturating_sub(total_calls(&before));
+            let rate = calls as f64 / start.elapsed().as_secs_f64();
+            Ok(json!({
+                "name": name,
+                "pid": after.pid,
+                "uid": after.uid,
+                "user": user_name(after.uid),
+                "trait": service.interface().name,
+                "methods": service.interface().methods.len(),
+                // Not counting this one.
+                "connections": after.connections.saturating_sub(1),
+                "calls_per_second": rate.round() as u64,
+            }))
+        };
+        match read() {
+            Ok(row) => Some(row),
+            Err(Error::ServerNotRunning { detail, .. }) if detail.is_empty() => None,
+            Err(Error::ServerDied { .. }) => None,
+            Err(e) => Some(json!({ "name": name, "error": e.to_string() })),
+        }
+    };
+    // At most this many at once (threads with 1 MiB stacks); a service whose thread cannot be
+    // started is read on this one.
+    const AT_ONCE: usize = 64;
+    let mut rows: Vec<Value> = Vec::new();
+    for group in names.chunks(AT_ONCE) {
+        std::thread::scope(|s| {
+            let readers: Vec<_> = group
+                .iter()
+                .map(|name| {
+                    std::thread::Builder::new()
+                        .stack_size(1 << 20)
+                        .spawn_scoped(s, || read(name.clone()))
+                        .map_err(|_| name)
                 })
-            })
-            .collect();
-        readers
-            .into_iter()
-            .filter_map(|reader| reader.join().expect("a listing thread panicked"))
-            .collect()
-    });
+                .collect();
+            for reader in readers {
+                let row = match reader {
+                    Ok(reader) => reader.join().expect("a listing thread panicked"),
+                    Err(name) => read(name.clone()),
+                };
+                rows.extend(row);
+            }
+        });
+    }
     if as_json {
         println!("{}", json!({ "services": rows }));
         return Ok(());

@@ -698,9 +698,13 @@ impl Peer {
         let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let (send, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
+            let mut stdout = stdout;
+            let mut line = Vec::new();
+            // Lines as they come, also those that are not UTF-8 (lossily).
+            while stdout.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                let text = String::from_utf8_lossy(&line).into_owned();
+                line.clear();
+                if send.send(text).is_err() {
                     break;
                 }
             }

@@ -3,7 +3,7 @@
 //!
 //! | Linux | macOS |
 //! |---|---|
-//! | abstract `SOCK_SEQPACKET` socket, freed with its last descriptor | a stream socket at `/tmp/<address>`, in a directory per user (`0700`) or a shared sticky one; the name held by `flock` on `<address>.lock`, which the kernel drops with the holder's last descriptor, however it died; a socket file left behind is removed by the next server |
+//! | abstract `SOCK_SEQPACKET` socket, freed with its last descriptor | a stream socket at `/tmp/<address>`, in a directory per user (`0700`) or a shared sticky one; the name held by `flock` on `<address>=lock` (`=` is in no service name), which the kernel drops with the holder's last descriptor, however it died; a socket file left behind is removed by the next server |
 //! | messages kept whole by the kernel | frames: a length and a descriptor count, then the bytes; a receiver reads exactly one frame's bytes, so nothing waits in a buffer of ours while the socket looks idle |
 //! | `SO_PEERCRED`, `SO_PEERGROUPS`, `SO_PEERPIDFD` | `LOCAL_PEERCRED` (user, groups), `LOCAL_PEERPID` (the last process to use the peer's socket); the process handle is opened from the pid, so a pid reused between connecting and opening would be mistaken for the peer |
 //! | sealed memfd | POSIX shared memory under a random name, unlinked at once; macOS refuses to resize such an object once sized, which is what the seals give on Linux (a client cannot check it, and trusts the server it identified) |
@@ -36,6 +36,11 @@ use super::{Credentials, Interest, MAX_FDS};
 /// Where sockets live: `/tmp/<address>`, e.g. `/tmp/shmrpc/u501/calc` (at most 88 bytes of the
 /// 104 a socket address holds).
 const ROOT: &str = "/tmp";
+
+/// The lock file of the socket at `<path>` is `<path>=lock`: `=` is in no service name, so no
+/// service's socket is another's lock file (with `.lock`, a service `x.lock` would remove the
+/// lock of `x` when it binds, and a second `x` could then take the name from a live server).
+const LOCK_SUFFIX: &str = "=lock";
 
 /// Makes `fd` close-on-exec and non-blocking; for a socket, also quiet on a closed peer
 /// (`SO_NOSIGPIPE`) and with room for a whole message in its buffers.
@@ -159,7 +164,7 @@ fn open_lock(path: &std::ffi::OsStr, create: bool) -> io::Result<OwnedFd> {
 pub(super) fn listen(name: &[u8]) -> io::Result<(OwnedFd, Hold)> {
     let path = path(name)?;
     let mut lock_path = path.clone().into_os_string();
-    lock_path.push(".lock");
+    lock_path.push(LOCK_SUFFIX);
     // Readable by all: whoever comes first takes a name, as with Linux's abstract names; a
     // client checks who holds it.
     let lock = open_lock(&lock_path, true)?;
@@ -207,7 +212,16 @@ pub(crate) fn listening() -> io::Result<Vec<String>> {
     for dir in [format!("u{}", super::euid()), "public".to_owned()] {
         let entries = match std::fs::read_dir(PathBuf::from(ROOT).join("shmrpc").join(&dir)) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            // None yet; or a directory someone else made unreadable (anyone may make the
+            // public one first): its services cannot be reached either.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                continue;
+            }
             Err(e) => return Err(e),
         };
         for entry in entries {
@@ -239,7 +253,7 @@ pub(super) fn connect(name: &[u8]) -> io::Result<OwnedFd> {
         // connections (macOS refuses rather than asks to retry): the lock tells which.
         Err(Errno::CONNREFUSED) => {
             let mut lock_path = path.into_os_string();
-            lock_path.push(".lock");
+            lock_path.push(LOCK_SUFFIX);
             let held = open_lock(&lock_path, false).is_ok_and(|lock| {
                 rustix::fs::flock(&lock, FlockOperation::NonBlockingLockShared)
                     == Err(Errno::WOULDBLOCK)

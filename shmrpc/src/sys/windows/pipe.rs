@@ -125,8 +125,10 @@ pub(crate) fn holds_name(name: &[u8]) -> bool {
 
 /// The names held now by servers of this session: the names of the mutexes that hold them
 /// (`shmrpc/u<user>/<name>`, `shmrpc/public/<name>`), read from the session's directory of
-/// named objects. A mutex is gone with its holder's last handle, however it died. (Listing the
-/// pipes, `\\.\pipe\*`, would also list a squatter's; and Wine cannot list them.)
+/// named objects. A mutex is gone with its holder's last handle, however it died. A server of
+/// another session (a Windows service, in session 0) is not found here, though its pipe can be
+/// reached. (Listing the pipes, `\\.\pipe\*`, would also list a squatter's; and Wine cannot
+/// list them.)
 pub(crate) fn listening() -> io::Result<Vec<String>> {
     use windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES;
     use windows_sys::Wdk::Storage::FileSystem::{NtOpenDirectoryObject, NtQueryDirectoryObject};
@@ -183,14 +185,18 @@ pub(crate) fn listening() -> io::Result<Vec<String>> {
     }
     let directory = super::owned(handle)?;
 
-    // An entry, then the strings it points to, in this buffer (u64s: aligned for both), large
-    // enough for the longest names (32,767 characters). One entry per call: Wine implements no
-    // other way.
+    // Entries, then the strings they point to, in this buffer (u64s: aligned for both), large
+    // enough for the longest name (32,767 characters) and grown until the whole directory fits
+    // in one read, one consistent view (reading on from an entry's index could skip one if an
+    // object before it went away meanwhile). Wine implements one entry per call only: there,
+    // entry by entry.
+    const NOT_IMPLEMENTED: i32 = 0xC000_0002_u32 as i32;
+    const MORE_ENTRIES: i32 = 0x105;
+    const LARGEST: usize = 16 << 20;
     let mut buffer = vec![0u64; 9 * 1024];
-    let span = buffer.as_ptr_range();
-    let (start, end) = (span.start as usize, span.end as usize);
     let mut context = 0u32;
     let mut found = Vec::new();
+    let mut one_by_one = false;
     let mut first = true;
     loop {
         let mut returned = 0u32;
@@ -201,12 +207,21 @@ pub(crate) fn listening() -> io::Result<Vec<String>> {
                 raw(borrow(&directory)),
                 buffer.as_mut_ptr().cast(),
                 (buffer.len() * 8) as u32,
-                true,
+                one_by_one,
                 first,
                 &mut context,
                 &mut returned,
             )
         };
+        if status == NOT_IMPLEMENTED && !one_by_one {
+            one_by_one = true;
+            continue;
+        }
+        if status == MORE_ENTRIES && first && !one_by_one && buffer.len() * 8 < LARGEST {
+            found.clear();
+            buffer = vec![0u64; buffer.len() * 4];
+            continue;
+        }
         first = false;
         if status == NO_MORE_ENTRIES {
             return Ok(found);
@@ -214,25 +229,45 @@ pub(crate) fn listening() -> io::Result<Vec<String>> {
         if status < 0 {
             return Err(failed("read", status));
         }
+        let span = buffer.as_ptr_range();
+        let (start, end) = (span.start as usize, span.end as usize);
         // A string the system wrote into the buffer, checked to lie inside it.
         let text = |s: &UNICODE_STRING| -> Option<String> {
             let at = s.Buffer as usize;
             let len = usize::from(s.Length) / 2;
-            if at < start || !at.is_multiple_of(2) || at + len * 2 > end {
+            if at < start
+                || !at.is_multiple_of(2)
+                || at.checked_add(len * 2).is_none_or(|last| last > end)
+            {
                 return None;
             }
             // SAFETY: `len` u16s at `at`, inside `buffer`, which nothing else writes now.
             let units = unsafe { std::slice::from_raw_parts(s.Buffer.cast_const(), len) };
             String::from_utf16(units).ok()
         };
-        // SAFETY: the entry is at the start of `buffer`, which is aligned for it and larger;
-        // its fields are plain numbers and pointers, valid for any bits.
-        let entry = unsafe { &*buffer.as_ptr().cast::<Entry>() };
-        if text(&entry.type_name).as_deref() == Some("Mutant")
-            && let Some(name) = text(&entry.name)
-            && name.starts_with("shmrpc/")
-        {
-            found.push(name);
+        let entries = buffer.as_ptr().cast::<Entry>();
+        let most = if one_by_one {
+            1
+        } else {
+            buffer.len() * 8 / size_of::<Entry>()
+        };
+        for i in 0..most {
+            // SAFETY: entry `i` lies inside `buffer` (i < most), which is aligned for it; its
+            // fields are plain numbers and pointers, valid for any bits.
+            let entry = unsafe { &*entries.add(i) };
+            // The list ends with an empty entry.
+            if entry.name.Length == 0 {
+                break;
+            }
+            if text(&entry.type_name).as_deref() == Some("Mutant")
+                && let Some(name) = text(&entry.name)
+                && name.starts_with("shmrpc/")
+            {
+                found.push(name);
+            }
+        }
+        if !one_by_one && status != MORE_ENTRIES {
+            return Ok(found);
         }
     }
 }
