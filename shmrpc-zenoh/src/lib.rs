@@ -24,7 +24,8 @@
 //! [`shmrpc::remote`]); the answer is one reply. The server validates every request as a local
 //! server does. A server also declares a liveliness token under the key, which is how clients
 //! know it is there (`ServerNotRunning` at once when it is not) and that it died during a call
-//! (`ServerDied`, within milliseconds of its process's end).
+//! (`ServerDied`, within milliseconds of its process's end; a call begun in the moment before the
+//! token's removal arrives may wait up to half a second for a late answer, then fail so).
 //!
 //! Methods run on the server's own worker threads (`ServerOptions::workers`), never on zenoh's.
 //! [`shmrpc::remote::remote_caller`] tells a method the zenoh id of the session that called.
