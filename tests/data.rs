@@ -215,8 +215,9 @@ fn a_message_over_the_limit_is_too_large_and_the_server_goes_on() {
             else {
                 unreachable!()
             };
-            // 4 bytes of count, 60 of padding (to a cache line: 256 bytes or more), the bytes.
-            assert_eq!((*size, *limit, *response), (70_064, 65536, false));
+            // 4 bytes of count, 28 of padding (to a cache line of the slot, the message starting
+            // 32 bytes into one: 256 bytes or more), the bytes.
+            assert_eq!((*size, *limit, *response), (70_032, 65536, false));
             let message = e.to_string();
             assert!(message.contains("nothing was sent"), "{message}");
             assert!(message.contains("max_message"), "{message}");
@@ -225,12 +226,16 @@ fn a_message_over_the_limit_is_too_large_and_the_server_goes_on() {
     }
     assert!(start.elapsed() < Duration::from_millis(50));
     // Exactly at it crosses.
-    assert_eq!(data.echo(&[1; 65472]).unwrap().len(), 65472);
+    assert_eq!(data.echo(&[1; 65504]).unwrap().len(), 65504);
+    assert!(matches!(
+        data.echo(&[1; 65505]),
+        Err(Error::TooLarge { size: 65537, .. })
+    ));
     // A result over it: the method ran, the caller is told so.
     match data.fill(100_000) {
         Err(e @ Error::TooLarge { response: true, .. }) => {
             let message = e.to_string();
-            assert!(message.contains("100064 bytes"), "{message}");
+            assert!(message.contains("100032 bytes"), "{message}");
             assert!(message.contains("the method ran"), "{message}");
         }
         other => panic!("expected TooLarge, got {other:?}"),

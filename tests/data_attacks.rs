@@ -479,7 +479,7 @@ fn too_large_at_the_edges_of_256_bytes() {
     assert_eq!(data.echo(b"still here").unwrap(), b"still here");
     // A _into call that is too large leaves the server serving too.
     let mut out = Vec::new();
-    assert_eq!(too_large(data.fill_into(1000, &mut out)), (1064, 256, true));
+    assert_eq!(too_large(data.fill_into(1000, &mut out)), (1032, 256, true));
     assert_eq!(data.fill(3).unwrap(), [0, 1, 2]);
 }
 

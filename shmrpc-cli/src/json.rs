@@ -26,11 +26,6 @@ const MAX_MESSAGE: usize = 1 << 30;
 /// billions of zero-size values.
 const MAX_VALUES: usize = 10_000_000;
 
-/// Where a sequence of numbers starts: see `seq_align` in the library's wire format.
-fn seq_align(bytes: usize) -> usize {
-    if bytes >= 256 { 64 } else { 16 }
-}
-
 /// Appends `value`, of type `ty`, to the message `out`.
 pub fn encode(ty: &Type, value: &Value, out: &mut Vec<u8>) -> Result<(), String> {
     let expected = |what: &str| format!("expected {what} for `{}`, got {value}", ty.name());
@@ -105,10 +100,8 @@ pub fn encode(ty: &Type, value: &Value, out: &mut Vec<u8>) -> Result<(), String>
             if let Type::Primitive { size, .. } = &**t
                 && t.is_number()
             {
-                let align = seq_align(items.len() * size);
-                while !out.len().is_multiple_of(align) {
-                    out.push(0);
-                }
+                let pad = shmrpc::inspect::number_padding(out.len(), items.len() * size);
+                out.resize(out.len() + pad, 0);
             }
             items.iter().try_for_each(|item| encode(t, item, out))
         }
@@ -346,10 +339,10 @@ fn decode_counted(
             if let Type::Primitive { size, .. } = &**t
                 && t.is_number()
             {
-                let align = seq_align(n.saturating_mul(*size));
-                while !at.is_multiple_of(align) {
-                    take(at, 1)?;
-                }
+                take(
+                    at,
+                    shmrpc::inspect::number_padding(*at, n.saturating_mul(*size)),
+                )?;
             }
             if n > bytes.len() || n > *budget {
                 return Err(format!("a count of {n} past the end of the reply"));

@@ -286,9 +286,9 @@ fn a_method_learns_the_zenoh_id_of_its_caller_and_panics_are_reported() {
         other => panic!("{other:?}"),
     }
     assert_eq!(probe.grow(1000).unwrap(), vec![9; 1000]);
-    // Exactly max_message each way (a length padded to 64 bytes, then the bytes): sent and
-    // answered.
-    let exact = vec![5; (1 << 20) - 64];
+    // Exactly max_message each way (a length padded to 32 bytes, so that the bytes start on a
+    // cache line of a slot, then the bytes): sent and answered.
+    let exact = vec![5; (1 << 20) - 32];
     assert_eq!(probe.echo(&exact).unwrap(), exact);
 }
 
@@ -427,13 +427,13 @@ fn raw(session: &Session, key: &str, request: Vec<u8>) -> (u32, String) {
         .unwrap();
     let reply = replies.recv().unwrap();
     let bytes = reply.result().unwrap().payload().to_bytes().into_owned();
-    assert_eq!(&bytes[..8], b"shmrpcA\x01");
+    assert_eq!(&bytes[..8], b"shmrpcA\x02");
     let status = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
     (status, String::from_utf8_lossy(&bytes[12..]).into_owned())
 }
 
 fn request(fingerprint: u128, hash: u64, tag: u32, name: &str, args: &[u8]) -> Vec<u8> {
-    let mut r = b"shmrpcQ\x01".to_vec();
+    let mut r = b"shmrpcQ\x02".to_vec();
     r.extend_from_slice(&fingerprint.to_le_bytes());
     r.extend_from_slice(&hash.to_le_bytes());
     r.extend_from_slice(&tag.to_le_bytes());
@@ -735,12 +735,12 @@ fn the_seam_carries_calls_without_zenoh_and_a_method_may_call_through_it() {
         Err(Error::BadRequest { reason, .. }) => assert!(reason.contains("max_message")),
         other => panic!("{other:?}"),
     }
-    // Exactly max_message (a length padded to 64 bytes, then the bytes) each way is taken; a
+    // Exactly max_message (a length padded to 32 bytes, then the bytes) each way is taken; a
     // byte more is not.
-    let exact = vec![5; 4096 - 64];
+    let exact = vec![5; 4096 - 32];
     assert_eq!(probe.echo(&exact).unwrap(), exact);
     assert!(matches!(
-        probe.echo(&[5; 4096 - 63]),
+        probe.echo(&[5; 4096 - 31]),
         Err(Error::BadRequest { .. })
     ));
     // A panic message longer than max_message is cut, on a character's boundary.
@@ -779,7 +779,7 @@ impl shmrpc::remote::Transport for Answers {
 fn a_hostile_servers_answers_are_corrupted_never_a_panic_or_a_wrong_value() {
     use shmrpc::remote::RemoteClient;
     let response = |status: u32, body: &[u8]| {
-        let mut r = b"shmrpcA\x01".to_vec();
+        let mut r = b"shmrpcA\x02".to_vec();
         r.extend_from_slice(&status.to_le_bytes());
         r.extend_from_slice(body);
         r

@@ -26,6 +26,15 @@ use crate::name::ServiceName;
 use crate::options::ClientOptions;
 use crate::server::stats;
 
+/// Zero bytes of padding before the elements of a sequence of numbers (a [`Type::Seq`] of a
+/// number type) that take `bytes` bytes, when its count ends at offset `pos` of a message: the
+/// rule of the wire format, for tools that write or read messages themselves (as `shmrpc call`
+/// does). Elements start on a multiple of 16 bytes (64 from 256 bytes of elements on), counted
+/// from 32 bytes before the message, where a slot's cache line starts.
+pub fn number_padding(pos: usize, bytes: usize) -> usize {
+    crate::wire::number_padding(pos, bytes)
+}
+
 /// The names of the services this user can reach on this machine (on Linux, in this network
 /// namespace): its own and those served to any user, sorted, each once.
 ///

@@ -14,7 +14,7 @@
 //!
 //! | offset | size | what |
 //! |---|---|---|
-//! | 0 | 8 | `shmrpcQ\x01`: a request, version 1 |
+//! | 0 | 8 | `shmrpcQ\x02`: a request, version 2 |
 //! | 8 | 16 | the client's interface fingerprint |
 //! | 24 | 8 | the method's signature hash |
 //! | 32 | 4 | the method's tag (its position in the client's trait) |
@@ -29,7 +29,7 @@
 //!
 //! | offset | size | what |
 //! |---|---|---|
-//! | 0 | 8 | `shmrpcA\x01`: a response, version 1 |
+//! | 0 | 8 | `shmrpcA\x02`: a response, version 2 |
 //! | 8 | 4 | status: 0 the result follows; 1 invalid request (a reason follows); 2 the method panicked (its message follows); 3 the result is too large (its size follows, u64, then the server's limit, u64); 4 no such method here (the reason follows) |
 //! | 12 | rest | as the status says |
 //!
@@ -48,8 +48,8 @@ use crate::server::Dispatch;
 use crate::wire::{Private, Reader, Writer};
 use crate::{Error, ServerOptions};
 
-const REQUEST_MAGIC: [u8; 8] = *b"shmrpcQ\x01";
-const RESPONSE_MAGIC: [u8; 8] = *b"shmrpcA\x01";
+const REQUEST_MAGIC: [u8; 8] = *b"shmrpcQ\x02";
+const RESPONSE_MAGIC: [u8; 8] = *b"shmrpcA\x02";
 const REQUEST_HEADER: usize = 40;
 const RESPONSE_HEADER: usize = 12;
 const MAX_METHOD_NAME: usize = 1024;
@@ -584,7 +584,7 @@ mod tests {
             assert!(Header::parse(&ok[..cut]).is_err(), "{cut}");
         }
         let mut other = ok.clone();
-        other[7] = 2;
+        other[7] = 1;
         assert!(
             Header::parse(&other)
                 .unwrap_err()

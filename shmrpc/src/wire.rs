@@ -14,11 +14,12 @@
 //! | `Box<T>`, `Arc<T>` | as `T` |
 //! | `()` | nothing |
 //!
-//! Padding is counted from the start of the message, so both sides agree on it whatever the
-//! addresses. Messages start 64-aligned in the slot and in private copies, so a sequence of
-//! numbers is aligned wherever it is: the server lends `&[u64]` out of its copy, and large copies
-//! (a `&[u8]` of a megabyte) start on a cache line in shared memory, which bulk copies need to
-//! reach full speed. Reading checks every length against the bytes that are left before it
+//! Padding is counted from [`ORIGIN`] bytes before the start of the message, so both sides agree
+//! on it whatever the addresses. Messages start that far into a cache line, in the slot (after
+//! the request's or response's fields, which a small message shares its line with) and in
+//! private copies, so a sequence of numbers is aligned wherever it is: the server lends `&[u64]`
+//! out of its copy, and large copies (a `&[u8]` of a megabyte) start on a cache line in shared
+//! memory, which bulk copies need to reach full speed. Reading checks every length against the bytes that are left before it
 //! allocates anything (a count of `n` elements needs at least `n` times the element's smallest
 //! encoding), so no allocation is ever larger than the message; text must be UTF-8; a message
 //! must end exactly where its last value does. Whatever is wrong is an [`Invalid`] naming it.
@@ -179,11 +180,12 @@ impl<'a> Writer<'a> {
         self.put(&n.to_le_bytes());
     }
 
-    /// Pads with zeros up to a multiple of `align` (a power of two, at most 16).
+    /// Pads with zeros up to a multiple of `align` (a power of two, at most 64), counted from
+    /// [`ORIGIN`] bytes before the message.
     #[inline]
     pub fn align(&mut self, align: usize) {
         debug_assert!(align <= 64);
-        let pad = self.pos.wrapping_neg() & (align - 1);
+        let pad = padding(self.pos, align);
         if pad != 0 {
             self.put(&[0; 64][..pad]);
         }
@@ -488,7 +490,7 @@ impl<'a> Reader<'a> {
     /// Skips the padding [`Writer::align`] wrote.
     #[inline]
     pub fn align(&mut self, align: usize) -> Result<(), Invalid> {
-        let pad = self.pos.wrapping_neg() & (align - 1);
+        let pad = padding(self.pos, align);
         self.advance(pad).map(drop)
     }
 
@@ -621,15 +623,37 @@ pub trait Wire: Sized + 'static {
     }
 }
 
-/// Where a sequence of numbers starts: a multiple of 16 bytes from the start of the message, or
-/// of 64 (a cache line) for 256 bytes or more, which bulk copies need to run at full speed (a
-/// 64 KiB copy between 16-aligned ends ran at half the speed on AMD Zen).
+/// Where a message starts in a cache line, in a slot and in a private copy: after the 32 bytes of
+/// the request's or response's fields (see `protocol::layout`). Padding is counted from the
+/// line's start, so that what is aligned in the message is aligned in memory.
+pub(crate) const ORIGIN: usize = 32;
+
+const _: () = assert!(crate::protocol::layout::FIELDS_LEN % 64 == ORIGIN);
+
+/// Zero bytes that take a message at `pos` to a multiple of `align` from [`ORIGIN`] bytes
+/// before its start.
+#[inline]
+fn padding(pos: usize, align: usize) -> usize {
+    (ORIGIN + pos).wrapping_neg() & (align - 1)
+}
+
+/// Where a sequence of numbers starts: a multiple of 16 bytes from the start of the message's
+/// line, or of 64 (a cache line) for 256 bytes or more, which bulk copies need to run at full
+/// speed (a 64 KiB copy between 16-aligned ends ran at half the speed on AMD Zen; a 1 KiB echo
+/// whose bytes sat 32 bytes into a line took 1.33-1.39x the spin floor on an Intel Xeon).
 #[inline]
 fn seq_align(bytes: usize) -> usize {
     if bytes >= 256 { 64 } else { 16 }
 }
 
-/// A private copy of a message: 64-byte aligned (see [`seq_align`]), grown as needed, kept.
+/// Zero bytes before a sequence of numbers of `bytes` bytes whose count ends at `pos` of a
+/// message.
+pub(crate) fn number_padding(pos: usize, bytes: usize) -> usize {
+    padding(pos, seq_align(bytes))
+}
+
+/// A private copy of a message: [`ORIGIN`] bytes into a cache line, as in the slot (see
+/// [`seq_align`]), grown as needed, kept.
 #[derive(Debug, Default)]
 pub(crate) struct Private(Vec<Line>);
 
@@ -643,15 +667,15 @@ impl Private {
     /// The first `len` bytes, grown to hold them.
     #[inline]
     pub(crate) fn bytes(&mut self, len: usize) -> &mut [u8] {
-        if self.0.len() * 64 < len {
-            self.0.resize(len.div_ceil(64), Line([0; 64]));
+        if self.0.len() * 64 < ORIGIN + len {
+            self.0.resize((ORIGIN + len).div_ceil(64), Line([0; 64]));
         }
-        &mut self.0.as_mut_bytes()[..len]
+        &mut self.0.as_mut_bytes()[ORIGIN..][..len]
     }
 
     /// Bytes it holds.
     pub(crate) fn capacity(&self) -> usize {
-        self.0.len() * 64
+        (self.0.len() * 64).saturating_sub(ORIGIN)
     }
 }
 
@@ -1098,15 +1122,18 @@ mod tests {
         // 1 byte, 4 of count, 11 of padding, 16 of numbers.
         assert_eq!(buf.len(), 32);
         assert_eq!(&buf[5..16], &[0; 11]);
-        // From 256 bytes of numbers on, a cache line.
+        // From 256 bytes of numbers on, a cache line, counted from the line the message starts
+        // `ORIGIN` bytes into.
         let mut big = Vec::new();
         put_slice(&mut Writer::buf(&mut big), &[7u32; 64]);
-        assert_eq!(big.len(), 64 + 256);
-        assert_eq!(&big[4..64], &[0; 60]);
+        assert_eq!(big.len(), 32 + 256);
+        assert_eq!(&big[4..32], &[0; 28]);
         // Lent out of an aligned copy.
-        let mut aligned = [0u128; 2];
-        aligned.as_mut_bytes().copy_from_slice(&buf);
-        let mut r = Reader::new(aligned.as_bytes());
+        let mut aligned = Private::default();
+        let copy = aligned.bytes(buf.len());
+        copy.copy_from_slice(&buf);
+        assert_eq!(copy.as_ptr() as usize % 64, ORIGIN);
+        let mut r = Reader::new(copy);
         assert_eq!(<u8 as Wire>::decode(&mut r), Ok(7));
         let seq = r.seq::<u64>().unwrap();
         assert!(matches!(seq, Seq::Borrowed(&[1, 2])));

@@ -25,10 +25,11 @@
 //! own: ringing is a read-modify-write, which would otherwise snatch the response line back
 //! from the client reading it. Lines are 128 bytes apart (x86 prefetches lines in pairs).
 
-/// `"shmrpc\0\x05"` read as a little-endian u64: the last byte is the protocol version.
-pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmrpc\0\x05");
-/// Bumped on any change to the protocol (5: variable-size messages, methods matched by name).
-pub(crate) const PROTOCOL_VERSION: u32 = 5;
+/// `"shmrpc\0\x06"` read as a little-endian u64: the last byte is the protocol version.
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"shmrpc\0\x06");
+/// Bumped on any change to the protocol (5: variable-size messages, methods matched by name;
+/// 6: padding counted from the start of the message's cache line).
+pub(crate) const PROTOCOL_VERSION: u32 = 6;
 
 pub(crate) const LINE: usize = 128;
 const PAGE: usize = 4096;
@@ -77,8 +78,10 @@ pub(crate) mod response {
     pub(crate) const LEN: usize = 12;
 }
 
-/// Bytes of fields before the payload, in the request and response lines: a cache line, so that
-/// payloads start on one (bulk copies of large messages run at full speed only then).
+/// Bytes of fields before the message, in the request and response lines: half a cache line, so
+/// that a small message travels in the line of its fields. The wire format counts its padding
+/// from the line's start (`wire::ORIGIN`), so that a large sequence of bytes or numbers starts on
+/// a line all the same (bulk copies run at full speed only then).
 pub(crate) const FIELDS_LEN: usize = 32;
 
 /// The watched flag's value while a server thread looks at the slot by itself; any other value
@@ -179,6 +182,20 @@ mod tests {
         assert_eq!(big.response(), request::OFFSET + 1024 + 128);
         assert_eq!(big.response() % LINE, 0);
         assert!(big.response() + FIELDS_LEN + 1000 <= big.total_len());
+    }
+
+    /// Messages start where the wire format counts its padding from: a large sequence of
+    /// numbers then starts on a cache line of the slot (bulk copies run at full speed only then).
+    #[test]
+    fn messages_start_as_far_into_a_cache_line_as_the_wire_format_says() {
+        for capacity in [1, 255, 256, 1000, 4096, 1 << 20] {
+            let g = Geometry { capacity };
+            for start in [g.request() + FIELDS_LEN, g.response() + FIELDS_LEN] {
+                assert_eq!(start % 64, crate::wire::ORIGIN, "capacity {capacity}");
+            }
+        }
+        let pad = crate::wire::number_padding(4, 1024);
+        assert_eq!((request::OFFSET + FIELDS_LEN + 4 + pad) % 64, 0);
     }
 
     #[test]
