@@ -88,7 +88,8 @@ pub(crate) fn exchange(
     // Whether a kick went out; a request the server watches needs none unless it waits.
     let mut kicked = words.publish(seq) && connection.kick(memory.index(), seq);
     fault::point(fault::Step::ClientPublished);
-    let spun = spin.spin_for();
+    let spun =
+        spin.spin_for_bytes(call.request_len as u64 + slot.reply_len.load(Ordering::Relaxed));
     match wait(connection, slot, seq, call, spun, &mut kicked) {
         WaitEnd::Answered(ended) => spin.record(spun.unwrap_or_default(), ended),
         WaitEnd::Deadline => {
@@ -118,7 +119,11 @@ pub(crate) fn exchange(
         }
     }
     fault::point(fault::Step::ClientGotResponse);
-    read_answer(&connection.name, &slot.memory, seq)
+    let answer = read_answer(&connection.name, &slot.memory, seq);
+    if let Ok(Attempt::Answered(Answer::Reply { len, .. })) = answer {
+        slot.reply_len.store(len as u64, Ordering::Relaxed);
+    }
+    answer
 }
 
 /// A sequence number for a new request: a slot's requests count up from 1 (0 means "none"), so

@@ -44,6 +44,9 @@ pub(crate) struct ClientSlot {
     pub(crate) last_seq: AtomicU64,
     /// A request given up on after the server took it, whose answer has not come yet (0: none).
     pub(crate) abandoned: AtomicU64,
+    /// The length of the last reply read here (only touched by the thread holding `lock`): how
+    /// large the next one is likely to be, for the spin.
+    pub(crate) reply_len: AtomicU64,
     /// What async calls sleep on: readable when the bell rings or the server is gone (made at
     /// the first async call that sleeps here).
     wait_set: OnceLock<WaitSet>,
@@ -59,6 +62,7 @@ impl ClientSlot {
             lock: AtomicU32::new(0),
             last_seq: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
+            reply_len: AtomicU64::new(0),
             wait_set: OnceLock::new(),
             token: sys::token(),
         }
