@@ -277,15 +277,38 @@ unsafe fn bulk_copy(dst: *mut u8, src: *const u8, len: usize) -> bool {
         }
         return true;
     }
-    // SAFETY: the caller's contract; the direction flag is clear on entry to an asm block (and
-    // left clear), so `rep movsb` copies forwards; it touches no stack and no flags.
+    // `rep movsb` runs at full speed only into a cache-line-aligned destination (a 1 KiB echo
+    // whose copies wrote 32 bytes into a line took 1.4-1.5x the spin floor instead of 1.2-1.3x,
+    // on an Intel Xeon): the first 64 bytes are moved through xmm registers, then the copy
+    // resumes from the destination's next line (rewriting up to 63 of those bytes alike).
+    let head = (dst as usize).wrapping_neg() % 64;
+    // SAFETY: the caller's contract, and `head < 64 <= len`: the first 64 bytes go through
+    // xmm0..xmm3 (declared clobbered), then `rep movsb` moves the `len - head` bytes from
+    // `head` on, with the direction flag clear as on entry to an asm block (and left clear); it
+    // touches no stack and no flags.
     unsafe {
         std::arch::asm!(
+            "movdqu xmm0, [rsi]",
+            "movdqu xmm1, [rsi + 16]",
+            "movdqu xmm2, [rsi + 32]",
+            "movdqu xmm3, [rsi + 48]",
+            "movdqu [rdi], xmm0",
+            "movdqu [rdi + 16], xmm1",
+            "movdqu [rdi + 32], xmm2",
+            "movdqu [rdi + 48], xmm3",
+            "add rsi, rdx",
+            "add rdi, rdx",
+            "sub rcx, rdx",
             "rep movsb",
+            in("rdx") head,
             inout("rcx") len => _,
             inout("rdi") dst => _,
             inout("rsi") src => _,
-            options(nostack, preserves_flags)
+            out("xmm0") _,
+            out("xmm1") _,
+            out("xmm2") _,
+            out("xmm3") _,
+            options(nostack)
         );
     }
     true
@@ -366,6 +389,35 @@ mod tests {
                 assert!(
                     dst[shift + len..].iter().all(|&b| b == 0xAA),
                     "after, shift {shift}"
+                );
+            }
+        }
+    }
+
+    /// Bulk copies first align their destination to a cache line: at every destination offset
+    /// they copy exactly the bytes asked, and touch nothing around them.
+    #[test]
+    fn bulk_copies_are_exact_at_every_destination_offset_in_a_line() {
+        let src: Vec<u8> = (0..2000u32).map(|i| (i % 247) as u8).collect();
+        let mut dst = vec![0u8; 2200];
+        let base = (dst.as_ptr() as usize).wrapping_neg() % 64;
+        for offset in 0..64 {
+            for len in [BULK, BULK + 1, BULK + 63, 1000, 1024] {
+                let at = base + offset;
+                dst.fill(0xAA);
+                copy_private(&mut dst[at..at + len], &src[64 - offset..][..len]);
+                assert_eq!(
+                    dst[at..at + len],
+                    src[64 - offset..][..len],
+                    "{offset} {len}"
+                );
+                assert!(
+                    dst[..at].iter().all(|&b| b == 0xAA),
+                    "before: {offset} {len}"
+                );
+                assert!(
+                    dst[at + len..].iter().all(|&b| b == 0xAA),
+                    "after: {offset} {len}"
                 );
             }
         }
