@@ -8,6 +8,7 @@
 use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use shmrpc::{ClientOptions, Error, ServerOptions, shm_service};
@@ -153,11 +154,9 @@ impl Local {
             zid: String::new(),
             out: None,
         };
-        let mut out = BufReader::new(server.child.stdout.take().unwrap());
-        let mut line = String::new();
+        let out = lines(server.child.stdout.take().unwrap());
         loop {
-            line.clear();
-            assert!(out.read_line(&mut line).unwrap() > 0, "the server exited");
+            let line = next_line(&out);
             // The test harness prints `test peer ... ` before it.
             if let Some((_, zid)) = line.trim().split_once("ready ") {
                 server.zid = zid.to_owned();
@@ -187,7 +186,31 @@ impl Local {
 struct Server {
     child: Child,
     zid: String,
-    out: Option<BufReader<std::process::ChildStdout>>,
+    out: Option<mpsc::Receiver<String>>,
+}
+
+/// A peer's output, line by line, read on a thread of its own: a test waits for a line with a
+/// deadline, and fails (instead of hanging) when a peer falls silent.
+fn lines(out: std::process::ChildStdout) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// The peer's next line; panics if it exited or printed nothing for a minute.
+fn next_line(out: &mpsc::Receiver<String>) -> String {
+    match out.recv_timeout(Duration::from_secs(60)) {
+        Ok(line) => line,
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("the server exited"),
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("the server printed nothing for 60 s"),
+    }
 }
 
 impl Server {
@@ -199,8 +222,7 @@ impl Server {
             .unwrap()
             .write_all(b"stop\n")
             .unwrap();
-        let mut line = String::new();
-        self.out.as_mut().unwrap().read_line(&mut line).unwrap();
+        let line = next_line(self.out.as_ref().unwrap());
         assert_eq!(line.trim(), "stopped");
     }
 

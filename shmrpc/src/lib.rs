@@ -30,7 +30,8 @@ pub use error::Error;
 pub use name::MAX_NAME_LEN;
 pub use options::{
     CONNECT_PATIENCE, ClientOptions, DEFAULT_CLIENT_SPIN_BUDGET, DEFAULT_MAX_MESSAGE,
-    DEFAULT_MAX_SLOTS, DEFAULT_SERVER_SPIN_BUDGET, ServerOptions, WaitStrategy,
+    DEFAULT_MAX_SLOTS, DEFAULT_SERVER_SPIN_BUDGET, LONGEST_SPIN_BUDGET, ServerOptions,
+    WaitStrategy,
 };
 pub use server::ServerHandle;
 pub use wire::{Replied, Reply, Wire};

@@ -28,6 +28,10 @@ pub enum WaitStrategy {
 /// answers normally come within a microsecond.
 pub const DEFAULT_CLIENT_SPIN_BUDGET: Duration = Duration::from_micros(50);
 
+/// The longest spin budget a client or server takes: a day, as good as "for ever" for a spin,
+/// and short enough that a deadline computed from it never overflows.
+pub const LONGEST_SPIN_BUDGET: Duration = Duration::from_secs(86_400);
+
 /// The longest an adaptive server spins for the next request before it sleeps, unless set
 /// otherwise. Longer than a client's: under load the next request often comes only after a
 /// client process was scheduled again; an idle server still sleeps after it, and a server whose
@@ -101,11 +105,12 @@ impl ClientOptions {
     }
 
     /// The longest [`WaitStrategy::Adaptive`] spins for an answer before sleeping (default
-    /// [`DEFAULT_CLIENT_SPIN_BUDGET`]). A blocking call that moves many bytes spins longer, by the
-    /// time its request and expected reply take to copy (at 4 bytes/ns, at most 1 ms more).
+    /// [`DEFAULT_CLIENT_SPIN_BUDGET`]; at most [`LONGEST_SPIN_BUDGET`], a longer one is taken as
+    /// that). A blocking call that moves many bytes spins longer, by the time its request and
+    /// expected reply take to copy (at 4 bytes/ns, at most 1 ms more).
     #[must_use]
     pub fn spin_budget(mut self, budget: Duration) -> Self {
-        self.spin_budget = budget;
+        self.spin_budget = budget.min(LONGEST_SPIN_BUDGET);
         self
     }
 
@@ -269,10 +274,11 @@ impl ServerOptions {
     }
 
     /// The longest [`WaitStrategy::Adaptive`] spins for the next request before sleeping
-    /// (default [`DEFAULT_SERVER_SPIN_BUDGET`]).
+    /// (default [`DEFAULT_SERVER_SPIN_BUDGET`]; at most [`LONGEST_SPIN_BUDGET`], a longer one is
+    /// taken as that).
     #[must_use]
     pub fn spin_budget(mut self, budget: Duration) -> Self {
-        self.spin_budget = budget;
+        self.spin_budget = budget.min(LONGEST_SPIN_BUDGET);
         self
     }
 
@@ -299,5 +305,29 @@ impl ServerOptions {
     /// The largest request or response, in bytes.
     pub fn get_max_message(&self) -> usize {
         self.max_message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A budget of `Duration::MAX` is taken as the longest one, so that no deadline computed
+    /// from it overflows.
+    #[test]
+    fn spin_budgets_are_at_most_a_day() {
+        let client = ClientOptions::default().spin_budget(Duration::MAX);
+        assert_eq!(client.spin_budget, LONGEST_SPIN_BUDGET);
+        let server = ServerOptions::default().spin_budget(Duration::MAX);
+        assert_eq!(server.spin_budget, LONGEST_SPIN_BUDGET);
+        let short = Duration::from_micros(7);
+        assert_eq!(
+            ClientOptions::default().spin_budget(short).spin_budget,
+            short
+        );
+        assert_eq!(
+            ServerOptions::default().spin_budget(short).spin_budget,
+            short
+        );
     }
 }

@@ -279,36 +279,44 @@ unsafe fn bulk_copy(dst: *mut u8, src: *const u8, len: usize) -> bool {
     }
     // `rep movsb` runs at full speed only into a cache-line-aligned destination (a 1 KiB echo
     // whose copies wrote 32 bytes into a line took 1.4-1.5x the spin floor instead of 1.2-1.3x,
-    // on an Intel Xeon): the first 64 bytes are moved through xmm registers, then the copy
-    // resumes from the destination's next line (rewriting up to 63 of those bytes alike).
+    // on an Intel Xeon): if the destination is not aligned, the first 64 bytes are moved through
+    // xmm registers, and the copy resumes at the destination's next line. Bytes `head..64` are
+    // then read and written twice: each ends up with a value the source held at some moment,
+    // which is all a copy from memory another process may write can promise anyway.
     let head = (dst as usize).wrapping_neg() % 64;
-    // SAFETY: the caller's contract, and `head < 64 <= len`: the first 64 bytes go through
-    // xmm0..xmm3 (declared clobbered), then `rep movsb` moves the `len - head` bytes from
-    // `head` on, with the direction flag clear as on entry to an asm block (and left clear); it
-    // touches no stack and no flags.
+    if head != 0 {
+        // SAFETY: the caller's contract, and `head < 64 <= len`: 64 bytes of each range, moved
+        // through xmm0..xmm3 (declared clobbered); no stack, no flags.
+        unsafe {
+            std::arch::asm!(
+                "movdqu xmm0, [rsi]",
+                "movdqu xmm1, [rsi + 16]",
+                "movdqu xmm2, [rsi + 32]",
+                "movdqu xmm3, [rsi + 48]",
+                "movdqu [rdi], xmm0",
+                "movdqu [rdi + 16], xmm1",
+                "movdqu [rdi + 32], xmm2",
+                "movdqu [rdi + 48], xmm3",
+                in("rdi") dst,
+                in("rsi") src,
+                out("xmm0") _,
+                out("xmm1") _,
+                out("xmm2") _,
+                out("xmm3") _,
+                options(nostack, preserves_flags)
+            );
+        }
+    }
+    // SAFETY: the caller's contract, and `head < len`: the `len - head` bytes from `head` on, with
+    // the direction flag clear as on entry to an asm block (and left clear), so `rep movsb`
+    // copies forwards; it touches no stack and no flags.
     unsafe {
         std::arch::asm!(
-            "movdqu xmm0, [rsi]",
-            "movdqu xmm1, [rsi + 16]",
-            "movdqu xmm2, [rsi + 32]",
-            "movdqu xmm3, [rsi + 48]",
-            "movdqu [rdi], xmm0",
-            "movdqu [rdi + 16], xmm1",
-            "movdqu [rdi + 32], xmm2",
-            "movdqu [rdi + 48], xmm3",
-            "add rsi, rdx",
-            "add rdi, rdx",
-            "sub rcx, rdx",
             "rep movsb",
-            in("rdx") head,
-            inout("rcx") len => _,
-            inout("rdi") dst => _,
-            inout("rsi") src => _,
-            out("xmm0") _,
-            out("xmm1") _,
-            out("xmm2") _,
-            out("xmm3") _,
-            options(nostack)
+            inout("rcx") len - head => _,
+            inout("rdi") dst.add(head) => _,
+            inout("rsi") src.add(head) => _,
+            options(nostack, preserves_flags)
         );
     }
     true

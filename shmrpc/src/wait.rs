@@ -48,7 +48,7 @@ impl SpinPolicy {
     pub(crate) fn new(strategy: WaitStrategy, budget: Duration) -> Self {
         SpinPolicy {
             strategy,
-            budget,
+            budget: budget.min(crate::options::LONGEST_SPIN_BUDGET),
             typical_ns: AtomicU64::new(0),
             score: AtomicU32::new(SCORE_MAX),
             skipped: AtomicU32::new(0),
@@ -66,7 +66,7 @@ impl SpinPolicy {
     /// request out and the reply in, and sleeping through that would add a wake-up to a call
     /// that ends a little later anyway: tens of microseconds, a good part of a megabyte's call.
     pub(crate) fn spin_for_bytes(&self, bytes: u64) -> Option<Duration> {
-        self.spin_with(self.budget + copy_time(bytes))
+        self.spin_with(self.budget.saturating_add(copy_time(bytes)))
     }
 
     fn spin_with(&self, budget: Duration) -> Option<Duration> {
@@ -80,7 +80,9 @@ impl SpinPolicy {
                         .is_multiple_of(RETRY_EVERY)
                 };
                 let typical = Duration::from_nanos(self.typical_ns.load(Ordering::Relaxed));
-                if (self.score.load(Ordering::Relaxed) < SCORE_SPIN || typical > budget * 4)
+                // Against the budget alone: a call's bytes lengthen its spin, not the time
+                // after which answers count as slow (`typical` is at most 8 budgets).
+                if (self.score.load(Ordering::Relaxed) < SCORE_SPIN || typical > self.budget * 4)
                     && !retry()
                 {
                     return Some(Duration::ZERO);
@@ -264,14 +266,34 @@ mod tests {
 
     #[test]
     fn events_just_after_giving_up_turn_spinning_off_and_it_comes_back() {
-        let p = SpinPolicy::new(WaitStrategy::Adaptive, BUDGET);
-        for _ in 0..10 {
-            p.record(BUDGET, Ended::Sleeping(BUDGET + Duration::from_micros(10)));
+        // Just after, or up to two budgets after the spin gave up.
+        for after in [
+            Duration::from_micros(10),
+            BUDGET * 2 - Duration::from_micros(1),
+        ] {
+            let p = SpinPolicy::new(WaitStrategy::Adaptive, BUDGET);
+            for _ in 0..10 {
+                p.record(BUDGET, Ended::Sleeping(BUDGET + after));
+            }
+            let n = spins(&p, RETRY_EVERY * 2);
+            assert!((1..=3).contains(&n), "{n}");
+            for _ in 0..SCORE_MAX {
+                p.record(Duration::from_micros(1), Ended::Spinning);
+            }
+            assert_eq!(spins(&p, 10), 10);
         }
-        let n = spins(&p, RETRY_EVERY * 2);
-        assert!((1..=3).contains(&n), "{n}");
-        for _ in 0..SCORE_MAX {
-            p.record(Duration::from_micros(1), Ended::Spinning);
+    }
+
+    /// An answer that came well after the spin gave up says nothing against spinning (the other
+    /// side was busy, not kept off its core): only one that came just after it counts.
+    #[test]
+    fn answers_long_after_the_spin_do_not_turn_spinning_off() {
+        let p = SpinPolicy::new(WaitStrategy::Adaptive, BUDGET);
+        for _ in 0..4 * SCORE_MAX {
+            p.record(
+                BUDGET,
+                Ended::Sleeping(BUDGET * 3 + Duration::from_micros(10)),
+            );
         }
         assert_eq!(spins(&p, 10), 10);
     }
@@ -308,6 +330,38 @@ mod tests {
             SpinPolicy::new(WaitStrategy::SpinOnly, BUDGET).spin_for_bytes(2 << 20),
             None
         );
+    }
+
+    /// A slow method is not spun for, however many bytes its call moves (or the slot's last
+    /// reply moved).
+    #[test]
+    fn slow_answers_are_not_spun_for_whatever_the_bytes() {
+        let p = SpinPolicy::new(WaitStrategy::Adaptive, BUDGET);
+        for _ in 0..64 {
+            p.record(BUDGET, Ended::Sleeping(Duration::from_millis(100)));
+        }
+        let n = (0..RETRY_EVERY * 2)
+            .filter(|_| p.spin_for_bytes(4 << 20).unwrap() > Duration::ZERO)
+            .count();
+        assert!(n <= 2, "{n}");
+    }
+
+    #[test]
+    fn the_longest_budgets_do_not_overflow() {
+        for strategy in [
+            WaitStrategy::Adaptive,
+            WaitStrategy::SpinOnly,
+            WaitStrategy::ParkOnly,
+        ] {
+            let p = SpinPolicy::new(strategy, Duration::MAX);
+            let spin = p.spin_for_bytes(u64::MAX);
+            p.record(
+                spin.unwrap_or(Duration::MAX),
+                Ended::Sleeping(Duration::MAX),
+            );
+            p.record(Duration::MAX, Ended::Spinning);
+            let _ = p.spin_for_bytes(1 << 30);
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | a [`ShmData`] value | its `SIZE` bytes, unaligned: the zero-parse path of fixed types |
 //! | `&str`, `String` | u32 length in bytes, then UTF-8 |
-//! | `&[T]`, `Vec<T>` | u32 count, then (for numbers) zero padding up to a multiple of 16 bytes (64 for 256 bytes of numbers or more), then the elements |
+//! | `&[T]`, `Vec<T>` | u32 count, then (for numbers) zero padding up to a multiple of 16 bytes (64 for 256 bytes of numbers or more) counted from [`ORIGIN`] bytes before the message, then the elements |
 //! | `Option<T>` | u8 0 (`None`) or 1 then `T` |
 //! | `Result<T, E>` | u8 0 then `T`, or 1 then `E` |
 //! | `Box<T>`, `Arc<T>` | as `T` |
@@ -1138,6 +1138,21 @@ mod tests {
         let seq = r.seq::<u64>().unwrap();
         assert!(matches!(seq, Seq::Borrowed(&[1, 2])));
         r.finish().unwrap();
+    }
+
+    #[test]
+    fn a_private_copy_keeps_its_room_and_its_place_in_a_line() {
+        let mut p = Private::default();
+        assert_eq!(p.bytes(0).len(), 0);
+        assert_eq!(p.bytes(1000).len(), 1000);
+        let room = p.capacity();
+        assert!(room >= 1000);
+        assert_eq!(p.bytes(10).as_ptr() as usize % 64, ORIGIN);
+        assert_eq!(
+            p.capacity(),
+            room,
+            "a shorter message must not shrink the copy"
+        );
     }
 
     #[test]

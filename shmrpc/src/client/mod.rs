@@ -80,8 +80,8 @@ struct Last {
 }
 
 /// A thread keeps a reply buffer up to this size between calls; a larger one is let go after its
-/// call.
-const KEEP_SCRATCH: usize = 16 << 20;
+/// call (16 MiB messages, plus the line a private copy starts into).
+const KEEP_SCRATCH: usize = (16 << 20) + 64;
 
 thread_local! {
     static PER_THREAD: RefCell<PerThread> = const {

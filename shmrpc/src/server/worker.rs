@@ -122,8 +122,8 @@ fn let_go(slot: &ServerSlot) -> bool {
 }
 
 /// A worker keeps a private request buffer up to this size between calls; a larger one is let
-/// go after its call.
-const KEEP_REQUEST: usize = 16 << 20;
+/// go after its call (16 MiB messages, plus the line a private copy starts into).
+const KEEP_REQUEST: usize = (16 << 20) + 64;
 
 /// One worker thread's state.
 struct Worker<'a> {
