@@ -274,3 +274,62 @@ fn a_server_shut_down_while_its_forked_child_lives_ends_its_connections() {
         "{result:?} after {took:?}"
     );
 }
+
+/// A service whose method forks, and whose child sends a result through its copy of the
+/// method's `Reply` while the parent holds its own answer, written but not yet published.
+#[shmrpc::shm_service]
+pub trait Forker {
+    fn fork_and_reply(
+        &self,
+        parent_waits_ms: u32,
+        reply: shmrpc::Reply<'_, u64>,
+    ) -> shmrpc::Replied;
+}
+
+struct ForkerImpl;
+
+impl Forker for ForkerImpl {
+    fn fork_and_reply(
+        &self,
+        parent_waits_ms: u32,
+        reply: shmrpc::Reply<'_, u64>,
+    ) -> shmrpc::Replied {
+        // SAFETY: the child only sleeps, then sends through shmrpc, which must end it before it
+        // writes anything into the slot.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            std::thread::sleep(Duration::from_millis(u64::from(parent_waits_ms) / 4));
+            return reply.send(&0);
+        }
+        FORKED.store(pid as u32, Ordering::SeqCst);
+        let sent = reply.send(&(pid as u64));
+        // The child sends meanwhile: if it could write, the caller would read its 0.
+        std::thread::sleep(Duration::from_millis(parent_waits_ms.into()));
+        sent
+    }
+}
+
+#[test]
+fn a_forked_child_cannot_write_a_result_into_the_slot() {
+    let name = unique_name("reply-fork");
+    let handle = ForkerServer::bind(&name, ForkerImpl)
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let client = ForkerClient::connect(&name).unwrap();
+    for _ in 0..3 {
+        let answer = client.fork_and_reply(80).unwrap();
+        let child = FORKED.load(Ordering::SeqCst);
+        assert_eq!(
+            answer,
+            u64::from(child),
+            "the forked child's result reached the caller"
+        );
+        let state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        assert!(
+            state.is_empty() || state.contains(") Z "),
+            "the forked child still runs: {state}"
+        );
+    }
+    handle.shutdown().unwrap();
+}
