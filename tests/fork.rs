@@ -288,6 +288,10 @@ pub trait Forker {
 
 struct ForkerImpl;
 
+/// The pid of the child `ForkerImpl::fork_and_reply` forked last (its own: tests of this file
+/// run in parallel).
+static REPLY_FORKED: AtomicU32 = AtomicU32::new(0);
+
 impl Forker for ForkerImpl {
     fn fork_and_reply(
         &self,
@@ -298,10 +302,10 @@ impl Forker for ForkerImpl {
         // writes anything into the slot.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
-            std::thread::sleep(Duration::from_millis(u64::from(parent_waits_ms) / 4));
+            std::thread::sleep(Duration::from_millis(u64::from(parent_waits_ms) / 20));
             return reply.send(&0);
         }
-        FORKED.store(pid as u32, Ordering::SeqCst);
+        REPLY_FORKED.store(pid as u32, Ordering::SeqCst);
         let sent = reply.send(&(pid as u64));
         // The child sends meanwhile: if it could write, the caller would read its 0.
         std::thread::sleep(Duration::from_millis(parent_waits_ms.into()));
@@ -318,18 +322,27 @@ fn a_forked_child_cannot_write_a_result_into_the_slot() {
         .unwrap();
     let client = ForkerClient::connect(&name).unwrap();
     for _ in 0..3 {
-        let answer = client.fork_and_reply(80).unwrap();
-        let child = FORKED.load(Ordering::SeqCst);
+        // The child sends 10 ms in, the parent publishes 200 ms in.
+        let answer = client.fork_and_reply(200).unwrap();
+        let child = REPLY_FORKED.load(Ordering::SeqCst);
         assert_eq!(
             answer,
             u64::from(child),
             "the forked child's result reached the caller"
         );
-        let state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-        assert!(
-            state.is_empty() || state.contains(") Z "),
-            "the forked child still runs: {state}"
-        );
+        // And it ended there (a zombie: nobody reaps it), however slowly it was scheduled.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let state = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            if state.is_empty() || state.contains(") Z ") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the forked child still runs: {state}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
     handle.shutdown().unwrap();
 }
