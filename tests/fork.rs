@@ -325,6 +325,7 @@ fn a_forked_child_cannot_write_a_result_into_the_slot() {
         // The child sends 10 ms in, the parent publishes 200 ms in.
         let answer = client.fork_and_reply(200).unwrap();
         let child = REPLY_FORKED.load(Ordering::SeqCst);
+        let _killed_if_this_fails = Forked(child);
         assert_eq!(
             answer,
             u64::from(child),

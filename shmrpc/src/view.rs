@@ -228,8 +228,9 @@ const BULK: usize = 256;
 /// 16-byte moves instead, which runs at full speed at any distance.
 ///
 /// The memory model says nothing of an assembly block's accesses beyond what Rust code could
-/// have done instead: this one reads and writes exactly what a loop of relaxed atomic byte
-/// accesses would, which is all a copy from memory another process writes may do. Within this
+/// have done instead: this one reads and writes what a loop of relaxed atomic byte accesses
+/// would (the first bytes of a copy into an unaligned destination twice, see below), which is all
+/// a copy from memory another process writes may do. Within this
 /// process, payload bytes are only ever reached through `read` and `write`, never concurrently.
 ///
 /// # Safety

@@ -65,6 +65,11 @@ impl SpinPolicy {
     /// most [`MAX_COPY_SPIN`] more). Its answer cannot come before the server has copied the
     /// request out and the reply in, and sleeping through that would add a wake-up to a call
     /// that ends a little later anyway: tens of microseconds, a good part of a megabyte's call.
+    ///
+    /// The cost, accepted: a method that computes for longer than the budget, called with that
+    /// many bytes, is spun for up to the extra time on every call, as long as its answers come
+    /// within the spin (at most [`MAX_COPY_SPIN`], and no longer than copying those bytes at
+    /// [`COPY_BYTES_PER_NS`] takes); a few answers that come later make it sleep at once.
     pub(crate) fn spin_for_bytes(&self, bytes: u64) -> Option<Duration> {
         self.spin_with(self.budget.saturating_add(copy_time(bytes)))
     }

@@ -102,7 +102,7 @@ impl Client {
         let name = ServiceName::new(name)?;
         let patience = options.timeout.max(crate::CONNECT_PATIENCE);
         let within = Within {
-            give_up: crate::wait::after(options.wait_for_server + patience),
+            give_up: crate::wait::after(options.wait_for_server.saturating_add(patience)),
             method: "connect",
         };
         let wait = options.wait_for_server;

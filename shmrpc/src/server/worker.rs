@@ -204,7 +204,9 @@ impl Worker<'_> {
             | 1;
         let before = slot.kicked_at.swap(now, Ordering::Relaxed);
         let often = before != 0
-            && Duration::from_nanos(now - before) <= shared.options.spin_budget.max(SPIN_FLOOR);
+            // Two workers may race here: a later value may have been swapped in first.
+            && Duration::from_nanos(now.saturating_sub(before))
+                <= shared.options.spin_budget.max(SPIN_FLOOR);
         if often
             && shared.options.wait != WaitStrategy::ParkOnly
             && !slot.closed.load(Ordering::Relaxed)
