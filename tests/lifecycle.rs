@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use std::process::Command;
 
-use shmrpc::{ClientOptions, Error, ServerOptions};
+use shmrpc::{ClientOptions, Error, ServerOptions, WaitStrategy};
 use shmrpc_tests::*;
 
 #[test]
@@ -280,6 +280,40 @@ fn connect_can_wait_for_a_server_to_bind() {
         "{:?}",
         start.elapsed()
     );
+    // The longest timeout and spin budget are options like any other.
+    let err = WorkClient::connect_with(
+        &unique_name("never"),
+        ClientOptions::default()
+            .timeout(Duration::MAX)
+            .spin_budget(Duration::MAX)
+            .wait_for_server(Duration::from_millis(10)),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::ServerNotRunning { .. }), "{err}");
+    let name = unique_name("longest");
+    let handle = WorkServer::bind_with(
+        &name,
+        WorkImpl::default(),
+        ServerOptions::default().spin_budget(Duration::MAX),
+    )
+    .unwrap()
+    .spawn()
+    .unwrap();
+    for wait in [
+        WaitStrategy::Adaptive,
+        WaitStrategy::SpinOnly,
+        WaitStrategy::ParkOnly,
+    ] {
+        let longest = ClientOptions::default()
+            .timeout(Duration::MAX)
+            .spin_budget(Duration::MAX)
+            .wait(wait)
+            .wait_for_server(Duration::from_millis(10));
+        let client = WorkClient::connect_with(&name, longest).unwrap();
+        assert_eq!(client.add(1, 2).unwrap(), 3);
+        assert_eq!(client.sleep(5, 9).unwrap(), 9);
+    }
+    handle.shutdown().unwrap();
 }
 
 #[test]
