@@ -42,6 +42,7 @@ fn cpu_time() -> Duration {
 #[test]
 fn review_tasks_waiting_for_a_slot_burn_no_cpu() {
     let _serial = serial();
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("review-slotwait-cpu");
     let _server = Peer::start(&["server", "work", &name, "workers=2"]);
     multi_thread().block_on(async {
@@ -82,6 +83,7 @@ fn review_tasks_waiting_for_a_slot_burn_no_cpu() {
 #[test]
 fn review_select_drops_many_tasks_on_few_slots() {
     let _serial = serial();
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("review-select");
     let _server = Peer::start(&["server", "work", &name, "workers=2"]);
     let rt = multi_thread();
@@ -136,6 +138,7 @@ fn review_select_drops_many_tasks_on_few_slots() {
 #[test]
 fn review_server_killed_while_tasks_wait_for_a_slot() {
     let _serial = serial();
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("review-slotwait-kill");
     let mut server = Peer::start(&["server", "work", &name, "workers=2"]);
     let options = ClientOptions::default()
@@ -177,6 +180,7 @@ fn review_server_killed_while_tasks_wait_for_a_slot() {
 #[test]
 fn review_a_call_waiting_for_a_slot_times_out_on_time() {
     let _serial = serial();
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("review-slotwait-timeout");
     let _server = Peer::start(&["server", "work", &name, "workers=2"]);
     let options = ClientOptions::default()
@@ -211,6 +215,7 @@ fn review_a_call_waiting_for_a_slot_times_out_on_time() {
 #[test]
 fn review_a_forked_child_of_an_async_caller_makes_async_calls() {
     let _serial = serial();
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("review-async-fork");
     let _server = Peer::start(&["server", "work", &name, "workers=2"]);
     let mut peer = Peer::start(&["review-async-fork", &name]);
@@ -223,6 +228,7 @@ fn review_a_forked_child_of_an_async_caller_makes_async_calls() {
 #[test]
 fn review_futures_executor_notices_a_killed_server() {
     let _serial = serial();
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("review-futures-kill");
     let mut server = Peer::start(&["server", "work", &name]);
     let options = ClientOptions::default().wait(WaitStrategy::ParkOnly);
@@ -273,6 +279,7 @@ fn hostile_server(name: &str, description: &'static str) -> shmrpc::ServerHandle
 #[test]
 fn review_inspect_reads_a_description_of_doubling_types_quickly() {
     let _serial = serial();
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("review-blowup");
     let mut text = String::from("Evil\nmethod 0 0000000000000000 f(T0) -> u8\n");
     let levels = 20;
@@ -305,6 +312,7 @@ fn review_inspect_reads_a_description_of_doubling_types_quickly() {
 #[test]
 fn review_after_shutdown_a_signal_acts_as_by_default() {
     let _serial = serial();
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("review-sig-shutdown");
     let mut peer = Peer::start(&["review-signals", &name, "shutdown"]);
     assert_eq!(peer.line(), "shut");
@@ -317,6 +325,7 @@ fn review_after_shutdown_a_signal_acts_as_by_default() {
 #[test]
 fn review_after_shutdown_an_ignored_signal_stays_ignored() {
     let _serial = serial();
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("review-sig-ignored");
     let mut peer = Peer::start(&["review-signals", &name, "ignored"]);
     assert_eq!(peer.line(), "shut");
@@ -331,6 +340,7 @@ fn review_after_shutdown_an_ignored_signal_stays_ignored() {
 #[test]
 fn review_after_shutdown_the_applications_own_handler_runs() {
     let _serial = serial();
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("review-sig-own");
     let mut peer = Peer::start(&["review-signals", &name, "own"]);
     assert_eq!(peer.line(), "shut");
@@ -344,6 +354,7 @@ fn review_after_shutdown_the_applications_own_handler_runs() {
 #[test]
 fn review_one_signal_stops_every_server_of_the_process() {
     let _serial = serial();
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("review-sig-two");
     let mut peer = Peer::start(&["review-signals", &name, "two"]);
     peer.signal("INT");
@@ -381,6 +392,7 @@ fn thread_ticks(comm: &str) -> Option<u64> {
 #[test]
 fn review_async_clients_leak_nothing_and_the_wakeup_thread_idles() {
     let _serial = serial();
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("review-leaks");
     let _server = Peer::start(&["server", "work", &name, "workers=2"]);
     let options = ClientOptions::default()
@@ -431,6 +443,7 @@ fn review_async_clients_leak_nothing_and_the_wakeup_thread_idles() {
 #[test]
 fn review_a_get_stats_flood_does_not_hold_up_calls() {
     let _serial = serial();
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("review-stats-flood");
     let _server = Peer::start(&["server", "work", &name, "workers=2"]);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -467,6 +480,7 @@ fn review_a_get_stats_flood_does_not_hold_up_calls() {
 #[test]
 fn a_tokio_runtime_without_io_is_told_to_enable_it() {
     let _serial = serial();
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("review-tokio-noio");
     let _server = Peer::start(&["server", "work", &name, "workers=2"]);
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -33,6 +33,7 @@ fn current_thread() -> tokio::runtime::Runtime {
 
 #[test]
 fn every_kind_of_value_crosses_under_tokio() {
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("async-data");
     let _server = Peer::start(&["server", "data", &name]);
     multi_thread().block_on(async {
@@ -68,6 +69,7 @@ fn every_kind_of_value_crosses_under_tokio() {
 
 #[test]
 fn fixed_size_values_service_errors_and_panics_arrive_as_from_the_blocking_client() {
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("async-types");
     let _server = Peer::start(&["server", "work", &name]);
     current_thread().block_on(async {
@@ -86,6 +88,7 @@ fn fixed_size_values_service_errors_and_panics_arrive_as_from_the_blocking_clien
 
 #[test]
 fn connect_fails_at_once_without_a_server_and_waits_for_one_when_asked() {
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("async-connect");
     futures::executor::block_on(async {
         let start = Instant::now();
@@ -112,6 +115,7 @@ fn connect_fails_at_once_without_a_server_and_waits_for_one_when_asked() {
 /// method: the call holds no thread.
 #[test]
 fn a_waiting_call_does_not_hold_the_thread_it_was_polled_on() {
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("async-nonblocking");
     let _server = Peer::start(&["server", "work", &name, "workers=2"]);
     current_thread().block_on(async {
@@ -148,6 +152,7 @@ fn a_waiting_call_does_not_hold_the_thread_it_was_polled_on() {
 /// Many tasks share one client with two slots: they take turns, and each gets its own answer.
 #[test]
 fn many_tasks_share_a_client_and_each_gets_its_own_answer() {
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("async-many");
     let _server = Peer::start(&["server", "work", &name, "workers=2"]);
     multi_thread().block_on(async {
@@ -195,6 +200,7 @@ fn poll_then_drop<F: Future>(future: F, polls: u32, pause: Duration) -> Option<F
 /// late answer let into a slot that holds a newer request would garble it.
 #[test]
 fn dropping_futures_at_random_points_never_crosses_answers() {
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("async-cancel");
     let _server = Peer::start(&["server", "data", &name, "workers=2"]);
     let connect = |wait| {
@@ -250,6 +256,7 @@ fn dropping_futures_at_random_points_never_crosses_answers() {
 /// nowhere, and the next calls on the same slot get their own answers.
 #[test]
 fn a_call_dropped_while_its_method_runs_never_answers_a_later_call() {
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("async-drop-running");
     let _server = Peer::start(&["server", "work", &name, "workers=2"]);
     multi_thread().block_on(async {
@@ -270,6 +277,7 @@ fn a_call_dropped_while_its_method_runs_never_answers_a_later_call() {
 
 #[test]
 fn a_call_times_out_at_its_deadline_and_its_late_answer_is_never_delivered() {
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("async-timeout");
     let _server = Peer::start(&["server", "work", &name, "workers=2"]);
     current_thread().block_on(async {
@@ -291,6 +299,7 @@ fn a_call_times_out_at_its_deadline_and_its_late_answer_is_never_delivered() {
 
 #[test]
 fn a_killed_server_fails_the_call_at_once_and_a_restarted_one_is_used_again() {
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("async-restart");
     let mut server = Peer::start(&["server", "work", &name]);
     multi_thread().block_on(async {
@@ -344,6 +353,7 @@ impl SlowEcho for SlowEchoImpl {
 /// next request (one slot, so the next call must use it).
 #[test]
 fn the_slot_of_a_call_dropped_while_its_method_runs_rests_until_its_late_answer() {
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("async-rest");
     let _handle = SlowEchoServer::bind(&name, SlowEchoImpl)
         .unwrap()
@@ -385,6 +395,7 @@ fn the_slot_of_a_call_dropped_while_its_method_runs_rests_until_its_late_answer(
 /// server and succeeds (the request, found untaken on the dead connection, is sent again, once).
 #[test]
 fn a_client_idle_through_a_restart_calls_the_new_server_at_once() {
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("async-idle-restart");
     let mut server = Peer::start(&["server", "work", &name]);
     for rt in [multi_thread(), current_thread()] {
@@ -405,6 +416,7 @@ fn a_client_idle_through_a_restart_calls_the_new_server_at_once() {
 /// set keeps its registration with a runtime between calls, and must not keep a dead one.
 #[test]
 fn a_client_outlives_the_runtime_it_first_slept_in() {
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("async-runtimes");
     let _server = Peer::start(&["server", "work", &name, "workers=2"]);
     let options = ClientOptions::default().wait(shmrpc::WaitStrategy::ParkOnly);
@@ -433,6 +445,7 @@ fn a_client_outlives_the_runtime_it_first_slept_in() {
 /// runtime it runs in, not in the one its slot's wait set was registered with last.
 #[test]
 fn calls_taking_turns_between_two_live_runtimes_each_wake_in_their_own() {
+    let _watchdog = watchdog(Duration::from_secs(120));
     let name = unique_name("async-two-runtimes");
     let _server = Peer::start(&["server", "work", &name, "workers=2"]);
     let options = ClientOptions::default()

@@ -1173,3 +1173,44 @@ pub mod other_versions {
         }
     }
 }
+
+/// Ends the test process if the test holding it is not done within its limit: a call that
+/// hangs (a broken deadline) then fails in minutes, naming the test, instead of holding CI
+/// until its timeout. Dropping it (the test ending, or panicking) calls it off.
+#[derive(Debug)]
+pub struct Watchdog {
+    done: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+}
+
+/// A [`Watchdog`] for the calling test.
+pub fn watchdog(limit: Duration) -> Watchdog {
+    let name = std::thread::current().name().unwrap_or("a test").to_owned();
+    let done = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let watched = done.clone();
+    std::thread::spawn(move || {
+        let (lock, called_off) = &*watched;
+        let done = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (done, _) = called_off
+            .wait_timeout_while(done, limit, |done| !*done)
+            .unwrap_or_else(|e| e.into_inner());
+        if !*done {
+            // Straight to the process's stderr: the test harness captures `eprintln!` of the
+            // threads a test spawns, and an abort loses what it captured.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "{name}: still running after {limit:?}, a hang; ending the test process"
+            );
+            std::process::abort();
+        }
+    });
+    Watchdog { done }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let (lock, called_off) = &*self.done;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        called_off.notify_all();
+    }
+}
