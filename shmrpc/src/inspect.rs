@@ -759,8 +759,8 @@ pub struct MethodStats {
     pub calls: u64,
     /// Calls that failed in the server: refused as bad requests, panicked, or too large.
     pub errors: u64,
-    /// The latencies of a sample of the calls (one in eight, and every call after an idle
-    /// period), in the server: from taking the request to the result written.
+    /// The latencies of a sample of the calls (one in 64 per server thread, and every call
+    /// after an idle period), in the server: from taking the request to the result written.
     pub latency: Latency,
 }
 
