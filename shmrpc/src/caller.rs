@@ -53,16 +53,57 @@ impl Caller {
     pub fn gid(&self) -> u32 {
         self.gid
     }
+}
 
-    /// Runs `f` with `self` as the current caller (restored afterwards, also on a panic).
-    pub(crate) fn serve<R>(self, f: impl FnOnce() -> R) -> R {
-        struct Restore(Option<Caller>);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                CURRENT.with(|c| c.set(self.0));
-            }
+/// A server thread's current caller: set for the calls it serves, and cleared when the thread
+/// stops serving, so that `Caller::current()` is `None` outside a call. Only code that a call
+/// runs, and the server's own, runs on a serving thread in between; the thread-local is
+/// written only when the caller changes (a write costs ~10 ns on Windows, where thread-locals
+/// go through `TlsGetValue`).
+#[derive(Debug, Default)]
+pub(crate) struct Serving {
+    current: Option<Caller>,
+}
+
+impl Serving {
+    /// Runs `f`, a call of `caller`'s, with `caller` as the thread's current caller.
+    #[inline]
+    pub(crate) fn serve<R>(&mut self, caller: Caller, f: impl FnOnce() -> R) -> R {
+        if self.current != Some(caller) {
+            CURRENT.with(|c| c.set(Some(caller)));
+            self.current = Some(caller);
         }
-        let _restore = Restore(CURRENT.with(|c| c.replace(Some(self))));
         f()
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if self.current.is_some() {
+            // Not during the thread's exit, when the thread-local may be gone already.
+            let _ = CURRENT.try_with(|c| c.set(None));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_call_sees_its_own_caller_and_none_once_the_thread_stops_serving() {
+        let (a, b) = (Caller::new(1, 2, 3), Caller::new(4, 5, 6));
+        let mut serving = Serving::default();
+        for caller in [a, a, b, a, b, b] {
+            assert_eq!(serving.serve(caller, Caller::current), Some(caller));
+        }
+        // A panicking call leaves the next one its own caller.
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            serving.serve(a, || panic!("in the method"))
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(serving.serve(b, Caller::current), Some(b));
+        drop(serving);
+        assert_eq!(Caller::current(), None);
     }
 }
