@@ -83,6 +83,10 @@ struct Last {
 /// call (16 MiB messages, plus the line a private copy starts into).
 const KEEP_SCRATCH: usize = (16 << 20) + 64;
 
+/// Results up to this size are returned through the thread-local's closure (a copy of a few
+/// hundred bytes at most); larger ones are not copied on their way out.
+const SMALL_RESULT: usize = 256;
+
 thread_local! {
     static PER_THREAD: RefCell<PerThread> = const {
         RefCell::new(PerThread { scratch: Private::EMPTY, last: None })
@@ -257,14 +261,49 @@ impl Client {
         #[allow(clippy::let_unit_value)] // `()` without the `tracing` feature
         let _entered = trace.enter();
         let deadline = Deadline::new(self.options.timeout);
-        // Out of the thread-local for the call, not borrowed in a closure: a closure's result
-        // would be moved through `LocalKey::with` on its way out, a copy of every big reply.
-        let mut per_thread = PER_THREAD.with_borrow_mut(std::mem::take);
-        let result = self.call_with(&mut per_thread, &deadline, tag, method, encode, decode);
-        if per_thread.scratch.capacity() > KEEP_SCRATCH {
-            per_thread.scratch = Private::default();
-        }
-        PER_THREAD.with_borrow_mut(|kept| *kept = per_thread);
+        let result = if size_of::<Result<R, Error>>() <= SMALL_RESULT {
+            // One look at the thread-local (a call into the system on Windows). A call made
+            // while it is borrowed (from a `Wire` implementation, or a tracing subscriber) or
+            // gone (from another thread-local's destructor) gets a state of its own.
+            let mut call = Some(|per_thread: &mut PerThread| {
+                self.call_with(per_thread, &deadline, tag, method, encode, decode)
+            });
+            let mut call = |per_thread: &mut PerThread| (call.take().expect("once"))(per_thread);
+            PER_THREAD
+                .try_with(|per_thread| {
+                    let mut per_thread = per_thread.try_borrow_mut().ok()?;
+                    let result = call(&mut per_thread);
+                    if per_thread.scratch.capacity() > KEEP_SCRATCH {
+                        per_thread.scratch = Private::default();
+                    }
+                    Some(result)
+                })
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| call(&mut PerThread::default()))
+        } else {
+            // Out of the thread-local for the call, not borrowed in a closure: a closure's
+            // result would be moved through `LocalKey::with` on its way out, a copy of a big
+            // reply (and a frame's worth of stack each, unoptimised).
+            let mut per_thread = PER_THREAD
+                .try_with(|per_thread| {
+                    per_thread
+                        .try_borrow_mut()
+                        .map(|mut per_thread| std::mem::take(&mut *per_thread))
+                        .unwrap_or_default()
+                })
+                .unwrap_or_default();
+            let result = self.call_with(&mut per_thread, &deadline, tag, method, encode, decode);
+            if per_thread.scratch.capacity() > KEEP_SCRATCH {
+                per_thread.scratch = Private::default();
+            }
+            let _ = PER_THREAD.try_with(|kept| {
+                if let Ok(mut kept) = kept.try_borrow_mut() {
+                    *kept = per_thread;
+                }
+            });
+            result
+        };
         trace.end_call(&result);
         result
     }
