@@ -263,24 +263,21 @@ impl Client {
         let deadline = Deadline::new(self.options.timeout);
         let result = if size_of::<Result<R, Error>>() <= SMALL_RESULT {
             // One look at the thread-local (a call into the system on Windows). A call made
-            // while it is borrowed (from a `Wire` implementation, or a tracing subscriber) or
-            // gone (from another thread-local's destructor) gets a state of its own.
-            let mut call = Some(|per_thread: &mut PerThread| {
-                self.call_with(per_thread, &deadline, tag, method, encode, decode)
-            });
-            let mut call = |per_thread: &mut PerThread| (call.take().expect("once"))(per_thread);
-            PER_THREAD
-                .try_with(|per_thread| {
-                    let mut per_thread = per_thread.try_borrow_mut().ok()?;
-                    let result = call(&mut per_thread);
-                    if per_thread.scratch.capacity() > KEEP_SCRATCH {
-                        per_thread.scratch = Private::default();
-                    }
-                    Some(result)
-                })
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| call(&mut PerThread::default()))
+            // while it is borrowed (from a `Wire` implementation, or a tracing subscriber) gets
+            // a state of its own.
+            PER_THREAD.with(|per_thread| {
+                let mut borrowed = per_thread.try_borrow_mut();
+                let mut own = PerThread::default();
+                let per_thread = match &mut borrowed {
+                    Ok(per_thread) => &mut **per_thread,
+                    Err(_) => &mut own,
+                };
+                let result = self.call_with(per_thread, &deadline, tag, method, encode, decode);
+                if per_thread.scratch.capacity() > KEEP_SCRATCH {
+                    per_thread.scratch = Private::default();
+                }
+                result
+            })
         } else {
             // Out of the thread-local for the call, not borrowed in a closure: a closure's
             // result would be moved through `LocalKey::with` on its way out, a copy of a big
