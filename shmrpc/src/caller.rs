@@ -32,7 +32,10 @@ impl Caller {
         Caller { pid, uid, gid }
     }
 
-    /// The caller of the method running on this thread; `None` outside a call.
+    /// The caller of the method running on this thread; `None` outside a call. (A server
+    /// thread that goes on spinning between two calls keeps the last caller until it sleeps or
+    /// serves the next: only the server's own code runs there then, with the tracing
+    /// subscriber or panic hook it may call.)
     pub fn current() -> Option<Caller> {
         CURRENT.with(Cell::get)
     }
@@ -55,33 +58,54 @@ impl Caller {
     }
 }
 
-/// A server thread's current caller: set for the calls it serves, and cleared when the thread
-/// stops serving, so that `Caller::current()` is `None` outside a call. Only code that a call
-/// runs, and the server's own, runs on a serving thread in between; the thread-local is
-/// written only when the caller changes (a write costs ~10 ns on Windows, where thread-locals
-/// go through `TlsGetValue`).
-#[derive(Debug, Default)]
+/// A server thread's current caller: the caller of the call it serves, from the moment it
+/// sees the request (its trace span and refusals carry it too) until the thread goes to sleep
+/// or stops serving; then what it was before (`None`, unless a method runs a server). The
+/// thread-local is written only when the caller changes: a write costs ~10 ns on Windows,
+/// where thread-locals go through `TlsGetValue`, and a thread serving one client back to back
+/// writes it once.
+#[derive(Debug)]
 pub(crate) struct Serving {
+    /// What the thread's current caller was before it served.
+    outer: Option<Caller>,
+    /// What it is now.
     current: Option<Caller>,
 }
 
 impl Serving {
-    /// Runs `f`, a call of `caller`'s, with `caller` as the thread's current caller.
-    #[inline]
-    pub(crate) fn serve<R>(&mut self, caller: Caller, f: impl FnOnce() -> R) -> R {
-        if self.current != Some(caller) {
-            CURRENT.with(|c| c.set(Some(caller)));
-            self.current = Some(caller);
+    pub(crate) fn new() -> Self {
+        let outer = CURRENT.with(Cell::get);
+        Serving {
+            outer,
+            current: outer,
         }
-        f()
+    }
+
+    /// `caller`'s call is served from now on.
+    #[inline]
+    pub(crate) fn enter(&mut self, caller: Caller) {
+        self.set(Some(caller));
+    }
+
+    /// No call is served for now (the thread sleeps).
+    pub(crate) fn leave(&mut self) {
+        self.set(self.outer);
+    }
+
+    #[inline]
+    fn set(&mut self, caller: Option<Caller>) {
+        if self.current != caller {
+            CURRENT.with(|c| c.set(caller));
+            self.current = caller;
+        }
     }
 }
 
 impl Drop for Serving {
     fn drop(&mut self) {
-        if self.current.is_some() {
+        if self.current != self.outer {
             // Not during the thread's exit, when the thread-local may be gone already.
-            let _ = CURRENT.try_with(|c| c.set(None));
+            let _ = CURRENT.try_with(|c| c.set(self.outer));
         }
     }
 }
@@ -93,17 +117,35 @@ mod tests {
     #[test]
     fn each_call_sees_its_own_caller_and_none_once_the_thread_stops_serving() {
         let (a, b) = (Caller::new(1, 2, 3), Caller::new(4, 5, 6));
-        let mut serving = Serving::default();
+        let mut serving = Serving::new();
         for caller in [a, a, b, a, b, b] {
-            assert_eq!(serving.serve(caller, Caller::current), Some(caller));
+            serving.enter(caller);
+            assert_eq!(Caller::current(), Some(caller));
         }
-        // A panicking call leaves the next one its own caller.
-        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            serving.serve(a, || panic!("in the method"))
-        }));
-        assert!(panicked.is_err());
-        assert_eq!(serving.serve(b, Caller::current), Some(b));
+        // Asleep between calls: nobody's call.
+        serving.leave();
+        assert_eq!(Caller::current(), None);
+        serving.enter(b);
+        assert_eq!(Caller::current(), Some(b));
         drop(serving);
+        assert_eq!(Caller::current(), None);
+    }
+
+    #[test]
+    fn a_server_run_inside_a_call_gives_the_call_its_caller_back() {
+        let (a, b) = (Caller::new(1, 2, 3), Caller::new(4, 5, 6));
+        let mut outer = Serving::new();
+        outer.enter(a);
+        {
+            let mut inner = Serving::new();
+            inner.enter(b);
+            assert_eq!(Caller::current(), Some(b));
+            inner.leave();
+            assert_eq!(Caller::current(), Some(a));
+            inner.enter(b);
+        }
+        assert_eq!(Caller::current(), Some(a));
+        drop(outer);
         assert_eq!(Caller::current(), None);
     }
 }

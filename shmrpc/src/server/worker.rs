@@ -142,7 +142,7 @@ struct Worker<'a> {
     stats: usize,
     /// Whether the thread slept since its last call (the next one is timed).
     slept: bool,
-    /// The caller of the calls this thread serves.
+    /// The caller of the call this thread serves.
     serving: Serving,
 }
 
@@ -156,7 +156,7 @@ pub(crate) fn run(shared: &Shared) {
         missed: Vec::with_capacity(MAX_HOT),
         stats: shared.stats.thread(),
         slept: true,
-        serving: Serving::default(),
+        serving: Serving::new(),
     };
     let mut events = Events::default();
     while !shared.stopping() {
@@ -279,13 +279,6 @@ impl Worker<'_> {
             self.spun_in_vain = spin;
             return false;
         }
-        // Work that comes within a few rounds (a client calling back to back) is served without
-        // announcing the spin, which costs two locked writes per call. A kick meanwhile wakes
-        // another worker, as when nobody spins.
-        if spin_briefly(came) {
-            self.spin.record(spin.unwrap_or_default(), Ended::Spinning);
-            return true;
-        }
         shared.spinning.store(true, Ordering::SeqCst);
         let came = || {
             let came = came();
@@ -294,6 +287,10 @@ impl Worker<'_> {
             }
             came
         };
+        if spin_briefly(came) {
+            self.spin.record(spin.unwrap_or_default(), Ended::Spinning);
+            return true;
+        }
         let start = Instant::now();
         let end = spin.map(|s| start + s);
         let came_while_spinning = match end {
@@ -319,6 +316,7 @@ impl Worker<'_> {
         let shared = self.shared;
         let start = Instant::now();
         self.slept = true;
+        self.serving.leave();
         let event = match shared.poller.wait(events, None) {
             Ok(event) => event,
             Err(e) => {
@@ -372,6 +370,7 @@ impl Worker<'_> {
             return;
         }
         slot.seen.store(seq, Ordering::Relaxed);
+        self.serving.enter(slot.caller);
         fault::point(fault::Step::ServerSawRequest);
         let tag = slot.memory.method().load(Ordering::Relaxed);
         let trace = trace::Call::serve(
@@ -413,10 +412,7 @@ impl Worker<'_> {
         let request = &*request;
         let dispatch = &self.shared.dispatch;
         let reply = slot.memory.response_writer();
-        let serving = &mut self.serving;
-        let ran = catch_unwind(AssertUnwindSafe(|| {
-            serving.serve(slot.caller, || dispatch(tag, request, reply))
-        }));
+        let ran = catch_unwind(AssertUnwindSafe(|| dispatch(tag, request, reply)));
         if let Some(start) = timed {
             stats.latency(self.stats, tag, start.elapsed());
         }
