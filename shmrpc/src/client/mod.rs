@@ -263,21 +263,22 @@ impl Client {
         let deadline = Deadline::new(self.options.timeout);
         let result = if size_of::<Result<R, Error>>() <= SMALL_RESULT {
             // One look at the thread-local (a call into the system on Windows). A call made
-            // while it is borrowed (from a `Wire` implementation, or a tracing subscriber) gets
-            // a state of its own.
-            PER_THREAD.with(|per_thread| {
-                let mut borrowed = per_thread.try_borrow_mut();
-                let mut own = PerThread::default();
-                let per_thread = match &mut borrowed {
-                    Ok(per_thread) => &mut **per_thread,
-                    Err(_) => &mut own,
-                };
+            // while it is borrowed (from a `Wire` implementation, or a tracing subscriber) or
+            // gone (from another thread-local's destructor) gets a state of its own.
+            let mut args = Some((encode, decode));
+            let mut call = |per_thread: &mut PerThread| {
+                let (encode, decode) = args.take().expect("one call");
                 let result = self.call_with(per_thread, &deadline, tag, method, encode, decode);
                 if per_thread.scratch.capacity() > KEEP_SCRATCH {
                     per_thread.scratch = Private::default();
                 }
                 result
-            })
+            };
+            PER_THREAD
+                .try_with(|per_thread| Some(call(&mut *per_thread.try_borrow_mut().ok()?)))
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| call(&mut PerThread::default()))
         } else {
             // Out of the thread-local for the call, not borrowed in a closure: a closure's
             // result would be moved through `LocalKey::with` on its way out, a copy of a big
