@@ -230,7 +230,10 @@ pub(super) fn read_answer(
         detail: detail.to_owned(),
     };
     let answer = match status {
-        Some(Status::Ok) if len <= memory.capacity() => Answer::Reply { len, seq },
+        // Confirmed once the reply is read (`decode_reply`): that covers these reads too.
+        Some(Status::Ok) if len <= memory.capacity() => {
+            return Ok(Attempt::Answered(Answer::Reply { len, seq }));
+        }
         Some(status @ (Status::BadRequest | Status::Panicked)) if len <= memory.capacity() => {
             let mut text = vec![0; len];
             memory.read_response(&mut text);
@@ -259,15 +262,21 @@ pub(super) fn read_answer(
 /// Checks, after reading an answer to `seq` out of the slot, that it is still the answer to
 /// `seq`: like a seqlock's second read (the copies before must not be reordered after it). A
 /// server rewrites an answer only if something else wrote into this slot.
+#[inline]
 pub(crate) fn confirm(name: &ServiceName, memory: &SlotMemory, seq: u64) -> Result<(), Error> {
     std::sync::atomic::fence(Ordering::Acquire);
     if memory.words().resp_seq.load(Ordering::Relaxed) != seq {
-        return Err(Error::Corrupted {
-            name: name.as_str().to_owned(),
-            detail: "the answer changed while it was read".to_owned(),
-        });
+        return Err(changed(name));
     }
     Ok(())
+}
+
+#[cold]
+fn changed(name: &ServiceName) -> Error {
+    Error::Corrupted {
+        name: name.as_str().to_owned(),
+        detail: "the answer changed while it was read".to_owned(),
+    }
 }
 
 /// Decodes the reply of `len` bytes that answers `seq` with the generated decoder: every byte

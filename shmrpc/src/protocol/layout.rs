@@ -108,16 +108,16 @@ pub(crate) enum Status {
 }
 
 impl Status {
+    #[inline]
     pub(crate) fn from_raw(raw: u32) -> Option<Self> {
-        [
-            Self::Ok,
-            Self::BadRequest,
-            Self::Panicked,
-            Self::Withdrawn,
-            Self::TooLarge,
-        ]
-        .into_iter()
-        .find(|s| *s as u32 == raw)
+        Some(match raw {
+            0 => Self::Ok,
+            1 => Self::BadRequest,
+            2 => Self::Panicked,
+            3 => Self::Withdrawn,
+            4 => Self::TooLarge,
+            _ => return None,
+        })
     }
 }
 
@@ -196,6 +196,17 @@ mod tests {
         }
         let pad = crate::wire::number_padding(4, 1024);
         assert_eq!((request::OFFSET + FIELDS_LEN + 4 + pad) % 64, 0);
+    }
+
+    #[test]
+    fn every_status_reads_back_and_no_other_number_is_one() {
+        use Status::*;
+        for status in [Ok, BadRequest, Panicked, Withdrawn, TooLarge] {
+            assert_eq!(Status::from_raw(status as u32), Some(status));
+        }
+        for raw in [5, 6, 77, u32::MAX] {
+            assert_eq!(Status::from_raw(raw), None);
+        }
     }
 
     #[test]
