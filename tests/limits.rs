@@ -69,11 +69,16 @@ fn a_client_out_of_descriptors_while_opening_a_slot_recovers() {
     let _server = Peer::start(&["server", "work", &name, "workers=4"]);
     let client = WorkClient::connect(&name).unwrap();
     assert_eq!(client.add(1, 1).unwrap(), 2);
+    // On a connection of its own: its calls take none of `client`'s slots.
+    let observer = WorkClient::connect(&name).unwrap();
     let client = &client;
     std::thread::scope(|s| {
-        // Holds the first slot: the next call needs a new one.
+        // Holds the first slot: the next call needs a new one. Its request is published (so
+        // the slot is held) once the server has begun serving it.
         let busy = s.spawn(move || client.sleep(1000, 1));
-        std::thread::sleep(Duration::from_millis(100));
+        while observer.served().unwrap() < 2 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let mut held = Vec::new();
         while let Ok(file) = std::fs::File::open("/dev/null") {
             held.push(file);
