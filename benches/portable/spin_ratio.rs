@@ -136,7 +136,7 @@ fn shmrpc_pass(pass: usize, batches: usize) -> Duration {
         EchoClient::connect_with(&name, ClientOptions::default().wait(WaitStrategy::SpinOnly))
             .unwrap();
     let call = |x| assert_eq!(client.echo(black_box(x)).unwrap(), x);
-    // Warm up both.
+    // Warm up the server and the client.
     median_per_trip(10, call);
     let took = median_per_trip(batches, call);
     drop(client);

@@ -4,8 +4,9 @@
 //! At no measurable cost on a call's path: each server thread counts into counters of its own
 //! (a load and a store, no atomic read-modify-write, no cache line shared with another thread),
 //! and times one call in [`SAMPLE_EVERY`] (two clock reads, ~40 ns on a Linux virtual machine
-//! and ~170 ns under Wine, are a good part of a call), plus every call it takes after sleeping, whose wake-up costs far more
-//! than a clock read. Readers add the threads' counters up.
+//! and ~170 ns under Wine, are a good part of a call), plus every call it takes after
+//! sleeping, whose wake-up costs far more than a clock read. Readers add the threads' counters
+//! up.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
