@@ -194,13 +194,11 @@ impl AsyncClient {
                     &mut scratch,
                     decode,
                 );
-                if scratch.capacity() <= super::KEEP_SCRATCH {
-                    let _ = PER_THREAD.try_with(|t| {
-                        if let Ok(mut t) = t.try_borrow_mut() {
-                            t.scratch = scratch;
-                        }
-                    });
-                }
+                let _ = PER_THREAD.try_with(|t| {
+                    if let Ok(mut t) = t.try_borrow_mut() {
+                        t.scratch = scratch;
+                    }
+                });
                 drop(flight);
                 value
             }

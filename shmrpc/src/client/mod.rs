@@ -66,7 +66,8 @@ struct Current {
 /// no lock but its slot's.
 #[derive(Default)]
 struct PerThread {
-    /// The private copy of a reply: allocated once, reused (up to [`KEEP_SCRATCH`]).
+    /// The private copy of a small reply (at most 4 KiB: larger ones are decoded straight out
+    /// of the slot): allocated once, kept.
     scratch: Private,
     /// The slot this thread used last, and its connection.
     last: Option<Last>,
@@ -78,10 +79,6 @@ struct Last {
     connection: Arc<Connection>,
     slot: Arc<ClientSlot>,
 }
-
-/// A thread keeps a reply buffer up to this size between calls; a larger one is let go after its
-/// call (16 MiB messages, plus the line a private copy starts into).
-const KEEP_SCRATCH: usize = (16 << 20) + 64;
 
 /// Results up to this size are returned through the thread-local's closure (a copy of a few
 /// hundred bytes at most); larger ones are not copied on their way out.
@@ -268,11 +265,7 @@ impl Client {
             let mut args = Some((encode, decode));
             let mut call = |per_thread: &mut PerThread| {
                 let (encode, decode) = args.take().expect("one call");
-                let result = self.call_with(per_thread, &deadline, tag, method, encode, decode);
-                if per_thread.scratch.capacity() > KEEP_SCRATCH {
-                    per_thread.scratch = Private::default();
-                }
-                result
+                self.call_with(per_thread, &deadline, tag, method, encode, decode)
             };
             PER_THREAD
                 .try_with(|per_thread| Some(call(&mut *per_thread.try_borrow_mut().ok()?)))
@@ -292,9 +285,6 @@ impl Client {
                 })
                 .unwrap_or_default();
             let result = self.call_with(&mut per_thread, &deadline, tag, method, encode, decode);
-            if per_thread.scratch.capacity() > KEEP_SCRATCH {
-                per_thread.scratch = Private::default();
-            }
             let _ = PER_THREAD.try_with(|kept| {
                 if let Ok(mut kept) = kept.try_borrow_mut() {
                     *kept = per_thread;
