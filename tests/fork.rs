@@ -97,6 +97,18 @@ fn a_name_held_only_by_a_dead_servers_forked_child_is_reported_as_such() {
             let message = e.to_string();
             assert!(message.contains(&format!("pid {server_pid}")), "{message}");
             assert!(message.contains("forked"), "{message}");
+            // The command the message gives names the child.
+            let command = message
+                .split('`')
+                .find(|part| part.starts_with("ss "))
+                .unwrap_or_else(|| panic!("no command to find the holder: {message}"));
+            let words: Vec<&str> = command.split_whitespace().collect();
+            let out = Command::new(words[0]).args(&words[1..]).output().unwrap();
+            let shown = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                shown.contains(&format!("pid={},", child.0)),
+                "{command}: {shown}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -113,6 +125,7 @@ fn a_name_held_only_by_a_dead_servers_forked_child_is_reported_as_such() {
         Err(e @ Error::NameTaken { .. }) => {
             let message = e.to_string();
             assert!(message.contains(&format!("pid {server_pid}")), "{message}");
+            assert!(message.contains("`ss -xlp src @"), "{message}");
         }
         other => panic!("{other:?}"),
     }

@@ -399,6 +399,96 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
+/// Run as a process of its own by the test below (this test binary again): serves `name`,
+/// forks with a raw fork system call (no atfork handler runs, as in a program calling clone(2)
+/// itself: the child keeps the listening socket, and with it the name), prints `ready <child
+/// pid>`, then waits to be killed. The child pauses for ever.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "a helper process of a_name_held_by_a_dead_servers_forked_child_is_a_row_saying_so"]
+fn forking_server_process() {
+    let Ok(name) = std::env::var("SHMRPC_CLI_FORKING_SERVER") else {
+        return;
+    };
+    let _server = serve(&name);
+    // SAFETY: the child only calls pause(2), which is async-signal-safe, in a loop.
+    let child = unsafe { libc::syscall(libc::SYS_fork) };
+    if child == 0 {
+        loop {
+            // SAFETY: as above.
+            unsafe { libc::pause() };
+        }
+    }
+    println!("ready {child}");
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+/// Kills a process by pid when dropped (when the test is done with it, or fails before).
+#[cfg(target_os = "linux")]
+struct KillOnDrop(String);
+
+#[cfg(target_os = "linux")]
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-9", &self.0]).status();
+    }
+}
+
+/// A name held only by a dead server's forked child is listed as a row saying so, not left out
+/// (the server is not running, but nobody can bind the name) and not a failed listing.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_name_held_by_a_dead_servers_forked_child_is_a_row_saying_so() {
+    use std::io::BufRead;
+    let _listing = listing();
+    let name = unique("forked");
+    let mut server = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "forking_server_process",
+            "--nocapture",
+        ])
+        .env("SHMRPC_CLI_FORKING_SERVER", &name)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(server.stdout.take().unwrap()).lines();
+    let child = loop {
+        let line = lines
+            .next()
+            .expect("the server ended before it forked")
+            .unwrap();
+        if let Some(pid) = line.strip_prefix("ready ") {
+            break KillOnDrop(pid.trim().to_owned());
+        }
+    };
+    server.kill().unwrap();
+    server.wait().unwrap();
+
+    let out = shmrpc(&["list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let doc: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let row = doc["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("{name} not listed: {doc}"))
+        .clone();
+    let error = row["error"].as_str().unwrap_or_else(|| panic!("{row}"));
+    assert!(error.contains("forked"), "{error}");
+    let out = shmrpc(&["list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = stdout(&out);
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} not listed:\n{listed}"));
+    assert!(line.contains("forked"), "{line}");
+    drop(child);
+}
+
 /// A service that ends while `list` reads it (the window between its two readings) is left out,
 /// and the others are listed: once, a service of another test ending at that moment made the
 /// whole listing fail.

@@ -80,8 +80,10 @@ fn bind_one(name: &ServiceName, address: &[u8]) -> Result<Listener, Error> {
                     name: name.as_str().to_owned(),
                     detail: format!(
                         "its server (pid {}, uid {}) is dead, and a process it forked without \
-                         exec still holds its socket",
-                        cred.pid, cred.uid
+                         exec still holds its socket ({})",
+                        cred.pid,
+                        cred.uid,
+                        find_holder(address)
                     ),
                 },
                 Holder::Copy => Error::NameTaken {
@@ -141,7 +143,7 @@ pub(crate) fn connect(
         let mut busy = false;
         for address in &addresses {
             match Stream::connect(address) {
-                Ok(stream) => return check_server(name, stream, options),
+                Ok(stream) => return check_server(name, address, stream, options),
                 // Nobody holds this name.
                 Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
                 // Its server's queue is full for the moment.
@@ -189,6 +191,7 @@ fn trusts(options: &ClientOptions, uid: u32) -> bool {
 
 fn check_server(
     name: &ServiceName,
+    address: &[u8],
     stream: Stream,
     options: &ClientOptions,
 ) -> Result<Found, Error> {
@@ -213,8 +216,10 @@ fn check_server(
         name: name.as_str().to_owned(),
         detail: format!(
             "the process that holds its name is not the server that bound it: that server (pid \
-             {}) is dead, and a process it forked without exec still holds its socket",
-            server.pid
+             {}) is dead, and a process it forked without exec still holds its socket; end that \
+             process ({}) before a server can bind the name",
+            server.pid,
+            find_holder(address)
         ),
     };
     let process = match stream.peer_process(server.pid) {
@@ -229,4 +234,13 @@ fn check_server(
 /// A socket name as `ss -x` shows it.
 fn show(address: &[u8]) -> String {
     format!("@{}", String::from_utf8_lossy(address))
+}
+
+/// How to find the processes that hold the socket at `address`.
+fn find_holder(address: &[u8]) -> String {
+    if cfg!(target_os = "linux") {
+        format!("`ss -xlp src {}` names it", show(address))
+    } else {
+        format!("`lsof {}` names it", String::from_utf8_lossy(address))
+    }
 }
