@@ -178,6 +178,71 @@ fn a_live_server_is_listed_and_described() {
     assert!(!found.contains(&name), "{name} still in {found:?}");
 }
 
+/// Tells which server answered.
+#[shm_service]
+pub trait Which {
+    fn which(&self) -> u32;
+}
+
+struct Numbered(u32);
+
+impl Which for Numbered {
+    fn which(&self) -> u32 {
+        self.0
+    }
+}
+
+/// Names that differ only by case or by trailing dots are different services, each served by
+/// its own server and listed as itself. Windows compares pipe names without regard to case
+/// and drops trailing dots from paths: before shmrpc encoded its object names, these four
+/// shared one pipe there (both servers bound under Wine, and each name's clients reached
+/// either server), and a client of `FOLD` reached the server of `fold`.
+#[test]
+fn names_that_differ_only_by_case_or_dots_are_different_services() {
+    use shmrpc::inspect::services;
+    let p = std::process::id();
+    let names = [
+        format!("Fold{p}"),
+        format!("fold{p}"),
+        format!("fold{p}."),
+        format!("fold{p}.."),
+    ];
+    let servers: Vec<_> = (0..)
+        .zip(&names)
+        .map(|(i, name)| {
+            WhichServer::bind(name, Numbered(i))
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, name) in (0..).zip(&names) {
+        for _ in 0..4 {
+            let client = WhichClient::connect(name).unwrap();
+            assert_eq!(client.which().unwrap(), i, "a client of {name}");
+        }
+    }
+    let listed = services().unwrap();
+    for name in &names {
+        assert!(listed.contains(name), "{name} not in {listed:?}");
+    }
+    // Names nobody serves reach nobody.
+    for name in [
+        format!("FOLD{p}"),
+        format!("fold{p}..."),
+        format!("fOld{p}"),
+    ] {
+        match WhichClient::connect(&name) {
+            Err(Error::ServerNotRunning { .. }) => {}
+            Ok(client) => panic!("{name} reached server {:?}", client.which()),
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
+    for server in servers {
+        server.shutdown().unwrap();
+    }
+}
+
 /// The local transport: a server and a client in this process (the behaviour suite, in
 /// `tests/`, runs them in processes of their own on Linux).
 #[test]

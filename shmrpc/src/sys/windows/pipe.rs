@@ -3,8 +3,10 @@
 //!
 //! A pipe name can be created again by anyone while instances of it exist (and Wine ignores
 //! `FILE_FLAG_FIRST_PIPE_INSTANCE`), so the name is held by a mutex instead: the first process
-//! to create `Local\shmrpc-<name>` holds it, until its last handle closes, however its process
-//! died. A client still checks who serves the pipe it opened, as on Linux.
+//! to create `Local\shmrpc/u<uid>/<name>` holds it, until its last handle closes, however its
+//! process died. A client still checks who serves the pipe it opened, as on Linux. Both names
+//! are encoded (see [`object_name`]): Windows would otherwise fold names that differ only by
+//! case or by trailing dots into one pipe.
 //!
 //! A message is framed as the number of handles it carries (u32, little-endian), their values
 //! in the receiver's process (u64 each), then its bytes. Only a server sends handles: it
@@ -65,15 +67,50 @@ fn wide(s: &str) -> Vec<u16> {
     s.encode_utf16().chain(Some(0)).collect()
 }
 
+/// The name of a service's pipe and mutex for the address `name` (`shmrpc/u<uid>/<service>`):
+/// a capital letter becomes `^` and the letter in lower case, a dot `^_`. Windows compares
+/// pipe names without regard to case and drops or folds dots in a path (`calc.` is `calc`, and
+/// `..` climbs), so that `Calc`, `calc` and `calc.`, three names, would share one pipe; none
+/// of the encoded names differ only by case, and none has a dot. `^` is no name's character.
+fn object_name(name: &[u8]) -> String {
+    let mut out = String::with_capacity(name.len() + 8);
+    for &b in name {
+        match b {
+            b'A'..=b'Z' => {
+                out.push('^');
+                out.push(char::from(b.to_ascii_lowercase()));
+            }
+            b'.' => out.push_str("^_"),
+            b'\\' => out.push('_'),
+            b => out.push(char::from(b)),
+        }
+    }
+    out
+}
+
+/// The address an object's name encodes ([`object_name`]'s inverse); `None` if it encodes none.
+fn address_of(object: &str) -> Option<String> {
+    let mut out = String::with_capacity(object.len());
+    let mut chars = object.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '^' => match chars.next()? {
+                '_' => out.push('.'),
+                c @ 'a'..='z' => out.push(c.to_ascii_uppercase()),
+                _ => return None,
+            },
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
 fn pipe_path(name: &[u8]) -> Vec<u16> {
-    wide(&format!(r"\\.\pipe\{}", String::from_utf8_lossy(name)))
+    wide(&format!(r"\\.\pipe\{}", object_name(name)))
 }
 
 fn mutex_name(name: &[u8]) -> Vec<u16> {
-    wide(&format!(
-        r"Local\{}",
-        String::from_utf8_lossy(name).replace('\\', "_")
-    ))
+    wide(&format!(r"Local\{}", object_name(name)))
 }
 
 fn last_error_code() -> u32 {
@@ -262,8 +299,9 @@ pub(crate) fn listening() -> io::Result<Vec<String>> {
             if text(&entry.type_name).as_deref() == Some("Mutant")
                 && let Some(name) = text(&entry.name)
                 && name.starts_with("shmrpc/")
+                && let Some(address) = address_of(&name)
             {
-                found.push(name);
+                found.push(address);
             }
         }
         if !one_by_one && status != MORE_ENTRIES {
@@ -932,6 +970,26 @@ mod tests {
         drop(first);
         assert!(!holds_name(&n));
         Listener::bind(&n).unwrap();
+    }
+
+    #[test]
+    fn names_windows_would_fold_together_stay_apart_and_read_back() {
+        let names = [
+            "shmrpc/u1/Calc",
+            "shmrpc/u1/calc",
+            "shmrpc/u1/calc.",
+            "shmrpc/u1/calc..",
+        ];
+        let objects: Vec<String> = names.iter().map(|n| object_name(n.as_bytes())).collect();
+        for (i, a) in objects.iter().enumerate() {
+            assert!(!a.contains('.'), "{a}");
+            assert_eq!(address_of(a).as_deref(), Some(names[i]));
+            for b in &objects[i + 1..] {
+                assert!(!a.eq_ignore_ascii_case(b), "{a} and {b}");
+            }
+        }
+        assert_eq!(address_of("shmrpc/u1/^"), None);
+        assert_eq!(address_of("shmrpc/u1/^1"), None);
     }
 
     #[test]
