@@ -97,6 +97,11 @@ fn a_name_held_only_by_a_dead_servers_forked_child_is_reported_as_such() {
             let message = e.to_string();
             assert!(message.contains(&format!("pid {server_pid}")), "{message}");
             assert!(message.contains("forked"), "{message}");
+            assert!(
+                start.elapsed() < BOUND,
+                "connect hung: {:?}",
+                start.elapsed()
+            );
             // The command the message gives names the child.
             let command = message
                 .split('`')
@@ -112,11 +117,6 @@ fn a_name_held_only_by_a_dead_servers_forked_child_is_reported_as_such() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(
-        start.elapsed() < BOUND,
-        "connect hung: {:?}",
-        start.elapsed()
-    );
     assert!(matches!(
         client.add(1, 1),
         Err(Error::ServerNotRunning { .. })

@@ -76,7 +76,12 @@ fn a_client_out_of_descriptors_while_opening_a_slot_recovers() {
         // Holds the first slot: the next call needs a new one. Its request is published (so
         // the slot is held) once the server has begun serving it.
         let busy = s.spawn(move || client.sleep(1000, 1));
+        let began = std::time::Instant::now();
         while observer.served().unwrap() < 2 {
+            assert!(
+                began.elapsed() < Duration::from_secs(30),
+                "the long call never began"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         let mut held = Vec::new();

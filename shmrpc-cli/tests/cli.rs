@@ -411,15 +411,35 @@ fn forking_server_process() {
         return;
     };
     let _server = serve(&name);
-    // SAFETY: the child only calls pause(2), which is async-signal-safe, in a loop.
-    let child = unsafe { libc::syscall(libc::SYS_fork) };
+    // A fork (clone with only the exit signal: the same on every architecture), its variadic
+    // arguments as wide as the system call reads them.
+    const ZERO: libc::c_long = 0;
+    // SAFETY: the child only closes its output (so that it holds no reader's pipe open) and
+    // calls pause(2), all async-signal-safe.
+    let child = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::c_long::from(libc::SIGCHLD),
+            ZERO,
+            ZERO,
+            ZERO,
+            ZERO,
+        )
+    };
     if child == 0 {
+        // SAFETY: as above.
+        unsafe {
+            libc::close(1);
+            libc::close(2);
+        }
         loop {
             // SAFETY: as above.
             unsafe { libc::pause() };
         }
     }
-    println!("ready {child}");
+    assert!(child > 0, "fork: {}", std::io::Error::last_os_error());
+    // On a line of its own: the test harness may have written the test's name before it.
+    println!("\nready {child}");
     std::thread::sleep(Duration::from_secs(600));
 }
 
@@ -460,7 +480,8 @@ fn a_name_held_by_a_dead_servers_forked_child_is_a_row_saying_so() {
             .expect("the server ended before it forked")
             .unwrap();
         if let Some(pid) = line.strip_prefix("ready ") {
-            break KillOnDrop(pid.trim().to_owned());
+            let pid: u32 = pid.trim().parse().unwrap();
+            break KillOnDrop(pid.to_string());
         }
     };
     server.kill().unwrap();

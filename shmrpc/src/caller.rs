@@ -32,10 +32,10 @@ impl Caller {
         Caller { pid, uid, gid }
     }
 
-    /// The caller of the method running on this thread; `None` outside a call. (A server
-    /// thread that goes on spinning between two calls keeps the last caller until it sleeps or
-    /// serves the next: only the server's own code runs there then, with the tracing
-    /// subscriber or panic hook it may call.)
+    /// The caller of the method running on this thread; `None` outside a call. (Between two
+    /// calls, a server thread keeps the last caller until it sleeps or serves the next: only
+    /// the server's own code runs there then, with the tracing subscriber or panic hook it may
+    /// call.)
     pub fn current() -> Option<Caller> {
         CURRENT.with(Cell::get)
     }

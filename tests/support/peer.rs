@@ -192,12 +192,24 @@ fn run(args: &[&str]) -> Result<ExitCode, shmrpc::Error> {
         }
         ["server-fork", name, how] => {
             let handle = WorkServer::bind(name, WorkImpl::default())?.spawn()?;
+            // The variadic system call's arguments, as wide as it reads them.
+            const ZERO: libc::c_long = 0;
             let child = match *how {
                 // SAFETY: the child only sleeps (pause is async-signal-safe).
                 "libc" => unsafe { libc::fork() },
-                // SAFETY: as above; a raw fork runs no atfork handler, as a program calling
-                // clone(2) itself would.
-                "raw" => unsafe { libc::syscall(libc::SYS_fork) as libc::pid_t },
+                // SAFETY: as above; a raw fork (clone with only the exit signal, the same on
+                // every architecture) runs no atfork handler, as a program calling clone(2)
+                // itself would.
+                "raw" => unsafe {
+                    libc::syscall(
+                        libc::SYS_clone,
+                        libc::c_long::from(libc::SIGCHLD),
+                        ZERO,
+                        ZERO,
+                        ZERO,
+                        ZERO,
+                    ) as libc::pid_t
+                },
                 other => panic!("fork how? {other}"),
             };
             if child == 0 {

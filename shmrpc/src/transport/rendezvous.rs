@@ -236,11 +236,17 @@ fn show(address: &[u8]) -> String {
     format!("@{}", String::from_utf8_lossy(address))
 }
 
-/// How to find the processes that hold the socket at `address`.
+/// How to find the processes that hold the socket at `address` (as its user, or as root).
 fn find_holder(address: &[u8]) -> String {
     if cfg!(target_os = "linux") {
         format!("`ss -xlp src {}` names it", show(address))
+    } else if cfg!(target_os = "macos") {
+        // The holder keeps the lock file beside the socket open (see `sys::unix::macos`).
+        format!(
+            "`lsof /tmp/{}=lock` names it",
+            String::from_utf8_lossy(address)
+        )
     } else {
-        format!("`lsof {}` names it", String::from_utf8_lossy(address))
+        "no process of this name's server is left, but one still holds its name".to_owned()
     }
 }
