@@ -2,14 +2,22 @@
 //! waits for (its slot's bell, its connection, the server's process, its deadline's timer) and
 //! wakes its task; a thread of shmrpc's own keeps the other timers. Any executor works.
 //!
-//! A call's handles are watched once per registration ([`Reactor::arm`]): the first that is
-//! signalled wakes the task that armed them last. A task that wakes re-checks what it waits
+//! Each of a call's handles has one wait of the pool at a time, from the first
+//! [`Reactor::arm`] until [`Reactor::disarm`]: when it is signalled, it wakes the task that
+//! armed last, and the next `arm` registers it again. A task that wakes re-checks what it waits
 //! for, and arms again if it must sleep on: spurious wake-ups are harmless, lost ones
 //! impossible (arming a handle that is signalled already wakes the task at once).
+//!
+//! A wait is never cancelled while the task sleeps: the bell and the timer reset themselves
+//! when a wait takes their signal, and cancelling a wait whose callback is queued but not yet
+//! running loses that signal with the callback. (Arming once registered a new wait on every
+//! handle and cancelled the old ones: a ring in between was lost now and then, 5 in 3,000 under
+//! Wine, and the call slept until its deadline.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task;
 use std::time::Instant;
@@ -60,11 +68,14 @@ impl WaitSet {
     /// task then takes the expiry and sets it again.
     pub(crate) fn wake_by(&self, at: Instant) -> io::Result<()> {
         let mut armed = lock(&self.armed);
-        if armed.is_some_and(|set| set <= at) {
+        let now = Instant::now();
+        // One set for a time past is set again: its expiry may have gone to a wait that was
+        // cancelled since (a call given up on while it slept), and would never come.
+        if armed.is_some_and(|set| set <= at && set > now) {
             return Ok(());
         }
         // Relative due times are negative, in 100 ns units; 0 would mean "now" too.
-        let after = at.saturating_duration_since(Instant::now());
+        let after = at.saturating_duration_since(now);
         let due = -i64::try_from(after.as_nanos().div_ceil(100))
             .unwrap_or(i64::MAX)
             .max(1);
@@ -101,11 +112,41 @@ pub(crate) fn token() -> u64 {
     NEXT_TOKEN.fetch_add(1, Ordering::Relaxed)
 }
 
+/// The waits of one wait set: one per handle, and the task they wake.
+#[derive(Debug)]
+struct Armed {
+    /// The task to wake: the one that armed last.
+    waker: Arc<Mutex<task::Waker>>,
+    /// Per handle: whether its wait has fired (and must be registered again), and the wait.
+    waits: Vec<(Arc<AtomicBool>, PoolWait)>,
+}
+
+impl Armed {
+    /// A wait on `handle` that marks `fired` and wakes the task.
+    fn wait(
+        handle: Borrowed<'_>,
+        fired: &Arc<AtomicBool>,
+        waker: &Arc<Mutex<task::Waker>>,
+    ) -> io::Result<PoolWait> {
+        let (fired, waker) = (fired.clone(), waker.clone());
+        PoolWait::new(
+            handle,
+            Box::new(move || {
+                // Before the wake: the task it wakes must see it spent, and register it again.
+                fired.store(true, Ordering::SeqCst);
+                // Outside the lock: a waker may poll its task right here, and that task arm.
+                let waker = lock(&waker).clone();
+                waker.wake();
+            }),
+        )
+    }
+}
+
 /// The wake-ups of this process's async calls.
 #[derive(Debug, Default)]
 pub(crate) struct Reactor {
     /// The waits armed for each token.
-    armed: Mutex<HashMap<u64, Vec<PoolWait>>>,
+    armed: Mutex<HashMap<u64, Armed>>,
     /// Timers: the task to wake at each instant.
     timers: Mutex<BTreeMap<(Instant, u64), task::Waker>>,
     /// Wakes the timer thread when a timer is set.
@@ -132,19 +173,40 @@ pub(crate) fn reactor() -> io::Result<&'static Reactor> {
 }
 
 impl Reactor {
-    /// Wakes `waker` once one of `set`'s handles is signalled (or its timer expires), once.
-    /// `token` names the set: one token per set, for as long as it exists.
+    /// Wakes `waker` once one of `set`'s handles is signalled (or its timer expires): the
+    /// handles' waits wake the task that armed last. `token` names the set: one token per set,
+    /// for as long as it exists; the set must outlive its waits ([`disarm`](Self::disarm)).
     pub(crate) fn arm(&self, set: &WaitSet, token: u64, waker: &task::Waker) -> io::Result<()> {
-        let waits = set
-            .handles()
-            .map(|handle| {
-                let waker = waker.clone();
-                PoolWait::new(handle, Box::new(move || waker.wake_by_ref()))
-            })
-            .collect::<io::Result<Vec<_>>>()?;
-        let old = lock(&self.armed).insert(token, waits);
-        // Outside the lock: dropping a wait may wait for its callback.
-        drop(old);
+        let mut armed = lock(&self.armed);
+        let Some(current) = armed.get_mut(&token) else {
+            let waker = Arc::new(Mutex::new(waker.clone()));
+            let waits = set
+                .handles()
+                .map(|handle| {
+                    let fired = Arc::new(AtomicBool::new(false));
+                    Ok((fired.clone(), Armed::wait(handle, &fired, &waker)?))
+                })
+                .collect::<io::Result<Vec<_>>>()?;
+            armed.insert(token, Armed { waker, waits });
+            return Ok(());
+        };
+        lock(&current.waker).clone_from(waker);
+        // The waits that fired are spent: new ones in their place. The others stay registered.
+        let mut spent = Vec::new();
+        for ((fired, wait), handle) in current.waits.iter_mut().zip(set.handles()) {
+            if fired.swap(false, Ordering::SeqCst) {
+                match Armed::wait(handle, fired, &current.waker) {
+                    Ok(new) => spent.push(std::mem::replace(wait, new)),
+                    Err(e) => {
+                        fired.store(true, Ordering::SeqCst);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        drop(armed);
+        // Outside the lock: dropping a wait waits for its callback, if it is still running.
+        drop(spent);
         Ok(())
     }
 
@@ -205,3 +267,29 @@ impl Reactor {
 #[cfg(test)]
 #[path = "../reactor_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod windows_tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A deadline whose expiry went to a wait that was cancelled since (a call given up on while
+    /// it slept) is set again by the next call's deadline, not left for ever unset.
+    #[test]
+    fn a_deadline_whose_expiry_went_elsewhere_is_set_again() {
+        let (bell, _theirs) = crate::sys::Bell::pair().unwrap();
+        let set = WaitSet::new(&[(bell.fd(), Interest::Readable)]).unwrap();
+        set.wake_by(Instant::now() + Duration::from_millis(10))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        // The expiry, taken as a wait would take it.
+        // SAFETY: a live timer of the set; a zero timeout never blocks.
+        let taken = unsafe { WaitForSingleObject(raw(borrow(&set.timer)), 0) };
+        assert_eq!(taken, 0, "the timer did not expire");
+        set.wake_by(Instant::now() + Duration::from_millis(20))
+            .unwrap();
+        // SAFETY: as above; waits at most 2 s.
+        let fired = unsafe { WaitForSingleObject(raw(borrow(&set.timer)), 2000) };
+        assert_eq!(fired, 0, "the next deadline never came");
+    }
+}
