@@ -84,6 +84,26 @@ fn a_ring_while_the_task_arms_again_is_never_lost() {
     }
 }
 
+/// A nearer wake-up time replaces a later one (a call's retry time, before its deadline).
+#[test]
+fn a_nearer_wake_up_time_replaces_a_later_one() {
+    let reactor = reactor().unwrap();
+    let a = Waker::new().unwrap();
+    let set = WaitSet::new(&[(a.fd(), Interest::Readable)]).unwrap();
+    let count = Arc::new(Count(AtomicUsize::new(0)));
+    let waker = task::Waker::from(count.clone());
+    let token = token();
+    let start = Instant::now();
+    set.wake_by(start + Duration::from_secs(3)).unwrap();
+    set.wake_by(start + Duration::from_millis(30)).unwrap();
+    reactor.arm(&set, token, &waker).unwrap();
+    eventually(&count, 1);
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(1), "woken after {took:?}");
+    set.take_expiry(Instant::now());
+    reactor.disarm(token);
+}
+
 #[test]
 fn timers_fire_in_order_and_cancelled_ones_do_not() {
     let reactor = reactor().unwrap();
